@@ -1,0 +1,51 @@
+# The README's commands. `make run` and `make test` each set up .venv first when needed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU build of torch by default (it lies on disk here). For CUDA: make run TORCH_INDEX=<PyTorch's
+# wheel index for your CUDA version>, or install torch into .venv yourself before `make run`.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+ARGS ?=
+PYTEST_ARGS ?=
+# pip's notices about this machine's local package mirrors are noise for a newcomer
+QUIET_PIP := grep -v -e 'is ignored: it is neither a file nor a directory' || true
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL ?= INFO
+export MPLBACKEND ?= Agg
+
+.PHONY: setup run test lint format ui clean-store
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@echo "== setting up $(VENV) (Python: $$($(PYTHON) --version)) =="
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+	  { $(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)" 2>&1 | $(QUIET_PIP); }
+	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import stockpred, torch; print('stockpred', stockpred.__version__, '| torch', torch.__version__, '| CUDA', torch.cuda.is_available())"
+	touch $@
+
+run: setup  ## train on the embedded sample through the Prefect flow (offline)
+	$(BIN)/python -m flows.train_flow $(ARGS)
+
+test: setup  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000
+	$(BIN)/stockpred ui

@@ -1,0 +1,171 @@
+"""The ``stockpred`` command line: ``train`` a run, print the ``config``, open the MLflow ``ui``.
+
+``--help`` imports nothing heavy (no torch, lightning, prefect or mlflow), so it answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stockpred.config import PipelineConfig
+
+# option -> config field; None values (option not given) leave the config as it is
+OPTION_FIELDS = {
+    "tickers": "data.tickers",
+    "start": "data.start",
+    "end": "data.end",
+    "source": "data.source",
+    "horizon": "features.horizon",
+    "window": "model.window",
+    "hidden_size": "model.hidden_size",
+    "layers": "model.num_layers",
+    "dropout": "model.dropout",
+    "epochs": "train.max_epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.learning_rate",
+    "seed": "train.seed",
+    "accelerator": "train.accelerator",
+    "experiment": "tracking.experiment",
+    "run_name": "tracking.run_name",
+}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The options that build a ``PipelineConfig`` (shared with ``python -m flows.train_flow``)."""
+    parser.add_argument("--config", metavar="FILE", help="JSON file with a full or partial config")
+    data = parser.add_argument_group("data")
+    data.add_argument("--tickers", nargs="+", metavar="SYMBOL", help="default: ^GSPC ^IXIC")
+    data.add_argument("--start", metavar="YYYY-MM-DD", help="first date (default 1999-01-01)")
+    data.add_argument("--end", metavar="YYYY-MM-DD", help="last date (default 2018-12-31)")
+    data.add_argument("--source", help="price source: sample (embedded, offline; the default)")
+    data.add_argument("--horizon", type=int, help="forecast horizon in trading days (default 1)")
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--window", type=int, help="input window in trading days (default 60)")
+    model.add_argument("--hidden-size", type=int, help="LSTM hidden units (default 64)")
+    model.add_argument("--layers", type=int, help="stacked LSTM layers (default 2)")
+    model.add_argument("--dropout", type=float, help="dropout between layers (default 0.1)")
+    model.add_argument("--epochs", type=int, help="maximum epochs (default 15)")
+    model.add_argument("--batch-size", type=int, help="default 256")
+    model.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    model.add_argument("--seed", type=int, help="random seed (default 42)")
+    model.add_argument("--accelerator", help="auto (default), cpu, gpu, cuda or mps")
+    track = parser.add_argument_group("tracking")
+    track.add_argument("--experiment", help="MLflow experiment (default stockpred)")
+    track.add_argument("--run-name", help="MLflow run name (default: a generated one)")
+    track.add_argument("--no-model", action="store_true", help="do not log the model to MLflow")
+    track.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="any other setting, e.g. --set train.patience=2 (see `stockpred config`)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The validated config the options describe; raises ``ConfigError`` naming the bad field."""
+    from stockpred.config import ConfigError, load_config
+
+    config = load_config(args.config)
+    overrides: dict[str, Any] = {
+        field: getattr(args, option)
+        for option, field in OPTION_FIELDS.items()
+        if getattr(args, option, None) is not None
+    }
+    if args.no_model:
+        overrides["tracking.log_model"] = False
+    if args.no_progress:
+        overrides["train.progress_bar"] = False
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected SECTION.FIELD=VALUE")
+        overrides[key.strip()] = _parse_value(value)
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stockpred`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="stockpred",
+        description="Train and inspect LSTM stock forecasters tracked in MLflow.",
+        epilog="Run `stockpred train --help` for the training options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = sub.add_parser(
+        "train",
+        help="train on the configured data and log the run to MLflow",
+        description="Train the LSTM, score it beside naive baselines on the held-out test "
+        "period, and log everything to MLflow. Runs without Prefect; the same pipeline runs "
+        "as a Prefect flow with `python -m flows.train_flow` (same options).",
+    )
+    add_config_options(train)
+    config = sub.add_parser("config", help="print the resolved config as JSON")
+    add_config_options(config)
+    sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
+    return parser
+
+
+def report_errors(func: Any, *args: Any) -> int:
+    """Run ``func``; print a one-line message for config and data errors instead of a traceback."""
+    from stockpred.config import ConfigError
+
+    try:
+        func(*args)
+    except ConfigError as exc:
+        print(f"stockpred: config error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # DataError and other bad-input errors
+        print(f"stockpred: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stockpred: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _train(args: argparse.Namespace) -> None:
+    from stockpred.pipeline import run_training
+
+    result = run_training(config_from_args(args))
+    print(result.summary())
+
+
+def _config(args: argparse.Namespace) -> None:
+    print(config_from_args(args).model_dump_json(indent=2))
+
+
+def _ui(_: argparse.Namespace) -> None:
+    import os
+    import shlex
+
+    from stockpred.tracking import store_dir, ui_command
+
+    (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+    command = shlex.split(ui_command())
+    print(" ".join(command), flush=True)
+    os.execvp(command[0], command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stockpred`` console script."""
+    args = build_parser().parse_args(argv)
+    handler = {"train": _train, "config": _config, "ui": _ui}[args.command]
+    return report_errors(handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

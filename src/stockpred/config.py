@@ -1,0 +1,226 @@
+"""Frozen, validated configuration: one ``PipelineConfig`` drives a whole run.
+
+It is the Prefect flow's parameter (so the Prefect UI renders it as a form) and is logged
+whole to MLflow, flattened to ``section.field`` parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Yahoo's symbol alphabet: letters, digits and . - ^ =  (e.g. ^GSPC, BRK-B, EURUSD=X, 7203.T)
+TICKER_PATTERN = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9.\-^=]{0,19}$")
+SOURCES = ("sample",)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """Which prices to load, from where."""
+
+    tickers: tuple[str, ...] = ("^GSPC", "^IXIC")
+    start: dt.date = dt.date(1999, 1, 1)
+    end: dt.date = dt.date(2018, 12, 31)
+    source: Literal["sample"] = "sample"
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _split_tickers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [t for t in value.replace(",", " ").split() if t]
+        return value
+
+    @field_validator("tickers")
+    @classmethod
+    def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one ticker, e.g. ['^GSPC']")
+        bad = [t for t in value if not TICKER_PATTERN.fullmatch(t) or ".." in t]
+        if bad:
+            raise ValueError(
+                f"malformed ticker(s) {bad}: use Yahoo symbols of 1-20 letters, digits and . - ^ ="
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate tickers in {list(value)}")
+        return tuple(value)
+
+    @model_validator(mode="after")
+    def _check_dates(self) -> DataConfig:
+        if self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+
+class FeatureConfig(_Frozen):
+    """Causal features and the prediction target."""
+
+    return_lags: tuple[int, ...] = (1, 5, 20)
+    volatility_window: int = Field(20, ge=2)
+    rsi_window: int = Field(14, ge=2)
+    ema_fast: int = Field(12, ge=2)
+    ema_slow: int = Field(26, ge=3)
+    volume_window: int = Field(20, ge=2)
+    horizon: int = Field(1, ge=1, le=250, description="forecast horizon in trading days")
+
+    @field_validator("return_lags")
+    @classmethod
+    def _check_lags(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(lag < 1 for lag in value):
+            raise ValueError("must be a non-empty list of positive day counts, e.g. [1, 5, 20]")
+        return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _check_ema(self) -> FeatureConfig:
+        if self.ema_fast >= self.ema_slow:
+            raise ValueError(f"ema_fast ({self.ema_fast}) must be < ema_slow ({self.ema_slow})")
+        return self
+
+
+class SplitConfig(_Frozen):
+    """Chronological train / validation / test split with an embargo between the parts."""
+
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    embargo: int | None = Field(
+        None, ge=0, description="dates dropped between parts; default window + horizon"
+    )
+
+
+class ModelConfig(_Frozen):
+    """The LSTM and the length of its input window."""
+
+    window: int = Field(60, ge=2, le=1000, description="input window length in trading days")
+    hidden_size: int = Field(64, ge=1, le=4096)
+    num_layers: int = Field(2, ge=1, le=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class TrainConfig(_Frozen):
+    """Optimisation and the Lightning Trainer."""
+
+    max_epochs: int = Field(15, ge=1, le=10_000)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    patience: int = Field(4, ge=1, description="early-stopping patience in epochs on val/loss")
+    gradient_clip: float = Field(1.0, ge=0.0)
+    seed: int = Field(42, ge=0)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    limit_train_batches: float | int = Field(1.0, gt=0)
+    progress_bar: bool = True
+
+
+class TrackingConfig(_Frozen):
+    """Where and under which names the run is tracked in MLflow."""
+
+    experiment: str = Field("stockpred", min_length=1, max_length=200)
+    run_name: str | None = None
+    log_model: bool = True
+
+
+class PipelineConfig(_Frozen):
+    """Everything one training run needs; validated as a whole."""
+
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _check_embargo(self) -> PipelineConfig:
+        need = self.model.window + self.features.horizon
+        if self.split.embargo is not None and self.split.embargo < need:
+            raise ValueError(
+                f"split.embargo ({self.split.embargo}) must be >= model.window + "
+                f"features.horizon = {need}, or left unset"
+            )
+        return self
+
+    @property
+    def embargo(self) -> int:
+        """The embargo in dates: the configured one, or window + horizon."""
+        if self.split.embargo is not None:
+            return self.split.embargo
+        return self.model.window + self.features.horizon
+
+    def flat(self) -> dict[str, Any]:
+        """The config as ``{"section.field": value}``, ready for ``mlflow.log_params``."""
+        out: dict[str, Any] = {}
+        for section, values in self.model_dump(mode="json").items():
+            for key, value in values.items():
+                out[f"{section}.{key}"] = (
+                    ",".join(map(str, value)) if isinstance(value, list) else value
+                )
+        out["split.embargo_effective"] = self.embargo
+        return out
+
+    def with_overrides(self, overrides: dict[str, Any]) -> PipelineConfig:
+        """A copy with ``{"section.field": value}`` overrides applied and re-validated."""
+        nested = self.model_dump()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in nested or not key:
+                raise ConfigError(
+                    f"unknown setting {dotted!r}: use section.field with section one of "
+                    f"{sorted(nested)}"
+                )
+            nested[section][key] = value
+        return load_config(nested)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and what is allowed."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``field.path: message (got value)``."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "config"
+        msg = item["msg"].removeprefix("Value error, ")
+        got = item.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        if item["type"] == "extra_forbidden":
+            msg = f"unknown setting; allowed: {', '.join(_fields_at(item['loc'][:-1]))}"
+        lines.append(f"{where}: {msg}{shown}")
+    return "; ".join(lines)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = PipelineConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def load_config(source: dict[str, Any] | str | Path | None = None) -> PipelineConfig:
+    """Build a validated ``PipelineConfig`` from a dict or a JSON file; errors are ``ConfigError``."""
+    if source is None:
+        return PipelineConfig()
+    if isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            source = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+    try:
+        return PipelineConfig.model_validate(source)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None

@@ -1,0 +1,137 @@
+"""From features and target to model-ready arrays: split, train-only scaling, window datasets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stockpred.config import PipelineConfig
+from stockpred.features import TARGET
+from stockpred.split import (
+    EMBARGO,
+    SPLIT_NAMES,
+    SplitDates,
+    assign_split,
+    chronological_split,
+    fit_scaler,
+)
+from stockpred.windows import WindowDataset
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Rows of every ticker, ticker-major and date-ordered, scaled with training statistics."""
+
+    features: np.ndarray  # (N, F) float32, scaled
+    target: np.ndarray  # (N,) float32, scaled forward return
+    actual: np.ndarray  # (N,) float64, forward log return as realised
+    labels: np.ndarray  # (N,) int8: TRAIN / VAL / TEST / EMBARGO
+    dates: np.ndarray  # (N,) datetime64[ns]
+    tickers: np.ndarray  # (N,) str
+    feature_names: tuple[str, ...]
+    split: SplitDates
+    feature_mean: np.ndarray  # (F,)
+    feature_scale: np.ndarray  # (F,)
+    target_mean: float
+    target_scale: float
+
+    def dataset(self, part: int, window: int) -> WindowDataset:
+        """Windows whose every row lies in ``part`` of one ticker (no straddling)."""
+        return WindowDataset.from_arrays(self.features, self.target, self.groups(part), window)
+
+    def groups(self, part: int) -> np.ndarray:
+        """Row group ids for ``part``: one per ticker, -1 for rows outside the part."""
+        _, codes = np.unique(self.tickers, return_inverse=True)
+        return np.where(self.labels == part, codes, EMBARGO).astype(np.int64)
+
+    def unscale(self, scaled: np.ndarray) -> np.ndarray:
+        """Model outputs back in log-return units."""
+        return np.asarray(scaled, dtype=np.float64) * self.target_scale + self.target_mean
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What a prediction needs to reproduce the scaling, as plain JSON."""
+        return {
+            "feature_names": list(self.feature_names),
+            "feature_mean": self.feature_mean.tolist(),
+            "feature_scale": self.feature_scale.tolist(),
+            "target_mean": self.target_mean,
+            "target_scale": self.target_scale,
+            "split": self.split.as_dict(),
+            "embargo": self.split.embargo,
+            "rows": {SPLIT_NAMES[k]: int((self.labels == k).sum()) for k in SPLIT_NAMES},
+        }
+
+    def save(self, path: Path) -> Path:
+        """Write to ``path`` (.npz) with the metadata beside it as JSON."""
+        np.savez(
+            path,
+            features=self.features,
+            target=self.target,
+            actual=self.actual,
+            labels=self.labels,
+            dates=self.dates.astype("datetime64[ns]").astype(np.int64),
+            tickers=self.tickers.astype(str),
+        )
+        path.with_suffix(".json").write_text(json.dumps(self.preprocessing()))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Prepared:
+        """Read what ``save`` wrote."""
+        meta = json.loads(path.with_suffix(".json").read_text())
+        split = meta["split"]
+        with np.load(path) as arrays:
+            return cls(
+                features=arrays["features"],
+                target=arrays["target"],
+                actual=arrays["actual"],
+                labels=arrays["labels"],
+                dates=arrays["dates"].astype("datetime64[ns]"),
+                tickers=arrays["tickers"],
+                feature_names=tuple(meta["feature_names"]),
+                split=SplitDates(
+                    train=(pd.Timestamp(split["train_start"]), pd.Timestamp(split["train_end"])),
+                    val=(pd.Timestamp(split["val_start"]), pd.Timestamp(split["val_end"])),
+                    test=(pd.Timestamp(split["test_start"]), pd.Timestamp(split["test_end"])),
+                    embargo=meta["embargo"],
+                ),
+                feature_mean=np.asarray(meta["feature_mean"]),
+                feature_scale=np.asarray(meta["feature_scale"]),
+                target_mean=meta["target_mean"],
+                target_scale=meta["target_scale"],
+            )
+
+
+def prepare(features: pd.DataFrame, target: pd.Series, config: PipelineConfig) -> Prepared:
+    """Split by date with an embargo, fit the scalers on training rows only, scale everything."""
+    frame = features.join(target.rename(TARGET)).sort_index(level=["ticker", "date"])
+    dates = frame.index.get_level_values("date")
+    split = chronological_split(
+        dates, config.split.val_fraction, config.split.test_fraction, config.embargo
+    )
+    labels = assign_split(dates, split)
+    raw = frame[list(features.columns)].to_numpy(dtype=np.float64)
+    scaler = fit_scaler(raw, labels)
+    actual = frame[TARGET].to_numpy(dtype=np.float64)
+    train_target = actual[(labels == 0) & np.isfinite(actual)]
+    target_mean = float(train_target.mean())
+    target_scale = float(train_target.std()) or 1.0
+    return Prepared(
+        features=scaler.transform(raw).astype(np.float32),
+        target=((actual - target_mean) / target_scale).astype(np.float32),
+        actual=actual,
+        labels=labels,
+        dates=dates.to_numpy(dtype="datetime64[ns]"),
+        tickers=frame.index.get_level_values("ticker").to_numpy(dtype=str),
+        feature_names=tuple(features.columns),
+        split=split,
+        feature_mean=scaler.mean_.copy(),
+        feature_scale=scaler.scale_.copy(),
+        target_mean=target_mean,
+        target_scale=target_scale,
+    )

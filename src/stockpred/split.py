@@ -1,0 +1,80 @@
+"""Chronological train / validation / test split with embargoes, and a train-only scaler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+TRAIN, VAL, TEST, EMBARGO = 0, 1, 2, -1
+SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
+
+
+@dataclass(frozen=True)
+class SplitDates:
+    """Inclusive first and last date of each part; the dates between parts are the embargo."""
+
+    train: tuple[pd.Timestamp, pd.Timestamp]
+    val: tuple[pd.Timestamp, pd.Timestamp]
+    test: tuple[pd.Timestamp, pd.Timestamp]
+    embargo: int
+
+    def as_dict(self) -> dict[str, str]:
+        """``{"train_start": "1999-01-04", ...}`` for logging."""
+        out = {}
+        for part in ("train", "val", "test"):
+            first, last = getattr(self, part)
+            out[f"{part}_start"], out[f"{part}_end"] = str(first.date()), str(last.date())
+        return out
+
+
+def chronological_split(
+    dates: pd.DatetimeIndex | np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    embargo: int,
+) -> SplitDates:
+    """Split the sorted unique ``dates`` into train | embargo | val | embargo | test.
+
+    The validation and test parts take the given fractions of all dates; ``embargo`` dates are
+    dropped before each, so no training target (which looks ``horizon`` days ahead) and no
+    training window reaches into the next part.
+    """
+    unique = pd.DatetimeIndex(pd.unique(np.asarray(dates))).sort_values()
+    n = len(unique)
+    n_test = max(1, round(n * test_fraction))
+    n_val = max(1, round(n * val_fraction))
+    n_train = n - n_test - n_val - 2 * embargo
+    if n_train < max(2 * embargo, 10):
+        raise ValueError(
+            f"{n} dates are too few for an embargo of {embargo} days and val/test fractions "
+            f"{val_fraction}/{test_fraction}: the training part would have {n_train} dates. "
+            "Load a longer date range or use a shorter window."
+        )
+    val_start = n_train + embargo
+    test_start = val_start + n_val + embargo
+    return SplitDates(
+        train=(unique[0], unique[n_train - 1]),
+        val=(unique[val_start], unique[val_start + n_val - 1]),
+        test=(unique[test_start], unique[n - 1]),
+        embargo=embargo,
+    )
+
+
+def assign_split(dates: pd.DatetimeIndex | pd.Index, split: SplitDates) -> np.ndarray:
+    """Per row: TRAIN, VAL, TEST, or EMBARGO (-1) for dates between the parts."""
+    dates = pd.DatetimeIndex(dates)
+    labels = np.full(len(dates), EMBARGO, dtype=np.int8)
+    for code, (first, last) in ((TRAIN, split.train), (VAL, split.val), (TEST, split.test)):
+        labels[(dates >= first) & (dates <= last)] = code
+    return labels
+
+
+def fit_scaler(features: np.ndarray, labels: np.ndarray) -> StandardScaler:
+    """A ``StandardScaler`` fitted on the training rows only (NaNs are ignored)."""
+    train_rows = features[labels == TRAIN]
+    if not np.isfinite(train_rows).any(axis=1).any():
+        raise ValueError("no finite training rows to fit the scaler on")
+    return StandardScaler().fit(train_rows)

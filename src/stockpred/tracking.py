@@ -1,0 +1,249 @@
+"""The one place that talks to MLflow: where runs live, and logging and loading them.
+
+Default store: ``sqlite:///<project>/mlflow/mlflow.db`` with artifacts in ``<project>/mlflow/artifacts``
+(never the deprecated file store); ``MLFLOW_TRACKING_URI`` overrides it (e.g. a team server).
+Every function takes an explicit ``run_id``, so logging works from any thread or process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from pytorch_lightning.loggers import MLFlowLogger
+    from torch import nn
+
+    from stockpred.config import PipelineConfig
+
+PROJECT_ENV = "STOCKPRED_HOME"
+
+
+def project_root() -> Path:
+    """The project folder: ``$STOCKPRED_HOME``, else this checkout, else the working directory."""
+    if os.environ.get(PROJECT_ENV):
+        return Path(os.environ[PROJECT_ENV]).resolve()
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "stockpred").is_dir():
+        return checkout
+    return Path.cwd().resolve()
+
+
+def store_dir() -> Path:
+    """``<project>/mlflow``: the local SQLite store and its artifacts."""
+    return project_root() / "mlflow"
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else the project's SQLite store."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{store_dir() / 'mlflow.db'}"
+
+
+def is_local_store(uri: str) -> bool:
+    """Whether the URI is a store on this machine (SQLite), whose artifacts we place ourselves."""
+    return uri.startswith("sqlite:")
+
+
+def ui_command(uri: str | None = None) -> str:
+    """The shell command that opens the MLflow UI on ``uri`` (bound to 127.0.0.1)."""
+    uri = uri or tracking_uri()
+    if not is_local_store(uri):
+        return f"open {uri} in a browser"
+    return (
+        f"mlflow ui --backend-store-uri {uri} "
+        f"--default-artifact-root {store_dir() / 'artifacts'} --host 127.0.0.1 --port 5000"
+    )
+
+
+def client() -> MlflowClient:
+    """A client on the configured store (creating the local folder on first use)."""
+    uri = tracking_uri()
+    if is_local_store(uri):
+        (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created (artifacts under ``mlflow/artifacts``) if new."""
+    mlflow_client = client()
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if is_local_store(tracking_uri()):
+        location = (store_dir() / "artifacts" / _safe_name(name)).as_uri()
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+@contextmanager
+def tracked_run(config: PipelineConfig, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start a run for ``config`` (params and tags logged) and yield its id.
+
+    The run ends FINISHED when the block completes, or FAILED with the error recorded in the
+    ``error`` tag and an ``error.txt`` artifact — never left RUNNING.
+    """
+    mlflow_client = client()
+    run_tags = {
+        "tickers": ",".join(config.data.tickers),
+        "source": config.data.source,
+        **({"git_commit": commit} if (commit := git_commit()) else {}),
+        **(tags or {}),
+    }
+    run = mlflow_client.create_run(
+        experiment_id(config.tracking.experiment),
+        run_name=config.tracking.run_name,
+        tags=run_tags,
+    )
+    run_id = run.info.run_id
+    try:
+        log_params(run_id, config.flat())
+        mlflow_client.log_dict(run_id, config.model_dump(mode="json"), "config.json")
+        yield run_id
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        mlflow_client.set_tag(run_id, "error", message[:5000])
+        mlflow_client.log_text(run_id, traceback.format_exc(), "error.txt")
+        mlflow_client.set_terminated(
+            run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        )
+        raise
+    else:
+        mlflow_client.set_terminated(run_id, "FINISHED")
+
+
+def log_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """Log parameters (``None`` shown as an empty string)."""
+    from mlflow.entities import Param
+
+    items = [Param(k, "" if v is None else str(v)) for k, v in params.items()]
+    client().log_batch(run_id, params=items)
+
+
+def log_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log a batch of metrics at ``step``."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+    client().log_batch(run_id, metrics=items)
+
+
+def set_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set run tags."""
+    mlflow_client = client()
+    for key, value in tags.items():
+        mlflow_client.set_tag(run_id, key, value)
+
+
+def log_dict(run_id: str, data: dict[str, Any], artifact_file: str) -> None:
+    """Log a JSON/YAML artifact."""
+    client().log_dict(run_id, data, artifact_file)
+
+
+def log_figure(run_id: str, figure: Figure, artifact_file: str) -> None:
+    """Log a matplotlib figure as an image artifact and close it."""
+    import matplotlib.pyplot as plt
+
+    client().log_figure(run_id, figure, artifact_file)
+    plt.close(figure)
+
+
+def log_table(run_id: str, table: pd.DataFrame, artifact_file: str) -> None:
+    """Log a DataFrame as a table artifact (rendered by the MLflow UI)."""
+    client().log_table(run_id, table, artifact_file)
+
+
+def log_dataset(
+    run_id: str, frame: pd.DataFrame, name: str, source: str, context: str = "training"
+) -> None:
+    """Record dataset lineage (name, digest, schema, source) as a run input."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    with warnings.catch_warnings():
+        # "source can be interpreted in multiple ways" and the integer-column schema hint
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name)
+    client().log_inputs(
+        run_id,
+        datasets=[
+            DatasetInput(
+                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+            )
+        ],
+    )
+
+
+def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "model") -> str:
+    """Log a PyTorch model with its signature and input example; returns its model URI."""
+    import mlflow.pytorch
+    import torch
+
+    # mlflow.pytorch warns that pickled models run code when loaded; we log our own class.
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    info = mlflow.pytorch.log_model(
+        model,
+        name=name,
+        input_example=input_example,
+        run_id=run_id,
+        # Pinned rather than inferred: inference imports the model in a subprocess (slow).
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        # Pickle keeps the batch dimension dynamic (torch.export specialises it to the example).
+        serialization_format="pickle",
+    )
+    return info.model_uri
+
+
+def lightning_logger(run_id: str) -> MLFlowLogger:
+    """A Lightning logger that writes epoch metrics into an existing run without ending it."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    class _RunLogger(MLFlowLogger):
+        # The run belongs to ``tracked_run``: Lightning must not mark it finished after ``fit``.
+        def finalize(self, status: str = "success") -> None:
+            return None
+
+    return _RunLogger(tracking_uri=tracking_uri(), run_id=run_id)
+
+
+def git_commit() -> str | None:
+    """The project's current git commit, if it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "default"
+
+
+def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    """Log a local file as an artifact of the run."""
+    client().log_artifact(run_id, str(path), artifact_path)

@@ -1,0 +1,130 @@
+"""Fit the forecaster with a Lightning ``Trainer``: early stopping, best-checkpoint restore, seeded."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+
+from stockpred.config import ModelConfig, TrainConfig
+from stockpred.model import LitForecaster, LSTMForecaster
+from stockpred.windows import WindowDataset
+
+# Lightning's hints that do not apply to an in-memory dataset served by single gathers.
+for _pattern in (
+    ".*does not have many workers.*",
+    ".*Checkpoint directory.*exists and is not empty.*",
+    ".*isinstance.treespec, LeafSpec.*",  # Lightning 2.6 on torch 2.13, harmless
+):
+    warnings.filterwarnings("ignore", message=_pattern)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The best model (weights restored from the best epoch) and how training went."""
+
+    model: LSTMForecaster
+    best_epoch: int
+    epochs_trained: int
+    best_val_loss: float
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` means bf16 mixed precision on CUDA that supports it, else full float32."""
+    if precision != "auto":
+        return precision
+    wants_gpu = accelerator in ("auto", "gpu", "cuda")
+    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def fit_forecaster(
+    train: WindowDataset,
+    val: WindowDataset,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    *,
+    logger: Logger | bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train an ``LSTMForecaster`` on ``train``, stop early on ``val/loss``, restore the best epoch."""
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(
+            f"no windows to train on (train {len(train)}, val {len(val)}): the date range is "
+            f"too short for a window of {model_config.window} days"
+        )
+    pl.seed_everything(train_config.seed, workers=True, verbose=False)
+    net = LSTMForecaster(
+        train.num_features, model_config.hidden_size, model_config.num_layers, model_config.dropout
+    )
+    module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay)
+    with tempfile.TemporaryDirectory(prefix="stockpred-ckpt-") as ckpt_dir:
+        checkpoint = ModelCheckpoint(
+            dirpath=ckpt_dir, monitor="val/loss", mode="min", save_top_k=1, save_weights_only=True
+        )
+        stopper = EarlyStopping(monitor="val/loss", mode="min", patience=train_config.patience)
+        trainer = pl.Trainer(
+            accelerator=train_config.accelerator,
+            devices=train_config.devices,
+            precision=resolve_precision(train_config.precision, train_config.accelerator),  # type: ignore[arg-type]
+            max_epochs=train_config.max_epochs,
+            limit_train_batches=train_config.limit_train_batches,
+            gradient_clip_val=train_config.gradient_clip or None,
+            callbacks=[checkpoint, stopper, *callbacks],
+            logger=logger,
+            enable_progress_bar=train_config.progress_bar,
+            enable_model_summary=train_config.progress_bar,
+            log_every_n_steps=1,
+            deterministic="warn",
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(
+            module,
+            train_dataloaders=train.loader(
+                train_config.batch_size, shuffle=True, seed=train_config.seed
+            ),
+            val_dataloaders=val.loader(train_config.batch_size * 4, shuffle=False),
+        )
+        best_path = checkpoint.best_model_path
+        if best_path:
+            state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        best_score = checkpoint.best_model_score
+    best_epoch = _best_epoch(best_path)
+    net = module.model.cpu().eval()
+    return FitResult(
+        model=net,
+        best_epoch=best_epoch,
+        epochs_trained=trainer.current_epoch,
+        best_val_loss=float(best_score) if best_score is not None else float("nan"),
+    )
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, dataset: WindowDataset, batch_size: int = 4096) -> np.ndarray:
+    """The model's outputs for every window of ``dataset``, in order, as float64."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(dataset), batch_size):
+        x, _ = dataset.__getitems__(torch.arange(start, min(start + batch_size, len(dataset))))
+        outputs.append(model(x.to(device)).float().cpu())
+    if not outputs:
+        return np.empty(0)
+    return torch.cat(outputs).numpy().astype(np.float64)
+
+
+def _best_epoch(path: str) -> int:
+    # ModelCheckpoint names files "epoch=E-step=S.ckpt"
+    for part in path.rsplit("/", 1)[-1].split("-"):
+        if part.startswith("epoch="):
+            return int(part.removeprefix("epoch="))
+    return -1

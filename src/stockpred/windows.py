@@ -1,0 +1,106 @@
+"""Sliding windows served as strided views over one (rows, features) float32 tensor.
+
+No (samples, window, features) copy is ever built: a batch of windows is gathered with one
+indexing op over ``features.unfold``, and only its valid end rows are stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Windows ``features[t - window + 1 : t + 1]`` paired with ``target[t]``.
+
+    ``ends`` holds the valid end rows t: the whole window lies in one group (one ticker's rows of
+    one split part, contiguous and in date order), every row in it is finite, and the target is.
+    """
+
+    def __init__(
+        self, features: torch.Tensor, target: torch.Tensor, ends: torch.Tensor, window: int
+    ) -> None:
+        if features.ndim != 2 or target.ndim != 1 or len(features) != len(target):
+            raise ValueError(
+                f"features must be (rows, features) and target (rows,), got "
+                f"{tuple(features.shape)} and {tuple(target.shape)}"
+            )
+        self.features = features  # (N, F)
+        self.target = target  # (N,)
+        self.ends = ends.long()  # (S,)
+        self.window = window
+        # (N - W + 1, F, W): a view sharing storage with ``features``
+        self._view = features.unfold(0, window, 1) if len(features) >= window else None
+
+    @classmethod
+    def from_arrays(
+        cls, features: np.ndarray, target: np.ndarray, groups: np.ndarray, window: int
+    ) -> WindowDataset:
+        """Build from row arrays; ``groups`` labels contiguous runs of rows (-1 = never used)."""
+        ends = valid_window_ends(features, target, groups, window)
+        return cls(
+            torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
+            torch.from_numpy(ends),
+            window,
+        )
+
+    @property
+    def num_features(self) -> int:
+        """Features per time step."""
+        return int(self.features.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([index])
+        return x[0], y[0]
+
+    def __getitems__(self, indices: list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch in one gather: x (B, W, F), y (B,)."""
+        assert self._view is not None
+        ends = self.ends[torch.as_tensor(indices, dtype=torch.long)]
+        x = self._view[ends - (self.window - 1)]  # (B, F, W)
+        return x.transpose(1, 2).contiguous(), self.target[ends]
+
+    def loader(
+        self, batch_size: int, *, shuffle: bool, seed: int = 0
+    ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        """A DataLoader whose fetches are single gathers (``__getitems__``), seeded when shuffled."""
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(
+            self,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=_keep_batch,
+            num_workers=0,
+        )
+
+
+def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+def valid_window_ends(
+    features: np.ndarray, target: np.ndarray, groups: np.ndarray, window: int
+) -> np.ndarray:
+    """Rows t whose window [t - window + 1, t] is one group, all finite, with a finite target."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    n = len(groups)
+    if n < window:
+        return np.empty(0, dtype=np.int64)
+    bad = ~np.isfinite(features).all(axis=1) | (groups < 0)
+    bad_before = np.concatenate([[0], np.cumsum(bad)])  # bad rows in [0, i)
+    t = np.arange(window - 1, n)
+    start = t - window + 1
+    ok = (
+        (groups[start] == groups[t])
+        & (bad_before[t + 1] - bad_before[start] == 0)
+        & np.isfinite(target[t])
+    )
+    # rows of one group must be contiguous for the first check to imply the whole window is in it
+    return t[ok].astype(np.int64)
