@@ -15,6 +15,9 @@ from stockpred.features import TARGET
 from stockpred.split import (
     EMBARGO,
     SPLIT_NAMES,
+    TEST,
+    TRAIN,
+    VAL,
     SplitDates,
     assign_split,
     chronological_split,
@@ -108,7 +111,11 @@ class Prepared:
 
 
 def prepare(features: pd.DataFrame, target: pd.Series, config: PipelineConfig) -> Prepared:
-    """Split by date with an embargo, fit the scalers on training rows only, scale everything."""
+    """Split by date with an embargo, fit the scalers on training rows only, scale everything.
+
+    Targets whose horizon ends past their own part are purged (NaN): so nothing fitted on the
+    training part - scalers, model, baselines - depends on a price after its last date.
+    """
     frame = features.join(target.rename(TARGET)).sort_index(level=["ticker", "date"])
     dates = frame.index.get_level_values("date")
     split = chronological_split(
@@ -117,7 +124,8 @@ def prepare(features: pd.DataFrame, target: pd.Series, config: PipelineConfig) -
     labels = assign_split(dates, split)
     raw = frame[list(features.columns)].to_numpy(dtype=np.float64)
     scaler = fit_scaler(raw, labels)
-    actual = frame[TARGET].to_numpy(dtype=np.float64)
+    actual = frame[TARGET].to_numpy(dtype=np.float64, copy=True)
+    actual[_reaches_past_its_part(frame.index, labels, split, config.features.horizon)] = np.nan
     train_target = actual[(labels == 0) & np.isfinite(actual)]
     target_mean = float(train_target.mean())
     target_scale = float(train_target.std()) or 1.0
@@ -135,3 +143,15 @@ def prepare(features: pd.DataFrame, target: pd.Series, config: PipelineConfig) -
         target_mean=target_mean,
         target_scale=target_scale,
     )
+
+
+def _reaches_past_its_part(
+    index: pd.MultiIndex, labels: np.ndarray, split: SplitDates, horizon: int
+) -> np.ndarray:
+    """Rows whose target's end date (``horizon`` rows later, same ticker) lies after their part."""
+    dates = pd.Series(index.get_level_values("date"))
+    target_end = dates.groupby(index.get_level_values("ticker").to_numpy()).shift(-horizon)
+    part_end = pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns]")
+    for code, (_, last) in ((TRAIN, split.train), (VAL, split.val), (TEST, split.test)):
+        part_end[labels == code] = last
+    return (target_end > part_end).to_numpy()

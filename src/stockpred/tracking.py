@@ -181,15 +181,9 @@ def log_dataset(
     with warnings.catch_warnings():
         # "source can be interpreted in multiple ways" and the integer-column schema hint
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name)
-    client().log_inputs(
-        run_id,
-        datasets=[
-            DatasetInput(
-                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
-            )
-        ],
-    )
+        entity = mlflow.data.from_pandas(frame, source=source, name=name)._to_mlflow_entity()
+    tags = [InputTag("mlflow.data.context", context)]
+    client().log_inputs(run_id, datasets=[DatasetInput(entity, tags=tags)])
 
 
 def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "model") -> str:

@@ -1,0 +1,102 @@
+"""The training flow end to end under a real Prefect server, read back from a real MLflow store."""
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+
+from flows.train_flow import main, train_flow
+from stockpred import tracking
+from stockpred.config import PipelineConfig
+
+
+@pytest.fixture(scope="module")
+def flow_run(prefect_server: None, tiny_config: Any) -> dict[str, Any]:
+    return train_flow(tiny_config)
+
+
+@pytest.fixture(scope="module")
+def tiny_config() -> PipelineConfig:  # module scope: one flow run serves every test here
+    from stockpred.config import load_config
+    from tests.conftest import TINY
+
+    return load_config(TINY)
+
+
+def test_the_run_is_found_by_search_with_the_whole_config_as_params(flow_run, tiny_config) -> None:
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    runs = mlflow.search_runs(
+        experiment_names=["tests"], filter_string=f"attributes.run_id = '{flow_run['run_id']}'"
+    )
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert row["status"] == "FINISHED"
+    for key, value in tiny_config.flat().items():
+        assert row[f"params.{key}"] == ("" if value is None else str(value)), key
+    assert row["params.split.train_start"] and row["params.baseline.ridge_alpha"]
+    assert row["tags.tickers"] == "^GSPC,^IXIC"
+    assert pd.notna(row["metrics.test/rmse"]) and pd.notna(row["metrics.baseline/ridge/test/rmse"])
+
+
+def test_losses_have_one_point_per_epoch(flow_run) -> None:
+    client = MlflowClient(tracking.tracking_uri())
+    epochs = int(client.get_run(flow_run["run_id"]).data.metrics["train/epochs"])
+    for key in ("train/loss", "val/loss"):
+        history = client.get_metric_history(flow_run["run_id"], key)
+        assert len(history) == epochs, key
+        assert all(point.value > 0 for point in history)
+
+
+def test_it_logs_the_model_figure_tables_and_lineage(flow_run) -> None:
+    client = MlflowClient(tracking.tracking_uri())
+    run_id = flow_run["run_id"]
+    top = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.json", "preprocessing.json", "evaluation"} <= top
+    evaluation = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    assert {
+        "evaluation/predicted_vs_actual.png",
+        "evaluation/test_comparison.json",
+        "evaluation/test_predictions.parquet",
+    } <= evaluation
+    inputs = client.get_run(run_id).inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.name.startswith("sample:^GSPC,^IXIC")
+    model = mlflow.pytorch.load_model(flow_run["model_uri"])
+    logged = mlflow.models.get_model_info(flow_run["model_uri"])
+    assert logged.signature is not None
+    example = mlflow.models.Model.load(flow_run["model_uri"]).load_input_example(
+        mlflow.artifacts.download_artifacts(flow_run["model_uri"])
+    )
+    assert model(__import__("torch").as_tensor(example)).shape == (example.shape[0],)
+
+
+def test_it_publishes_a_markdown_summary_with_the_run_id(flow_run) -> None:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    texts = [a.data for a in artifacts if a.key == "training-run"]
+    assert any(flow_run["run_id"] in text and "| lstm |" in text for text in texts)
+
+
+def test_each_stage_ran_as_a_completed_task(flow_run) -> None:
+    with get_client(sync_client=True) as client:
+        names = {
+            t.name.rsplit("-", 1)[0]
+            for t in client.read_task_runs()
+            if t.state and t.state.is_completed()
+        }
+    assert {
+        "load-data",
+        "build-features",
+        "prepare-data",
+        "train-model",
+        "evaluate-model",
+        "log-trained-model",
+    } <= names
+
+
+def test_the_command_line_rejects_a_bad_value_before_starting_anything(capsys) -> None:
+    assert main(["--window", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "model.window" in err and "Traceback" not in err

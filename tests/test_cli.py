@@ -1,0 +1,48 @@
+import json
+import os
+import subprocess
+import sys
+
+from stockpred.cli import main
+
+HEAVY = ("torch", "pytorch_lightning", "lightning", "prefect", "mlflow")
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\nfrom stockpred import cli\n"
+        "for argv in (['--help'], ['train', '--help']):\n"
+        "    try: cli.main(argv)\n    except SystemExit: pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--epochs" in out.stdout and "--tickers" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_config_prints_the_resolved_config(capsys) -> None:
+    assert (
+        main(["config", "--window", "30", "--tickers", "^GSPC", "--set", "train.patience=2"]) == 0
+    )
+    config = json.loads(capsys.readouterr().out)
+    assert config["model"]["window"] == 30
+    assert config["data"]["tickers"] == ["^GSPC"]
+    assert config["train"]["patience"] == 2
+
+
+def test_a_bad_value_is_one_line_and_exit_2(capsys) -> None:
+    assert main(["train", "--window", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.window" in err and "Traceback" not in err
+    assert main(["config", "--set", "nonsense"]) == 2
+
+
+def test_an_unknown_ticker_is_a_clear_error_not_a_traceback(isolated_store) -> None:
+    env = {**os.environ, "STOCKPRED_HOME": str(isolated_store)}
+    out = subprocess.run(
+        [sys.executable, "-m", "stockpred.cli", "train", "--tickers", "AAPL"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "no ticker(s) ['AAPL']" in out.stderr
+    assert "Traceback" not in out.stderr

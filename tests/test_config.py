@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from stockpred.config import ConfigError, PipelineConfig, load_config
+
+
+def test_it_has_defaults_that_validate_and_derive_the_embargo() -> None:
+    config = PipelineConfig()
+    assert config.data.source == "sample"
+    assert config.embargo == config.model.window + config.features.horizon
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "hint"),
+    [
+        ({"model.window": 1}, "model.window", "greater than or equal to 2"),
+        ({"features.horizon": 0}, "features.horizon", "greater than or equal to 1"),
+        ({"data.tickers": []}, "data.tickers", "at least one ticker"),
+        ({"data.tickers": ["../../etc"]}, "data.tickers", "malformed ticker"),
+        ({"data.tickers": ["AAPL", "A B"]}, "data.tickers", "malformed ticker"),
+        ({"data.source": "bloomberg"}, "data.source", "'sample'"),
+        ({"data.start": "2020-01-01", "data.end": "2019-01-01"}, "data", "must be before"),
+        ({"split.embargo": 3}, "split.embargo", ">= model.window + features.horizon"),
+        ({"train.epochs": 3}, "train.epochs", "allowed: max_epochs"),
+    ],
+)
+def test_it_rejects_bad_values_naming_the_field_and_what_is_allowed(
+    override: dict[str, object], field: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig().with_overrides(override)
+    assert field in str(info.value)
+    assert hint in str(info.value)
+
+
+def test_it_is_frozen() -> None:
+    config = PipelineConfig()
+    with pytest.raises(Exception, match="frozen"):
+        config.model.window = 5  # type: ignore[misc]
+
+
+def test_it_accepts_yahoo_symbols() -> None:
+    tickers = ("^GSPC", "BRK-B", "EURUSD=X", "7203.T")
+    config = PipelineConfig().with_overrides({"data.tickers": list(tickers)})
+    assert config.data.tickers == tickers
+
+
+def test_it_flattens_to_section_dot_field_params() -> None:
+    flat = PipelineConfig().flat()
+    assert flat["model.window"] == 60
+    assert flat["data.tickers"] == "^GSPC,^IXIC"
+    assert flat["split.embargo_effective"] == 61
+    assert all("." in key for key in flat)
+
+
+def test_it_loads_a_partial_json_file(tmp_path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model": {"window": 20}}))
+    assert load_config(path).model.window == 20
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_it_round_trips_through_json() -> None:
+    config = PipelineConfig().with_overrides({"model.hidden_size": 16})
+    assert PipelineConfig.model_validate_json(config.model_dump_json()) == config

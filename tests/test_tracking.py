@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from stockpred import tracking
+from stockpred.config import PipelineConfig
+
+
+def test_the_default_store_is_sqlite_under_the_project_not_the_cwd(
+    isolated_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert tracking.tracking_uri() == f"sqlite:///{isolated_store / 'mlflow' / 'mlflow.db'}"
+    assert "--host 127.0.0.1" in tracking.ui_command()
+    assert str(isolated_store / "mlflow" / "artifacts") in tracking.ui_command()
+
+
+def test_without_an_override_the_project_is_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tracking.PROJECT_ENV)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
+    checkout = Path(__file__).resolve().parents[1]
+    assert tracking.project_root() == checkout
+    assert tracking.tracking_uri() == f"sqlite:///{checkout / 'mlflow' / 'mlflow.db'}"
+
+
+def test_mlflow_tracking_uri_overrides_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5999"
+    assert not tracking.is_local_store(tracking.tracking_uri())
+
+
+def test_experiments_keep_artifacts_in_the_project_store(isolated_store: Path) -> None:
+    exp = tracking.client().get_experiment(tracking.experiment_id("artifacts-here"))
+    assert exp.artifact_location == (isolated_store / "mlflow/artifacts/artifacts-here").as_uri()
+
+
+def test_a_run_that_raises_ends_failed_with_the_error_recorded() -> None:
+    config = PipelineConfig().with_overrides({"tracking.experiment": "failing"})
+    with pytest.raises(RuntimeError, match="boom"), tracking.tracked_run(config) as run_id:
+        raise RuntimeError("boom")
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "RuntimeError: boom"
+    assert run.data.params["model.window"] == "60"
+    artifacts = {a.path for a in tracking.client().list_artifacts(run_id)}
+    assert {"error.txt", "config.json"} <= artifacts
+
+
+def test_a_run_that_completes_ends_finished_with_tags() -> None:
+    config = PipelineConfig().with_overrides({"tracking.experiment": "ok"})
+    with tracking.tracked_run(config, tags={"purpose": "test"}) as run_id:
+        assert tracking.client().get_run(run_id).info.status == "RUNNING"
+        tracking.log_metrics(run_id, {"test/rmse": 0.5})
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["tickers"] == "^GSPC,^IXIC"
+    assert run.data.tags["purpose"] == "test"
+    assert run.data.metrics["test/rmse"] == 0.5
+
+
+def test_the_lightning_logger_writes_into_the_run_without_ending_it() -> None:
+    config = PipelineConfig().with_overrides({"tracking.experiment": "logger"})
+    with tracking.tracked_run(config) as run_id:
+        logger = tracking.lightning_logger(run_id)
+        logger.log_metrics({"train/loss": 1.0}, step=0)
+        logger.finalize("success")
+        assert mlflow.get_run(run_id).info.status == "RUNNING"
+    assert mlflow.get_run(run_id).data.metrics["train/loss"] == 1.0
