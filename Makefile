@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # pip's notices about this machine's local package mirrors are noise for a newcomer
-QUIET_PIP := grep -v -e 'is ignored: it is neither a file nor a directory' || true
+QUIET_PIP := { grep -v -e 'is ignored: it is neither a file nor a directory' || true; }
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO

@@ -76,7 +76,7 @@ class TrainingResult:
                 "test period, forward log returns (RMSE/MAE in log-return units):",
                 *("  " + r for r in rows),
                 "",
-                "open the MLflow UI:",
+                "open the MLflow UI (then http://127.0.0.1:5000):",
                 f"  {self.ui_command}",
                 f"finished in {self.seconds:.0f} s",
             ]

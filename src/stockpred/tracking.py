@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping
@@ -64,8 +65,11 @@ def ui_command(uri: str | None = None) -> str:
     uri = uri or tracking_uri()
     if not is_local_store(uri):
         return f"open {uri} in a browser"
+    # the mlflow beside this interpreter (.venv/bin/mlflow) works without activating the venv
+    beside = Path(sys.executable).parent / "mlflow"
+    program = str(beside) if beside.exists() else "mlflow"
     return (
-        f"mlflow ui --backend-store-uri {uri} "
+        f"{program} ui --backend-store-uri {uri} "
         f"--default-artifact-root {store_dir() / 'artifacts'} --host 127.0.0.1 --port 5000"
     )
 
@@ -211,6 +215,13 @@ def lightning_logger(run_id: str) -> MLFlowLogger:
     from pytorch_lightning.loggers import MLFlowLogger
 
     class _RunLogger(MLFlowLogger):
+        def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+            # Epoch-level metrics carry "epoch": use it as the step, so UI charts are per epoch.
+            if "epoch" in metrics:
+                step = int(metrics["epoch"])
+                metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+            super().log_metrics(metrics, step)
+
         # The run belongs to ``tracked_run``: Lightning must not mark it finished after ``fit``.
         def finalize(self, status: str = "success") -> None:
             return None

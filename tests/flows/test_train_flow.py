@@ -47,6 +47,7 @@ def test_losses_have_one_point_per_epoch(flow_run) -> None:
     for key in ("train/loss", "val/loss"):
         history = client.get_metric_history(flow_run["run_id"], key)
         assert len(history) == epochs, key
+        assert [point.step for point in history] == list(range(epochs)), key  # step = epoch
         assert all(point.value > 0 for point in history)
 
 
