@@ -120,6 +120,23 @@ class TrainConfig(_Frozen):
     progress_bar: bool = True
 
 
+class GateConfig(_Frozen):
+    """LSTM gate diagnostics, computed every epoch on a fixed batch of validation windows."""
+
+    enabled: bool = True
+    batch_size: int = Field(128, ge=1, le=100_000, description="diagnostic windows")
+    artifact_epochs: tuple[int, ...] = Field(
+        (0,), description="epochs whose tables and figures are logged (the last one always is)"
+    )
+
+    @field_validator("artifact_epochs")
+    @classmethod
+    def _check_epochs(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(epoch < 0 for epoch in value):
+            raise ValueError("must be epoch numbers >= 0 (the first epoch is 0)")
+        return tuple(sorted(set(value)))
+
+
 class TrackingConfig(_Frozen):
     """Where and under which names the run is tracked in MLflow."""
 
@@ -136,6 +153,7 @@ class PipelineConfig(_Frozen):
     split: SplitConfig = SplitConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    gates: GateConfig = GateConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")

@@ -166,6 +166,7 @@ def train_model(ctx: RunContext, prepared_path: Path) -> Path:
     """Fit the LSTM (epoch metrics stream into the run) and save the best weights."""
     import torch
 
+    from stockpred.gates import GateMonitor, diagnostic_indices
     from stockpred.prepare import Prepared
     from stockpred.split import TRAIN, VAL
     from stockpred.train import fit_forecaster
@@ -176,9 +177,28 @@ def train_model(ctx: RunContext, prepared_path: Path) -> Path:
     tracking.log_params(
         ctx.run_id, {"data.train_windows": len(train), "data.val_windows": len(val)}
     )
+    gates = ctx.config.gates
+    monitor = None
+    if gates.enabled:  # the same evenly spaced validation windows every epoch
+        diagnostic = diagnostic_indices(len(val), gates.batch_size)
+        monitor = GateMonitor(
+            val.__getitems__(diagnostic)[0], artifact_epochs=gates.artifact_epochs
+        )
     fit = fit_forecaster(
-        train, val, ctx.config.model, ctx.config.train, logger=tracking.lightning_logger(ctx.run_id)
+        train,
+        val,
+        ctx.config.model,
+        ctx.config.train,
+        logger=tracking.lightning_logger(ctx.run_id),
+        callbacks=[monitor] if monitor else [],
     )
+    if monitor is not None:
+        from stockpred.gate_plots import gate_artifacts
+
+        row = int(val.ends[diagnostic[monitor.sample_index]])  # the heatmap's window ends here
+        label = f"{prepared.tickers[row]} window ending {str(prepared.dates[row])[:10]}"
+        for artifact_file, item in gate_artifacts(monitor, prepared.price_path(row, window), label):
+            tracking.log_artifact_object(ctx.run_id, item, artifact_file)
     tracking.log_metrics(
         ctx.run_id,
         {

@@ -56,6 +56,18 @@ class Prepared:
         """Model outputs back in log-return units."""
         return np.asarray(scaled, dtype=np.float64) * self.target_scale + self.target_mean
 
+    def price_path(self, end: int, window: int) -> np.ndarray | None:
+        """The close of one ticker over the window ending at row ``end``, rebased to 100.
+
+        Rebuilt from the 1-day log return feature (None when that feature is not configured).
+        """
+        if "ret_1d" not in self.feature_names:
+            return None
+        column = self.feature_names.index("ret_1d")
+        scaled = self.features[end - window + 1 : end + 1, column].astype(np.float64)
+        returns = scaled * self.feature_scale[column] + self.feature_mean[column]
+        return 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(returns[1:])]))
+
     def preprocessing(self) -> dict[str, Any]:
         """What a prediction needs to reproduce the scaling, as plain JSON."""
         return {

@@ -252,3 +252,57 @@ def _safe_name(name: str) -> str:
 def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> None:
     """Log a local file as an artifact of the run."""
     client().log_artifact(run_id, str(path), artifact_path)
+
+
+def log_artifact_object(run_id: str, item: Figure | pd.DataFrame, artifact_file: str) -> None:
+    """Log a matplotlib figure as an image, or a DataFrame as a Parquet file, at ``artifact_file``."""
+    import tempfile
+
+    import pandas as pd
+
+    if not isinstance(item, pd.DataFrame):
+        log_figure(run_id, item, artifact_file)
+        return
+    path = Path(artifact_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / path.name
+        item.to_parquet(local, index=False)
+        log_artifact(run_id, local, str(path.parent) if path.parent.parts else None)
+
+
+def load_gate_stats(run_id: str) -> pd.DataFrame:
+    """Per-epoch gate statistics of a run: columns epoch, layer, gate, stat, value."""
+    import pandas as pd
+
+    mlflow_client = client()
+    keys = sorted(k for k in mlflow_client.get_run(run_id).data.metrics if k.startswith("gates/"))
+    records = []
+    for key in keys:
+        _, layer, gate, stat = key.split("/")
+        for point in mlflow_client.get_metric_history(run_id, key):
+            records.append((point.step, int(layer[1:]), gate, stat, point.value))
+    frame = pd.DataFrame.from_records(records, columns=["epoch", "layer", "gate", "stat", "value"])
+    return frame.sort_values(["epoch", "layer", "gate", "stat"], ignore_index=True)
+
+
+def load_gate_units(run_id: str, epoch: int | None = None) -> pd.DataFrame:
+    """The per-unit gate table of a run at ``epoch`` (default: the last one logged)."""
+    import re
+
+    import mlflow.artifacts
+    import pandas as pd
+
+    files = {
+        int(match.group(1)): item.path
+        for item in client().list_artifacts(run_id, "gates")
+        if (match := re.search(r"units_epoch_(\d+)\.parquet$", item.path))
+    }
+    if not files:
+        raise LookupError(f"run {run_id} has no gate tables (was it trained with gates.enabled?)")
+    chosen = max(files) if epoch is None else epoch
+    if chosen not in files:
+        raise LookupError(f"run {run_id} has gate tables for epochs {sorted(files)}, not {epoch}")
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=files[chosen], tracking_uri=tracking_uri()
+    )
+    return pd.read_parquet(local)

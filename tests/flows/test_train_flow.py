@@ -101,3 +101,44 @@ def test_the_command_line_rejects_a_bad_value_before_starting_anything(capsys) -
     assert main(["--window", "1"]) == 2
     err = capsys.readouterr().err
     assert "model.window" in err and "Traceback" not in err
+
+
+def test_gate_metrics_have_one_point_per_epoch_and_read_back(flow_run) -> None:
+    run_id = flow_run["run_id"]
+    client = MlflowClient(tracking.tracking_uri())
+    epochs = int(client.get_run(run_id).data.metrics["train/epochs"])
+    stats = tracking.load_gate_stats(run_id)
+    assert sorted(stats["epoch"].unique()) == list(range(epochs))
+    assert set(stats["layer"]) == {0, 1}
+    assert {"input", "forget", "cell", "output", "cell_state"} == set(stats["gate"])
+    per_epoch = stats.groupby(["layer", "gate", "stat"]).size()
+    assert (per_epoch == epochs).all()
+    values = stats.set_index(["epoch", "layer", "gate", "stat"])["value"]
+    for gate in ("input", "forget", "output"):
+        assert values.xs((gate, "mean"), level=("gate", "stat")).between(0, 1).all()
+    assert values.xs(("cell", "mean"), level=("gate", "stat")).between(-1, 1).all()
+    sat = values.unstack("stat")
+    assert ((sat["sat_left"] + sat["sat_right"]).dropna() <= 1).all()
+
+
+def test_gate_tables_and_figures_are_artifacts_of_the_run(flow_run) -> None:
+    run_id = flow_run["run_id"]
+    client = MlflowClient(tracking.tracking_uri())
+    last = int(client.get_run(run_id).data.metrics["train/epochs"]) - 1
+    files = {a.path for a in client.list_artifacts(run_id, "gates")}
+    for epoch in (0, last):
+        tag = f"epoch_{epoch:03d}"
+        for name in ("units", "saturation", "heatmap", "histograms"):
+            suffix = "parquet" if name == "units" else "png"
+            assert f"gates/{name}_{tag}.{suffix}" in files
+    assert {"gates/trajectories.png", "gates/history.parquet"} <= files
+    units = tracking.load_gate_units(run_id)
+    assert set(units["epoch"]) == {last}
+    assert len(units) == 2 * 4 * 8  # layers x gates x hidden units of the tiny config
+    sigmoid = units[units["gate"] != "cell"]
+    assert sigmoid["mean"].between(0, 1).all()
+    assert units.loc[units["gate"] == "cell", "mean"].between(-1, 1).all()
+    assert ((units["sat_left"] + units["sat_right"]) <= 1).all()
+    assert set(tracking.load_gate_units(run_id, epoch=0)["epoch"]) == {0}
+    with pytest.raises(LookupError, match="not 1234"):
+        tracking.load_gate_units(run_id, epoch=1234)

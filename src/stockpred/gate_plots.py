@@ -1,0 +1,145 @@
+"""Figures of LSTM gate behaviour, sized and labelled to read well in the MLflow UI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from stockpred.gates import GATES, SATURATION, GateMonitor, GateSnapshot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+LABELS = {"input": "input gate i", "forget": "forget gate f", "cell": "cell candidate g",
+          "output": "output gate o"}  # fmt: skip
+COLORS = {"input": "C0", "forget": "C3", "cell": "C2", "output": "C1"}
+
+
+def saturation_figure(units: pd.DataFrame) -> Figure:
+    """Per layer and gate, one point per unit at (fraction left-, fraction right-saturated)."""
+    layers = sorted(units["layer"].unique())
+    epoch = int(units["epoch"].iloc[0])
+    fig, axes = plt.subplots(len(layers), len(GATES), figsize=(3.3 * len(GATES), 3.2 * len(layers)),
+                             squeeze=False, sharex=True, sharey=True)  # fmt: skip
+    for row, layer in zip(axes, layers, strict=True):
+        for ax, gate in zip(row, GATES, strict=True):
+            part = units[(units["layer"] == layer) & (units["gate"] == gate)]
+            ax.plot([0, 1], [1, 0], color="0.8", lw=0.8)  # left + right = 1: always saturated
+            ax.scatter(part["sat_left"], part["sat_right"], s=14, alpha=0.7, color=COLORS[gate])
+            ax.set_xlim(-0.03, 1.03)
+            ax.set_ylim(-0.03, 1.03)
+            low, high = SATURATION[gate]
+            ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
+            ax.set_xlabel(f"fraction left-saturated (< {low})")
+            ax.set_ylabel(f"fraction right-saturated (> {high})")
+    fig.suptitle(f"Gate saturation per unit, epoch {epoch} (Karpathy et al. 2015)", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_figure(
+    snap: GateSnapshot, price_path: np.ndarray | None = None, label: str = "one input window"
+) -> Figure:
+    """Each gate's activation over time steps x units for one window, the input path above."""
+    layers, steps, _ = snap.sample["input"].shape
+    fig = plt.figure(figsize=(4.2 * layers + 1.5, 2.0 + 2.3 * len(GATES)))
+    grid = fig.add_gridspec(1 + len(GATES), layers, height_ratios=[1.0] + [1.4] * len(GATES))
+    days = np.arange(-steps + 1, 1)
+    top = fig.add_subplot(grid[0, :])
+    if price_path is not None and len(price_path) == steps:
+        top.plot(days, price_path, color="k", lw=1.2)
+        top.set_ylabel("close (start = 100)")
+    else:
+        top.text(0.5, 0.5, "input price path not available", ha="center", transform=top.transAxes)
+    top.set_xlim(days[0] - 0.5, days[-1] + 0.5)
+    top.set_title(f"Gate activations over {label}, epoch {snap.epoch}")
+    top.set_xlabel("trading day relative to the forecast date")
+    for layer in range(layers):
+        for row, gate in enumerate(GATES, start=1):
+            ax = fig.add_subplot(grid[row, layer])
+            values = snap.sample[gate][layer].T  # (H, T)
+            low, high = (-1, 1) if gate == "cell" else (0, 1)
+            image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=low, vmax=high,
+                              interpolation="nearest",
+                              extent=(days[0] - 0.5, days[-1] + 0.5, values.shape[0] - 0.5, -0.5))  # fmt: skip
+            ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
+            ax.set_ylabel("unit")
+            ax.set_xlabel("trading day")
+            fig.colorbar(image, ax=ax, label="activation", fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return fig
+
+
+def trajectory_figure(history: pd.DataFrame) -> Figure:
+    """Gate means, saturation fractions and the forget gate's timescale over epochs, per layer."""
+    from matplotlib.ticker import MaxNLocator
+
+    layers = sorted(history["layer"].unique())
+    stats = (("mean", "mean activation"), ("sat_right", "fraction right-saturated"),
+             ("sat_left", "fraction left-saturated"))  # fmt: skip
+    fig, axes = plt.subplots(len(layers), len(stats) + 1, figsize=(16, 3.3 * len(layers)),
+                             squeeze=False)  # fmt: skip
+    for row, layer in zip(axes, layers, strict=True):
+        mine = history[history["layer"] == layer]
+        for ax, (stat, label) in zip(row[:-1], stats, strict=True):
+            for gate in GATES:
+                part = mine[(mine["gate"] == gate) & (mine["stat"] == stat)].sort_values("epoch")
+                ax.plot(part["epoch"], part["value"], marker="o", ms=3, color=COLORS[gate],
+                        label=LABELS[gate])  # fmt: skip
+            ax.set_title(f"layer {layer} · {label}", fontsize=10)
+            ax.set_ylabel(label)
+        tau = mine[(mine["gate"] == "forget") & (mine["stat"] == "timescale")].sort_values("epoch")
+        row[-1].plot(tau["epoch"], tau["value"], marker="o", ms=3, color=COLORS["forget"])
+        row[-1].set_title(f"layer {layer} · forget-gate memory timescale", fontsize=10)
+        row[-1].set_ylabel("-1 / ln(mean f)  (trading days)")
+        for ax in row:
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        row[0].legend(fontsize=8)
+    fig.suptitle("Gate statistics over training (fixed batch of validation windows)", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def histogram_figure(snap: GateSnapshot) -> Figure:
+    """Histograms of each gate's activations over the diagnostic batch, per layer."""
+    layers = snap.histograms["input"].shape[0]
+    fig, axes = plt.subplots(layers, len(GATES), figsize=(3.3 * len(GATES), 2.8 * layers),
+                             squeeze=False)  # fmt: skip
+    for layer, row in enumerate(axes):
+        for ax, gate in zip(row, GATES, strict=True):
+            edges = snap.edges[gate]
+            ax.stairs(snap.histograms[gate][layer], edges, fill=True, color=COLORS[gate])
+            for threshold in SATURATION[gate]:
+                ax.axvline(threshold, color="k", lw=0.6, ls="--")
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
+            ax.set_xlabel("activation")
+            ax.set_ylabel("density")
+    fig.suptitle(f"Gate activation distributions, epoch {snap.epoch} (dashed: saturation thresholds)",
+                 fontsize=12)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def gate_artifacts(
+    monitor: GateMonitor, price_path: np.ndarray | None = None, label: str = "one input window"
+) -> Iterator[tuple[str, Figure | pd.DataFrame]]:
+    """Every artifact of a monitored fit as (artifact file, figure or table), figures drawn lazily."""
+    for epoch, snap in sorted(monitor.snapshots.items()):
+        tag = f"epoch_{epoch:03d}"
+        yield f"gates/units_{tag}.parquet", snap.units
+        yield f"gates/saturation_{tag}.png", saturation_figure(snap.units)
+        yield f"gates/heatmap_{tag}.png", heatmap_figure(snap, price_path, label)
+        yield f"gates/histograms_{tag}.png", histogram_figure(snap)
+    if monitor.history:
+        history = monitor.history_frame()
+        yield "gates/history.parquet", history
+        yield "gates/trajectories.png", trajectory_figure(history)
