@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lint format ui clean-store
+.PHONY: setup run test lint format ui bench-gates
 
 setup: $(VENV)/.installed
 
@@ -49,3 +49,6 @@ format: setup
 
 ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000
 	$(BIN)/stockpred ui
+
+bench-gates: setup  ## training time with vs without gate diagnostics (ratio, median of pairs)
+	$(BIN)/python -m benchmarks.gate_overhead --repeats 7 --epochs 5

@@ -1,0 +1,1 @@
+"""Measured comparisons (ratios side by side in one run), not timed tests."""
