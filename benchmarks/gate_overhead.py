@@ -101,7 +101,7 @@ def main() -> None:
             "batch_size": config.train.batch_size,
             "diagnostic_batch": len(batch),
             "train_windows": len(train),
-        },  # fmt: skip
+        },
         "ratio_median": statistics.median(ratios),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),

@@ -5,6 +5,7 @@ import pytest
 
 from stockpred import tracking
 from stockpred.config import PipelineConfig
+from stockpred.paths import PROJECT_ENV
 
 
 def test_the_default_store_is_sqlite_under_the_project_not_the_cwd(
@@ -17,7 +18,7 @@ def test_the_default_store_is_sqlite_under_the_project_not_the_cwd(
 
 
 def test_without_an_override_the_project_is_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(tracking.PROJECT_ENV)
+    monkeypatch.delenv(PROJECT_ENV)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
     checkout = Path(__file__).resolve().parents[1]
     assert tracking.project_root() == checkout

@@ -42,7 +42,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--tickers", nargs="+", metavar="SYMBOL", help="default: ^GSPC ^IXIC")
     data.add_argument("--start", metavar="YYYY-MM-DD", help="first date (default 1999-01-01)")
     data.add_argument("--end", metavar="YYYY-MM-DD", help="last date (default 2018-12-31)")
-    data.add_argument("--source", help="price source: sample (embedded, offline; the default)")
+    data.add_argument(
+        "--source", help="sample (embedded, offline; the default) or yfinance (cached Yahoo data)"
+    )
     data.add_argument("--horizon", type=int, help="forecast horizon in trading days (default 1)")
     model = parser.add_argument_group("model and training")
     model.add_argument("--window", type=int, help="input window in trading days (default 60)")

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# Yahoo's symbol alphabet: letters, digits and . - ^ =  (e.g. ^GSPC, BRK-B, EURUSD=X, 7203.T)
-TICKER_PATTERN = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9.\-^=]{0,19}$")
-SOURCES = ("sample",)
+from stockpred.symbols import check_ticker
 
 
 class _Frozen(BaseModel):
@@ -29,7 +26,13 @@ class DataConfig(_Frozen):
     tickers: tuple[str, ...] = ("^GSPC", "^IXIC")
     start: dt.date = dt.date(1999, 1, 1)
     end: dt.date = dt.date(2018, 12, 31)
-    source: Literal["sample"] = "sample"
+    source: Literal["sample", "yfinance"] = "sample"
+    cache_dir: str | None = Field(
+        None, description="price cache folder for yfinance; default data/cache in the project"
+    )
+    refresh: bool = Field(True, description="fetch missing days from Yahoo (off: cache only)")
+    on_bad_rows: Literal["raise", "drop"] = "raise"
+    max_gap_days: int = Field(10, ge=1, description="warn about gaps longer than this")
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -43,14 +46,20 @@ class DataConfig(_Frozen):
     def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("must name at least one ticker, e.g. ['^GSPC']")
-        bad = [t for t in value if not TICKER_PATTERN.fullmatch(t) or ".." in t]
+        bad = []
+        for ticker in value:
+            try:
+                check_ticker(ticker)
+            except ValueError:
+                bad.append(ticker)
         if bad:
             raise ValueError(
                 f"malformed ticker(s) {bad}: use Yahoo symbols of 1-20 letters, digits and . - ^ ="
             )
-        if len(set(value)) != len(value):
+        upper = tuple(t.upper() for t in value)  # Yahoo symbols are case-insensitive
+        if len(set(upper)) != len(upper):
             raise ValueError(f"duplicate tickers in {list(value)}")
-        return tuple(value)
+        return upper
 
     @model_validator(mode="after")
     def _check_dates(self) -> DataConfig:

@@ -127,7 +127,16 @@ def load_data(ctx: RunContext) -> Path:
     from stockpred.data import load_prices
 
     data = ctx.config.data
-    prices = load_prices(data.tickers, data.start, data.end, source=data.source)
+    prices = load_prices(
+        data.tickers,
+        data.start,
+        data.end,
+        source=data.source,
+        cache_dir=data.cache_dir,
+        refresh=data.refresh,
+        on_bad_rows=data.on_bad_rows,
+        max_gap_days=data.max_gap_days,
+    )
     path = ctx.workdir / "prices.parquet"
     prices.to_parquet(path)
     name = f"{data.source}:{','.join(data.tickers)}:{data.start}..{data.end}"

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from stockpred.paths import project_root
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
@@ -28,18 +30,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from stockpred.config import PipelineConfig
-
-PROJECT_ENV = "STOCKPRED_HOME"
-
-
-def project_root() -> Path:
-    """The project folder: ``$STOCKPRED_HOME``, else this checkout, else the working directory."""
-    if os.environ.get(PROJECT_ENV):
-        return Path(os.environ[PROJECT_ENV]).resolve()
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "stockpred").is_dir():
-        return checkout
-    return Path.cwd().resolve()
 
 
 def store_dir() -> Path:
@@ -197,6 +187,8 @@ def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "mo
 
     # mlflow.pytorch warns that pickled models run code when loaded; we log our own class.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    # The LoggedModel goes to the active experiment (else "Default", under ./mlruns): the run's.
+    mlflow.set_experiment(experiment_id=client().get_run(run_id).info.experiment_id)
     info = mlflow.pytorch.log_model(
         model,
         name=name,

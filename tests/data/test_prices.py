@@ -58,16 +58,19 @@ def _frame(**overrides: list[float]) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"close": [11.0, float("nan")]}, "non-finite or non-positive"),
-        ({"open": [-1.0, 11.0]}, "non-finite or non-positive"),
+        ({"close": [11.0, float("nan")]}, "non-finite or non-positive price"),
+        ({"open": [-1.0, 11.0]}, "non-finite or non-positive price"),
         ({"high": [10.5, 12.0]}, "high below open/close"),
         ({"low": [11.5, 10.0]}, "low above open/close"),
         ({"volume": [-5, 200]}, "negative or missing volume"),
     ],
 )
 def test_it_rejects_malformed_rows_counting_them(overrides, message) -> None:
-    with pytest.raises(DataError, match=rf"1 row\(s\) with {message}"):
+    with pytest.raises(
+        DataError, match=rf"1 bad row\(s\) of 2: 1 with {message} \(e.g. 20"
+    ) as info:
         validate_prices(_frame(**overrides))
+    assert "on_bad_rows='drop'" in str(info.value)  # says what to do
 
 
 def test_it_rejects_missing_columns_and_duplicates() -> None:
@@ -85,3 +88,21 @@ def test_it_strips_time_zones() -> None:
     )
     out = validate_prices(frame)
     assert out.index.get_level_values("date").tz is None
+
+
+def test_bad_rows_can_be_dropped_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="dropped 1 bad row"):
+        out = validate_prices(_frame(low=[11.5, 10.0]), on_bad_rows="drop")
+    assert out.index.get_level_values("date").tolist() == [pd.Timestamp("2020-01-03")]
+    with pytest.raises(DataError, match="all values missing"):
+        validate_prices(_frame(**{c: [np.nan, 1.0] for c in ["open", "high", "low", "close"]},
+                               volume=[np.nan, 1]))  # fmt: skip
+
+
+def test_long_gaps_are_flagged() -> None:
+    frame = _frame()
+    frame.index = pd.MultiIndex.from_arrays(
+        [pd.to_datetime(["2020-01-02", "2020-03-02"]), ["X", "X"]], names=["date", "ticker"]
+    )
+    with pytest.warns(UserWarning, match="1 gap\\(s\\) longer than 10 business days"):
+        validate_prices(frame, max_gap_days=10)

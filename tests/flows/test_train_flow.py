@@ -64,6 +64,9 @@ def test_it_logs_the_model_figure_tables_and_lineage(flow_run) -> None:
     } <= evaluation
     inputs = client.get_run(run_id).inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name.startswith("sample:^GSPC,^IXIC")
+    logged = mlflow.get_logged_model(flow_run["model_uri"].removeprefix("models:/"))
+    assert logged.experiment_id == client.get_run(run_id).info.experiment_id
+    assert logged.artifact_location.startswith((tracking.store_dir() / "artifacts").as_uri())
     model = mlflow.pytorch.load_model(flow_run["model_uri"])
     logged = mlflow.models.get_model_info(flow_run["model_uri"])
     assert logged.signature is not None

@@ -1,17 +1,13 @@
-"""``load_prices``: one long (date, ticker) frame of adjusted daily OHLCV, validated, any source."""
+"""The long price format every source returns, its validation, and the data errors."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from stockpred.data.sample import SAMPLE_TICKERS, fetch_sample
-
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-SOURCES = ("sample",)
 
 
 class DataError(ValueError):
@@ -22,49 +18,18 @@ class UnknownTickerError(DataError):
     """A ticker the chosen source does not have."""
 
 
-def load_prices(
-    tickers: Sequence[str],
-    start: dt.date | str,
-    end: dt.date | str,
-    source: str = "sample",
+def validate_prices(
+    prices: pd.DataFrame, on_bad_rows: str = "raise", max_gap_days: int | None = 10
 ) -> pd.DataFrame:
-    """Daily adjusted OHLCV for ``tickers`` between ``start`` and ``end`` (both inclusive).
+    """Check schema and OHLC sanity; return the frame with canonical dtypes, sorted.
 
-    Returns a long frame indexed by (date, ticker), sorted, with float64 open/high/low/close and
-    int64 volume, tz-naive dates. Raises ``DataError`` naming the ticker or range that is missing.
+    Bad rows (non-finite or non-positive prices, high below open/close, low above them, negative
+    or missing volume, duplicated dates) raise a ``DataError`` that counts them and shows the
+    first few, or with ``on_bad_rows="drop"`` are dropped with a warning. Gaps longer than
+    ``max_gap_days`` business days are reported as warnings.
     """
-    if source not in SOURCES:
-        raise DataError(f"unknown source {source!r}: choose one of {', '.join(SOURCES)}")
-    if isinstance(tickers, str):
-        tickers = [tickers]
-    if not tickers:
-        raise DataError("no tickers given: name at least one, e.g. ['^GSPC']")
-    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    if start_ts >= end_ts:
-        raise DataError(f"start {start_ts.date()} must be before end {end_ts.date()}")
-
-    unknown = [t for t in tickers if t not in SAMPLE_TICKERS]
-    if unknown:
-        raise UnknownTickerError(
-            f"the sample source has no ticker(s) {unknown}; it has {sorted(SAMPLE_TICKERS)}. "
-            "Use one of those, or a live source for other symbols."
-        )
-    frames = []
-    for ticker in tickers:
-        one = fetch_sample(ticker)
-        window = one.loc[(one.index >= start_ts) & (one.index <= end_ts)]
-        if window.empty:
-            raise DataError(
-                f"{ticker}: no rows between {start_ts.date()} and {end_ts.date()}; the sample "
-                f"covers {one.index.min().date()} to {one.index.max().date()}"
-            )
-        frames.append(window.assign(ticker=ticker))
-    prices = pd.concat(frames).set_index("ticker", append=True).sort_index()
-    return validate_prices(prices)
-
-
-def validate_prices(prices: pd.DataFrame) -> pd.DataFrame:
-    """Check schema and OHLC sanity; return the frame with canonical dtypes or raise ``DataError``."""
+    if on_bad_rows not in ("raise", "drop"):
+        raise ValueError(f"on_bad_rows must be 'raise' or 'drop', got {on_bad_rows!r}")
     missing = [c for c in PRICE_COLUMNS if c not in prices.columns]
     if missing:
         raise DataError(f"price data lacks column(s) {missing}; expected {list(PRICE_COLUMNS)}")
@@ -77,24 +42,69 @@ def validate_prices(prices: pd.DataFrame) -> pd.DataFrame:
         dates = dates.tz_localize(None)
     tickers = prices.index.get_level_values("ticker").astype(str)
     out = pd.DataFrame(
-        {c: prices[c].to_numpy(dtype="float64") for c in PRICE_COLUMNS[:4]},
+        {
+            c: pd.to_numeric(prices[c], errors="coerce").to_numpy(dtype="float64")
+            for c in PRICE_COLUMNS
+        },
         index=pd.MultiIndex.from_arrays(
             [dates.astype("datetime64[ns]"), tickers], names=["date", "ticker"]
         ),
-    )
-    volume = prices["volume"].to_numpy(dtype="float64")
-    ohlc = out.to_numpy()
-    problems = {
+    ).sort_index()
+    bad = _bad_rows(out)
+    if bad:
+        total = np.logical_or.reduce(list(bad.values()))
+        details = "; ".join(
+            f"{int(mask.sum())} with {what} (e.g. {_show(out.index[mask][:3])})"
+            for what, mask in bad.items()
+        )
+        if on_bad_rows == "raise":
+            raise DataError(
+                f"{int(total.sum())} bad row(s) of {len(out)}: {details}. Fix the source, or set "
+                "data.on_bad_rows='drop' to drop them with a warning."
+            )
+        warnings.warn(f"dropped {int(total.sum())} bad row(s): {details}", stacklevel=2)
+        out = out[~total]
+        if out.empty:
+            raise DataError("every row was bad; nothing is left")
+    if max_gap_days is not None:
+        _warn_gaps(out, max_gap_days)
+    out["volume"] = out["volume"].astype("int64")
+    return out
+
+
+def _bad_rows(out: pd.DataFrame) -> dict[str, np.ndarray]:
+    ohlc = out[list(PRICE_COLUMNS[:4])].to_numpy()
+    volume = out["volume"].to_numpy()
+    tol = 1e-6  # Yahoo rounds highs and lows; a relative slack avoids flagging float noise
+    checks = {
+        "all values missing": np.isnan(out.to_numpy()).all(axis=1),
         "non-finite or non-positive price": ~(np.isfinite(ohlc) & (ohlc > 0)).all(axis=1),
-        "high below open/close": out["high"] < out[["open", "close"]].max(axis=1) * (1 - 1e-9),
-        "low above open/close": out["low"] > out[["open", "close"]].min(axis=1) * (1 + 1e-9),
+        "high below open/close": (
+            out["high"] < out[["open", "close"]].max(axis=1) * (1 - tol)
+        ).to_numpy(),
+        "low above open/close": (
+            out["low"] > out[["open", "close"]].min(axis=1) * (1 + tol)
+        ).to_numpy(),
         "negative or missing volume": ~(np.isfinite(volume) & (volume >= 0)),
         "duplicate (date, ticker)": out.index.duplicated(keep=False),
     }
-    for what, mask in problems.items():
-        mask = np.asarray(mask)
-        if mask.any():
-            rows = out.index[mask][:3].tolist()
-            raise DataError(f"{int(mask.sum())} row(s) with {what}, e.g. {rows}")
-    out["volume"] = volume.astype("int64")
-    return out.sort_index()
+    return {what: mask for what, mask in checks.items() if mask.any()}
+
+
+def _show(index: pd.Index) -> str:
+    return ", ".join(f"{d.date()} {t}" for d, t in index)
+
+
+def _warn_gaps(out: pd.DataFrame, max_gap_days: int) -> None:
+    for ticker, part in out.groupby(level="ticker", sort=False):
+        dates = part.index.get_level_values("date").to_numpy(dtype="datetime64[D]")
+        if len(dates) < 2:
+            continue
+        gaps = np.busday_count(dates[:-1], dates[1:]) - 1  # business days without a row
+        long = np.flatnonzero(gaps > max_gap_days)
+        if len(long):
+            shown = ", ".join(f"{dates[i]}..{dates[i + 1]}" for i in long[:3])
+            warnings.warn(
+                f"{ticker}: {len(long)} gap(s) longer than {max_gap_days} business days ({shown})",
+                stacklevel=3,
+            )

@@ -1,0 +1,257 @@
+"""Keep the Parquet cache in step with Yahoo: fetch once, refresh only new days, survive outages.
+
+For each ticker ``sync`` plans the smallest fetch: nothing when the cache already covers the
+request; the days after the last cached date plus a few days of overlap otherwise; the whole
+history when the ticker is new, the request reaches further back, or the overlap disagrees with
+the cache (a split or dividend re-adjusted the history). Tickers that need the same range are
+downloaded together in batches. A network failure falls back to the cache with a warning saying
+how stale it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import pandas as pd
+
+from stockpred.data.cache import CacheEntry, CorruptCacheError, PriceCache
+from stockpred.data.prices import PRICE_COLUMNS, DataError, validate_prices
+from stockpred.data.yahoo import FetchError, YahooSource
+from stockpred.symbols import check_ticker
+
+log = logging.getLogger(__name__)
+OVERLAP_DAYS = 5  # calendar days re-fetched before the last cached date, to catch re-adjustments
+TOLERANCE = 1e-6  # relative price difference in the overlap that means "history changed"
+
+
+class NoDataError(DataError):
+    """Yahoo returned no rows for a ticker."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What happened to one ticker's cache file."""
+
+    ticker: str
+    status: str  # cached | fetched | refreshed | refetched | stale | failed
+    rows_fetched: int = 0
+    rows_cached: int = 0
+    first: str = ""
+    last: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the cache now holds usable rows for the ticker."""
+        return self.status != "failed"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    ticker: str
+    entry: CacheEntry | None
+    start: dt.date
+    end: dt.date
+    kind: str  # fetched | refreshed | refetched
+
+
+def sync(
+    tickers: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    cache: PriceCache,
+    source: YahooSource | None = None,
+    *,
+    refresh: bool = True,
+    on_bad_rows: str = "raise",
+    today: dt.date | None = None,
+) -> list[SyncResult]:
+    """Bring each ticker's cache up to ``start``..``end``; one result per ticker, never raising
+    for a single ticker's failure (its result says what went wrong)."""
+    source = source or YahooSource()
+    today = today or dt.date.today()
+    # Today's bar is still moving until the close: cache complete days only.
+    through = min(pd.Timestamp(end).date(), today - dt.timedelta(days=1))
+    start = pd.Timestamp(start).date()
+    results: dict[str, SyncResult] = {}
+    groups: dict[tuple[dt.date, dt.date], list[_Plan]] = defaultdict(list)
+    for ticker in dict.fromkeys(check_ticker(t) for t in tickers):
+        entry = _read_or_quarantine(cache, ticker)
+        plan = _plan(ticker, entry, start, through, refresh, today)
+        if isinstance(plan, SyncResult):
+            results[ticker] = plan
+        else:
+            groups[(plan.start, plan.end)].append(plan)
+    for (first, last), plans in groups.items():
+        names = [p.ticker for p in plans]
+        with cache.locked(*names):
+            try:
+                fetched = source.fetch(names, first, last)
+            except FetchError as exc:
+                results.update({p.ticker: _fall_back(p, str(exc), today) for p in plans})
+                continue
+            for plan in plans:
+                try:
+                    results[plan.ticker] = _apply(plan, fetched[plan.ticker], cache, source,
+                                                  on_bad_rows, today)  # fmt: skip
+                except FetchError as exc:
+                    results[plan.ticker] = _fall_back(plan, str(exc), today)
+                except DataError as exc:
+                    results[plan.ticker] = SyncResult(plan.ticker, "failed", message=str(exc))
+    return [results[check_ticker(t)] for t in dict.fromkeys(tickers)]
+
+
+def read_cached(
+    tickers: Sequence[str], start: dt.date, end: dt.date, cache: PriceCache
+) -> pd.DataFrame:
+    """Cached rows of ``tickers`` between ``start`` and ``end`` as one long (date, ticker) frame."""
+    frames = []
+    for ticker in tickers:
+        entry = cache.read(ticker)
+        if entry is None:
+            raise DataError(f"{ticker} is not in the price cache {cache.root}")
+        rows = entry.prices.loc[pd.Timestamp(start) : pd.Timestamp(end)]
+        if rows.empty:
+            raise DataError(
+                f"{ticker}: the cache has {entry.prices.index.min().date()} to {entry.last_date}, "
+                f"nothing between {pd.Timestamp(start).date()} and {pd.Timestamp(end).date()}"
+            )
+        frames.append(rows.assign(ticker=check_ticker(ticker)).set_index("ticker", append=True))
+    return pd.concat(frames).sort_index()
+
+
+def _read_or_quarantine(cache: PriceCache, ticker: str) -> CacheEntry | None:
+    try:
+        return cache.read(ticker)
+    except CorruptCacheError as exc:
+        with cache.locked(ticker):
+            moved = cache.quarantine(ticker)
+        message = f"{exc}; moved to {moved.name} and re-fetching"
+        warnings.warn(message, stacklevel=3)
+        log.warning(message)
+        return None
+
+
+def _plan(
+    ticker: str,
+    entry: CacheEntry | None,
+    start: dt.date,
+    through: dt.date,
+    refresh: bool,
+    today: dt.date,
+) -> _Plan | SyncResult:
+    if entry is not None and entry.fetched_from <= start and entry.fetched_through >= through:
+        return _result(ticker, "cached", entry.prices, fetched=0)
+    if not refresh:
+        if entry is None:
+            return SyncResult(ticker, "failed", message=(
+                f"{ticker} is not cached and refreshing is off: run the ingest flow first, "
+                "or allow refresh"))  # fmt: skip
+        return _fall_back(
+            _Plan(ticker, entry, start, through, "refreshed"), "refresh is off", today
+        )
+    if entry is None:
+        return _Plan(ticker, None, start, through, "fetched")
+    if start < entry.fetched_from:
+        return _Plan(ticker, entry, start, max(through, entry.fetched_through), "refetched")
+    overlap_from = entry.last_date - dt.timedelta(days=OVERLAP_DAYS)
+    return _Plan(ticker, entry, overlap_from, through, "refreshed")
+
+
+def _apply(
+    plan: _Plan,
+    rows: pd.DataFrame,
+    cache: PriceCache,
+    source: YahooSource,
+    on_bad_rows: str,
+    today: dt.date,
+) -> SyncResult:
+    rows = rows.loc[: pd.Timestamp(plan.end)]
+    if plan.kind == "refreshed":
+        assert plan.entry is not None
+        cached = plan.entry.prices
+        overlap = cached.loc[pd.Timestamp(plan.start) :]
+        if rows.empty and not overlap.empty:
+            # Days we know had trades came back empty: Yahoo is unreachable or dropped the symbol.
+            raise FetchError(f"Yahoo returned no rows for {plan.ticker}, not even cached days")
+        if _disagrees(overlap, rows):
+            full = _Plan(plan.ticker, None, plan.entry.fetched_from, plan.end, "refetched")
+            return _apply(full, source.fetch([plan.ticker], full.start, full.end)[plan.ticker],
+                          cache, source, on_bad_rows, today)  # fmt: skip
+        new = rows.loc[rows.index > cached.index.max()]
+        merged = pd.concat([cached, new])
+        first = plan.entry.fetched_from
+    else:
+        if rows.empty:
+            raise NoDataError(
+                f"Yahoo returned no rows for {plan.ticker} between {plan.start} and {plan.end}: "
+                "the symbol may be misspelled or delisted, or there is no connection (yfinance "
+                "reports both alike). Check the symbol and your connection, or use "
+                "source='sample' to work offline."
+            )
+        new, merged, first = rows, rows, plan.start
+    checked = validate_prices(
+        merged.assign(ticker=plan.ticker).set_index("ticker", append=True), on_bad_rows
+    ).droplevel("ticker")
+    entry = CacheEntry(
+        prices=checked,
+        fetched_from=first,
+        fetched_through=plan.end,
+        fetched_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        yfinance_version=_yfinance_version(),
+    )
+    cache.write(plan.ticker, entry)
+    return _result(plan.ticker, plan.kind, checked, fetched=len(new))
+
+
+def _disagrees(cached: pd.DataFrame, fetched: pd.DataFrame) -> bool:
+    common = cached.index.intersection(fetched.index)
+    if common.empty:
+        return False
+    columns = list(PRICE_COLUMNS[:4])
+    old = cached.loc[common, columns].to_numpy(dtype=float)
+    new = fetched.loc[common, columns].to_numpy(dtype=float)
+    return bool(np.nanmax(np.abs(new - old) / np.abs(old)) > TOLERANCE)
+
+
+def _fall_back(plan: _Plan, reason: str, today: dt.date) -> SyncResult:
+    if plan.entry is None:
+        return SyncResult(plan.ticker, "failed", message=(
+            f"{reason}. Nothing is cached for {plan.ticker}: check your connection, or use "
+            "source='sample' to work offline."))  # fmt: skip
+    age = (today - plan.entry.last_date).days
+    message = (
+        f"{plan.ticker}: could not refresh ({reason}); using the cache through "
+        f"{plan.entry.last_date} ({age} days old)"
+    )
+    warnings.warn(message, stacklevel=3)
+    log.warning(message)
+    return _result(plan.ticker, "stale", plan.entry.prices, fetched=0, message=message)
+
+
+def _result(
+    ticker: str, status: str, prices: pd.DataFrame, fetched: int, message: str = ""
+) -> SyncResult:
+    return SyncResult(
+        ticker=ticker,
+        status=status,
+        rows_fetched=fetched,
+        rows_cached=len(prices),
+        first=str(prices.index.min().date()),
+        last=str(prices.index.max().date()),
+        message=message,
+    )
+
+
+def _yfinance_version() -> str:
+    try:
+        return version("yfinance")
+    except PackageNotFoundError:
+        return "unknown"

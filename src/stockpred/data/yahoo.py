@@ -1,0 +1,193 @@
+"""The live source: daily OHLCV from Yahoo via yfinance, with retries, backoff and a rate limit.
+
+yfinance's ``download`` swallows per-ticker errors and only logs them; ``YahooSource`` reads those
+log records back and turns rate limits and transport failures into exceptions it can retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from stockpred.data.prices import DataError
+
+Download = Callable[..., pd.DataFrame]
+YF_COLUMNS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
+_RATE_LIMIT_MARKERS = ("YFRateLimitError", "Too Many Requests", "Rate limited")
+_NETWORK_MARKERS = ("Could not resolve host", "Failed to perform", "Connection", "Timeout",
+                    "timed out", "curl: (")  # fmt: skip
+
+
+class FetchError(DataError):
+    """Yahoo could not be reached (after retries); the message says what to do."""
+
+
+class RateLimitedError(FetchError):
+    """Yahoo kept answering 'Too Many Requests'."""
+
+
+class _Pacer:
+    """At least ``pause`` seconds between the starts of two requests, across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def wait(self, pause: float, sleep: Callable[[float], None]) -> None:
+        with self._lock:
+            delay = self._last + pause - time.monotonic()
+            if delay > 0:
+                sleep(delay)
+            self._last = time.monotonic()
+
+
+_PACER = _Pacer()  # one per process: concurrent Prefect tasks share Yahoo's rate limit
+
+
+@dataclass
+class YahooSource:
+    """Fetch adjusted daily OHLCV for many tickers in batches, politely and with retries."""
+
+    download: Download | None = None  # yfinance.download's signature; injected in tests
+    batch_size: int = 20
+    retries: int = 4
+    backoff: float = 2.0  # seconds before the first retry, doubled each time
+    max_backoff: float = 60.0
+    jitter: float = 0.5  # +- fraction of each backoff, so parallel clients spread out
+    min_pause: float = 0.5  # seconds between requests
+    sleep: Callable[[float], None] = time.sleep
+    calls: int = field(default=0, init=False)
+
+    def fetch(
+        self, tickers: Sequence[str], start: dt.date, end: dt.date
+    ) -> dict[str, pd.DataFrame]:
+        """Rows of ``start``..``end`` (inclusive) per ticker; an empty frame where Yahoo had none."""
+        out: dict[str, pd.DataFrame] = {}
+        for first in range(0, len(tickers), self.batch_size):
+            batch = list(tickers[first : first + self.batch_size])
+            raw = self._with_retries(batch, start, end)
+            out.update(normalise(raw, batch))
+        return out
+
+    def _with_retries(self, batch: list[str], start: dt.date, end: dt.date) -> pd.DataFrame:
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            _PACER.wait(self.min_pause, self.sleep)
+            try:
+                return self._download(batch, start, end)
+            except (RateLimitedError, FetchError) as exc:
+                if attempt == self.retries:
+                    raise type(exc)(
+                        f"{exc} (gave up after {self.retries + 1} attempts). Check your "
+                        "connection and try again later, or use source='sample' offline."
+                    ) from exc
+                spread = 1 + random.uniform(-self.jitter, self.jitter)
+                self.sleep(min(delay, self.max_backoff) * spread)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _download(self, batch: list[str], start: dt.date, end: dt.date) -> pd.DataFrame:
+        download = self.download or _yfinance_download()
+        self.calls += 1
+        with _yfinance_errors() as errors:
+            try:
+                raw = download(
+                    batch,
+                    start=pd.Timestamp(start).strftime("%Y-%m-%d"),
+                    end=(pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
+                    interval="1d",
+                    auto_adjust=True,
+                    multi_level_index=True,
+                    actions=False,
+                    progress=False,
+                    threads=True,
+                )
+            except Exception as exc:
+                _raise_classified(f"{type(exc).__name__}: {exc}", batch)
+                raise FetchError(f"yfinance failed for {batch}: {exc!r}") from exc
+        for message in errors:
+            _raise_classified(message, batch)
+        return raw
+
+
+def _yfinance_download() -> Download:
+    import yfinance
+
+    return yfinance.download
+
+
+def _raise_classified(message: str, batch: list[str]) -> None:
+    if any(marker in message for marker in _RATE_LIMIT_MARKERS):
+        raise RateLimitedError(f"Yahoo rate-limited the request for {batch}")
+    if any(marker in message for marker in _NETWORK_MARKERS):
+        raise FetchError(f"could not reach Yahoo for {batch}: {message.strip()[:200]}")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _yfinance_errors() -> Iterator[list[str]]:
+    """Collect what yfinance logs at ERROR during the block (its per-ticker failures)."""
+    logger = logging.getLogger("yfinance")
+    handler = _Collect()
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def normalise(raw: pd.DataFrame | None, tickers: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """yfinance's (Price, Ticker) frame -> per ticker: date index, open/high/low/close/volume.
+
+    Rows that are all NaN (a ticker's non-trading days in a multi-ticker download) are dropped;
+    a ticker with no rows gets an empty frame.
+    """
+    out = {}
+    for ticker in tickers:
+        frame = _ticker_columns(raw, ticker)
+        frame = frame.rename(columns=YF_COLUMNS)[list(YF_COLUMNS.values())]
+        frame = frame.dropna(how="all")
+        index = pd.DatetimeIndex(frame.index)
+        if index.tz is not None:
+            index = index.tz_localize(None)
+        frame.index = index.normalize().astype("datetime64[ns]").rename("date")
+        out[ticker] = frame.sort_index()
+    return out
+
+
+def _ticker_columns(raw: pd.DataFrame | None, ticker: str) -> pd.DataFrame:
+    empty = pd.DataFrame(
+        columns=list(YF_COLUMNS), index=pd.DatetimeIndex([], name="Date"), dtype=float
+    )
+    if raw is None or raw.empty:
+        return empty
+    if isinstance(raw.columns, pd.MultiIndex):
+        level = "Ticker" if "Ticker" in raw.columns.names else raw.columns.nlevels - 1
+        symbols = raw.columns.get_level_values(level)
+        if ticker.upper() not in set(symbols):
+            return empty
+        frame = raw.xs(ticker.upper(), axis=1, level=level)
+    else:
+        frame = raw
+    missing = [c for c in YF_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{ticker}: yfinance returned no {missing} columns (got {list(frame.columns)})"
+        )
+    return frame[list(YF_COLUMNS)].astype(float)
