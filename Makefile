@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lint format ui bench-gates
+.PHONY: setup run test lint format ui bench-gates bench-cache
 
 setup: $(VENV)/.installed
 
@@ -52,3 +52,6 @@ ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000
 
 bench-gates: setup  ## training time with vs without gate diagnostics (ratio, median of pairs)
 	$(BIN)/python -m benchmarks.gate_overhead --repeats 7 --epochs 5
+
+bench-cache: setup  ## reading 50 tickers x 20 years from the Parquet price cache
+	$(BIN)/python -m benchmarks.cache_read --tickers 50 --years 20 --repeats 7

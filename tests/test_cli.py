@@ -46,3 +46,29 @@ def test_an_unknown_ticker_is_a_clear_error_not_a_traceback(isolated_store) -> N
     assert out.returncode == 1
     assert "no ticker(s) ['AAPL']" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_fetch_fills_the_cache_and_reports_failures_in_one_line(
+    monkeypatch, tmp_path, capsys
+) -> None:
+    from stockpred.data import yahoo
+    from tests.data.fake_yahoo import FakeYahoo
+
+    fake = FakeYahoo(["AAA"])
+    monkeypatch.setattr(yahoo, "_yfinance_download", lambda: fake)
+    argv = [
+        "fetch",
+        "AAA",
+        "--start",
+        "2020-01-01",
+        "--end",
+        "2020-03-31",
+        "--cache-dir",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "AAA" in out and "fetched" in out and "2020-03-31" in out
+    assert main([*argv[:1], "NOPE", *argv[2:]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stockpred: error: NOPE: Yahoo returned no rows") and err.count("\n") == 1

@@ -37,3 +37,28 @@ def test_a_bad_data_range_fails_the_run_clearly(tiny_config: PipelineConfig) -> 
     )
     assert runs[0].info.status == "FAILED"
     assert "the sample covers" in runs[0].data.tags["error"]
+
+
+def test_it_trains_on_cached_yahoo_data(tiny_config, monkeypatch, tmp_path) -> None:
+    import datetime as dt
+
+    from stockpred.data import yahoo
+    from stockpred.data.market import ingest
+    from tests.data.fake_yahoo import FakeYahoo
+
+    fake = FakeYahoo(["AAA", "BBB"])
+    monkeypatch.setattr(yahoo, "_yfinance_download", lambda: fake)
+    results = ingest(
+        ["AAA", "BBB"], dt.date(2015, 1, 1), dt.date(2018, 12, 31), str(tmp_path), min_pause=0
+    )
+    assert all(r.ok for r in results) and len(fake.calls) == 1
+    config = tiny_config.with_overrides({
+        "data.source": "yfinance", "data.tickers": ["AAA", "BBB"], "data.start": "2015-01-01",
+        "data.end": "2018-12-31", "data.cache_dir": str(tmp_path), "data.refresh": False,
+        "tracking.log_model": False, "gates.enabled": False,
+    })  # fmt: skip
+    result = run_training(config)
+    assert len(fake.calls) == 1  # training read the cache only
+    run = tracking.client().get_run(result.run_id)
+    assert run.data.tags["source"] == "yfinance" and run.data.tags["tickers"] == "AAA,BBB"
+    assert result.metrics["baseline/zero/test/rmse"] > 0

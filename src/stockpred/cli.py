@@ -117,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(train)
     config = sub.add_parser("config", help="print the resolved config as JSON")
     add_config_options(config)
+    fetch = sub.add_parser(
+        "fetch",
+        help="fetch tickers from Yahoo into the local price cache",
+        description="Fetch daily prices into the Parquet cache (only missing days are requested). "
+        "The same step runs as a Prefect flow with `python -m flows.ingest_flow`.",
+    )
+    fetch.add_argument("tickers", nargs="+", metavar="SYMBOL")
+    fetch.add_argument("--start", default="2010-01-01", metavar="YYYY-MM-DD")
+    fetch.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="default: yesterday")
+    fetch.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
     sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
     return parser
 
@@ -150,6 +160,23 @@ def _config(args: argparse.Namespace) -> None:
     print(config_from_args(args).model_dump_json(indent=2))
 
 
+def _fetch(args: argparse.Namespace) -> None:
+    import datetime as dt
+
+    from stockpred.data import DataError
+    from stockpred.data.market import ingest
+
+    end = dt.date.fromisoformat(args.end) if args.end else dt.date.today()
+    results = ingest(args.tickers, dt.date.fromisoformat(args.start), end, args.cache_dir)
+    print(f"{'ticker':<10}{'status':<11}{'fetched':>8}{'cached':>8}  first       last")
+    for r in results:
+        print(f"{r.ticker:<10}{r.status:<11}{r.rows_fetched:>8}{r.rows_cached:>8}  "
+              f"{r.first or '-':<11} {r.last or '-'}")  # fmt: skip
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise DataError("; ".join(f"{r.ticker}: {r.message}" for r in failed))
+
+
 def _ui(_: argparse.Namespace) -> None:
     import os
     import shlex
@@ -165,7 +192,7 @@ def _ui(_: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stockpred`` console script."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _train, "config": _config, "ui": _ui}[args.command]
+    handler = {"train": _train, "config": _config, "fetch": _fetch, "ui": _ui}[args.command]
     return report_errors(handler, args)
 
 

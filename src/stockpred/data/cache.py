@@ -18,12 +18,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from stockpred.data.prices import PRICE_COLUMNS, DataError, validate_prices
+from stockpred.data.prices import PRICE_COLUMNS, DataError, bad_row_masks
 from stockpred.symbols import check_ticker
 
 META_KEY = b"stockpred"
@@ -87,10 +88,7 @@ class PriceCache:
         try:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[META_KEY])
-            frame = table.to_pandas()
-            frame.index = pd.DatetimeIndex(frame.index, name="date").astype("datetime64[ns]")
-            long = frame.assign(ticker=check_ticker(ticker)).set_index("ticker", append=True)
-            prices = validate_prices(long, max_gap_days=None).droplevel("ticker")
+            prices = _checked(table.to_pandas())
             return CacheEntry(
                 prices=prices,
                 fetched_from=dt.date.fromisoformat(meta["fetched_from"]),
@@ -151,6 +149,20 @@ class PriceCache:
                     temp.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cached frame with canonical dtypes, or ``ValueError`` if any row is bad or out of order."""
+    dates = pd.DatetimeIndex(frame.index, name="date").astype("datetime64[ns]")
+    if not dates.is_monotonic_increasing or dates.has_duplicates:
+        raise ValueError("dates are not unique and increasing")
+    values = frame[list(PRICE_COLUMNS)].to_numpy(dtype="float64")
+    bad = bad_row_masks(values, np.zeros(len(values), dtype=bool))
+    if bad:
+        raise ValueError(f"bad rows: {', '.join(f'{int(m.sum())} {w}' for w, m in bad.items())}")
+    prices = pd.DataFrame(values[:, :4], index=dates, columns=list(PRICE_COLUMNS[:4]))
+    prices["volume"] = values[:, 4].astype("int64")
+    return prices
 
 
 def _fsync_dir(folder: Path) -> None:

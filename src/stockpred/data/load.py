@@ -80,17 +80,18 @@ def _from_yahoo(
     yahoo: object | None,
     today: dt.date | None,
 ) -> pd.DataFrame:
-    from stockpred.data.cache import PriceCache
+    from stockpred.data.cache import CacheEntry, PriceCache
     from stockpred.data.market import read_cached, sync
     from stockpred.data.yahoo import YahooSource
     from stockpred.paths import cache_dir as resolve_cache_dir
 
     cache = PriceCache(resolve_cache_dir(cache_dir))
     source = yahoo if isinstance(yahoo, YahooSource) else YahooSource()
+    entries: dict[str, CacheEntry] = {}
     results = sync(tickers, start, end, cache, source, refresh=refresh, on_bad_rows=on_bad_rows,
-                   today=today)  # fmt: skip
+                   today=today, entries=entries)  # fmt: skip
     failed = [r for r in results if not r.ok]
     if failed:
         reasons = "; ".join(r.message.rstrip(".") for r in failed)
         raise DataError(f"{len(failed)} of {len(results)} ticker(s) failed: {reasons}")
-    return read_cached([r.ticker for r in results], start, end, cache)
+    return read_cached([r.ticker for r in results], start, end, cache, entries)

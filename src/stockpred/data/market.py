@@ -72,9 +72,12 @@ def sync(
     refresh: bool = True,
     on_bad_rows: str = "raise",
     today: dt.date | None = None,
+    entries: dict[str, CacheEntry] | None = None,
 ) -> list[SyncResult]:
     """Bring each ticker's cache up to ``start``..``end``; one result per ticker, never raising
-    for a single ticker's failure (its result says what went wrong)."""
+    for a single ticker's failure (its result says what went wrong). ``entries``, if given,
+    receives each usable ticker's cache entry, so a caller need not read the files again."""
+    entries = {} if entries is None else entries
     source = source or YahooSource()
     today = today or dt.date.today()
     # Today's bar is still moving until the close: cache complete days only.
@@ -84,6 +87,8 @@ def sync(
     groups: dict[tuple[dt.date, dt.date], list[_Plan]] = defaultdict(list)
     for ticker in dict.fromkeys(check_ticker(t) for t in tickers):
         entry = _read_or_quarantine(cache, ticker)
+        if entry is not None:
+            entries[ticker] = entry  # replaced below if it gets refreshed
         plan = _plan(ticker, entry, start, through, refresh, today)
         if isinstance(plan, SyncResult):
             results[ticker] = plan
@@ -99,8 +104,8 @@ def sync(
                 continue
             for plan in plans:
                 try:
-                    results[plan.ticker] = _apply(plan, fetched[plan.ticker], cache, source,
-                                                  on_bad_rows, today)  # fmt: skip
+                    rows = fetched[plan.ticker]
+                    results[plan.ticker] = _apply(plan, rows, cache, source, on_bad_rows, entries)
                 except FetchError as exc:
                     results[plan.ticker] = _fall_back(plan, str(exc), today)
                 except DataError as exc:
@@ -109,12 +114,17 @@ def sync(
 
 
 def read_cached(
-    tickers: Sequence[str], start: dt.date, end: dt.date, cache: PriceCache
+    tickers: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    cache: PriceCache,
+    entries: dict[str, CacheEntry] | None = None,
 ) -> pd.DataFrame:
-    """Cached rows of ``tickers`` between ``start`` and ``end`` as one long (date, ticker) frame."""
+    """Cached rows of ``tickers`` between ``start`` and ``end`` as one long (date, ticker) frame
+    (``entries`` already read are used instead of the files)."""
     frames = []
     for ticker in tickers:
-        entry = cache.read(ticker)
+        entry = (entries or {}).get(check_ticker(ticker)) or cache.read(ticker)
         if entry is None:
             raise DataError(f"{ticker} is not in the price cache {cache.root}")
         rows = entry.prices.loc[pd.Timestamp(start) : pd.Timestamp(end)]
@@ -171,7 +181,7 @@ def _apply(
     cache: PriceCache,
     source: YahooSource,
     on_bad_rows: str,
-    today: dt.date,
+    entries: dict[str, CacheEntry],
 ) -> SyncResult:
     rows = rows.loc[: pd.Timestamp(plan.end)]
     if plan.kind == "refreshed":
@@ -183,8 +193,8 @@ def _apply(
             raise FetchError(f"Yahoo returned no rows for {plan.ticker}, not even cached days")
         if _disagrees(overlap, rows):
             full = _Plan(plan.ticker, None, plan.entry.fetched_from, plan.end, "refetched")
-            return _apply(full, source.fetch([plan.ticker], full.start, full.end)[plan.ticker],
-                          cache, source, on_bad_rows, today)  # fmt: skip
+            fresh = source.fetch([plan.ticker], full.start, full.end)[plan.ticker]
+            return _apply(full, fresh, cache, source, on_bad_rows, entries)  # fmt: skip
         new = rows.loc[rows.index > cached.index.max()]
         merged = pd.concat([cached, new])
         first = plan.entry.fetched_from
@@ -208,6 +218,7 @@ def _apply(
         yfinance_version=_yfinance_version(),
     )
     cache.write(plan.ticker, entry)
+    entries[plan.ticker] = entry
     return _result(plan.ticker, plan.kind, checked, fetched=len(new))
 
 
@@ -255,3 +266,33 @@ def _yfinance_version() -> str:
         return version("yfinance")
     except PackageNotFoundError:
         return "unknown"
+
+
+def ingest(
+    tickers: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    cache_dir: str | None = None,
+    *,
+    batch_size: int = 20,
+    min_pause: float = 0.5,
+    today: dt.date | None = None,
+) -> list[SyncResult]:
+    """Fetch ``tickers`` into the cache (the ingest flow's and ``stockpred fetch``'s one step).
+
+    Malformed symbols and per-ticker failures come back as ``failed`` results; the rest proceed.
+    """
+    from stockpred.paths import cache_dir as resolve_cache_dir
+
+    valid, results = [], {}
+    for ticker in tickers:
+        try:
+            valid.append(check_ticker(ticker))
+        except ValueError as exc:
+            results[ticker] = SyncResult(ticker, "failed", message=str(exc))
+    if valid:
+        source = YahooSource(batch_size=batch_size, min_pause=min_pause)
+        cache = PriceCache(resolve_cache_dir(cache_dir))
+        for result in sync(valid, start, end, cache, source, today=today):
+            results[result.ticker] = result
+    return [results.get(t) or results[check_ticker(t)] for t in tickers]

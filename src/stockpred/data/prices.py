@@ -41,16 +41,17 @@ def validate_prices(
     if dates.tz is not None:
         dates = dates.tz_localize(None)
     tickers = prices.index.get_level_values("ticker").astype(str)
-    out = pd.DataFrame(
-        {
-            c: pd.to_numeric(prices[c], errors="coerce").to_numpy(dtype="float64")
-            for c in PRICE_COLUMNS
-        },
-        index=pd.MultiIndex.from_arrays(
-            [dates.astype("datetime64[ns]"), tickers], names=["date", "ticker"]
-        ),
-    ).sort_index()
-    bad = _bad_rows(out)
+    values = np.column_stack(
+        [pd.to_numeric(prices[c], errors="coerce").to_numpy(dtype="float64") for c in PRICE_COLUMNS]
+    )
+    index = pd.MultiIndex.from_arrays(
+        [dates.astype("datetime64[ns]"), tickers], names=["date", "ticker"]
+    )
+    order = np.lexsort((index.codes[1], index.get_level_values(0).asi8))
+    if not (order == np.arange(len(order))).all():
+        index, values = index[order], values[order]
+    out = pd.DataFrame(values, index=index, columns=list(PRICE_COLUMNS))
+    bad = bad_row_masks(values, index.duplicated(keep=False))
     if bad:
         total = np.logical_or.reduce(list(bad.values()))
         details = "; ".join(
@@ -72,22 +73,20 @@ def validate_prices(
     return out
 
 
-def _bad_rows(out: pd.DataFrame) -> dict[str, np.ndarray]:
-    ohlc = out[list(PRICE_COLUMNS[:4])].to_numpy()
-    volume = out["volume"].to_numpy()
+def bad_row_masks(values: np.ndarray, duplicated: np.ndarray) -> dict[str, np.ndarray]:
+    """Row masks of each problem in (rows, open/high/low/close/volume) ``values``; only non-empty."""
+    ohlc, volume = values[:, :4], values[:, 4]
+    open_close = values[:, [0, 3]]
     tol = 1e-6  # Yahoo rounds highs and lows; a relative slack avoids flagging float noise
-    checks = {
-        "all values missing": np.isnan(out.to_numpy()).all(axis=1),
-        "non-finite or non-positive price": ~(np.isfinite(ohlc) & (ohlc > 0)).all(axis=1),
-        "high below open/close": (
-            out["high"] < out[["open", "close"]].max(axis=1) * (1 - tol)
-        ).to_numpy(),
-        "low above open/close": (
-            out["low"] > out[["open", "close"]].min(axis=1) * (1 + tol)
-        ).to_numpy(),
-        "negative or missing volume": ~(np.isfinite(volume) & (volume >= 0)),
-        "duplicate (date, ticker)": out.index.duplicated(keep=False),
-    }
+    with np.errstate(invalid="ignore"):
+        checks = {
+            "all values missing": np.isnan(values).all(axis=1),
+            "non-finite or non-positive price": ~(np.isfinite(ohlc) & (ohlc > 0)).all(axis=1),
+            "high below open/close": values[:, 1] < open_close.max(axis=1) * (1 - tol),
+            "low above open/close": values[:, 2] > open_close.min(axis=1) * (1 + tol),
+            "negative or missing volume": ~(np.isfinite(volume) & (volume >= 0)),
+            "duplicate (date, ticker)": np.asarray(duplicated, dtype=bool),
+        }
     return {what: mask for what, mask in checks.items() if mask.any()}
 
 
