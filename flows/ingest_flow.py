@@ -62,7 +62,9 @@ def ingest_flow(
     summary = f"{len(rows) - len(failed)} of {len(rows)} tickers cached"
     print(summary)
     if failed:
-        reasons = "; ".join(f"{r['ticker']}: {r['message'][:200]}" for r in failed[:5])
+        reasons = "; ".join(
+            f"{r['ticker']}: {(r.get('cause') or r['message'])[:200]}" for r in failed[:5]
+        )
         return Failed(message=f"{summary}; failed: {reasons}", data=rows)
     return Completed(message=summary, data=rows)
 

@@ -164,7 +164,7 @@ def _fetch(args: argparse.Namespace) -> None:
     import datetime as dt
 
     from stockpred.data import DataError
-    from stockpred.data.market import ingest
+    from stockpred.data.market import describe_failures, ingest
 
     end = dt.date.fromisoformat(args.end) if args.end else dt.date.today()
     results = ingest(args.tickers, dt.date.fromisoformat(args.start), end, args.cache_dir)
@@ -174,7 +174,7 @@ def _fetch(args: argparse.Namespace) -> None:
               f"{r.first or '-':<11} {r.last or '-'}")  # fmt: skip
     failed = [r for r in results if not r.ok]
     if failed:
-        raise DataError("; ".join(f"{r.ticker}: {r.message}" for r in failed))
+        raise DataError(describe_failures(failed))
 
 
 def _ui(_: argparse.Namespace) -> None:

@@ -212,3 +212,18 @@ def test_writers_killed_at_random_moments_never_leave_a_broken_file(tmp_path) ->
         proc.wait(timeout=30)
         entry = PriceCache(tmp_path / "cache").read("ZZZ")  # raises if torn
         assert entry is not None and len(entry.prices) == 6000
+
+
+def test_an_unreachable_yahoo_is_one_grouped_line(tmp_path) -> None:
+    def unreachable(tickers, **kwargs):
+        raise ConnectionError("Failed to perform, curl: (6) Could not resolve host: example (x)")
+
+    source = YahooSource(download=unreachable, retries=1, min_pause=0, sleep=lambda s: None)
+    with pytest.raises(DataError) as info:
+        load_prices(["AAA", "BBB"], "2020-01-01", "2020-06-30", "yfinance", cache_dir=str(tmp_path),
+                    yahoo=source, today=TODAY)  # fmt: skip
+    assert str(info.value) == (
+        "2 of 2 ticker(s) failed: AAA, BBB: could not reach Yahoo (curl: (6) Could not resolve "
+        "host: example), 2 attempts; nothing is cached: check your connection, or use "
+        "source='sample' to work offline"
+    )

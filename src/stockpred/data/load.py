@@ -81,7 +81,7 @@ def _from_yahoo(
     today: dt.date | None,
 ) -> pd.DataFrame:
     from stockpred.data.cache import CacheEntry, PriceCache
-    from stockpred.data.market import read_cached, sync
+    from stockpred.data.market import describe_failures, read_cached, sync
     from stockpred.data.yahoo import YahooSource
     from stockpred.paths import cache_dir as resolve_cache_dir
 
@@ -92,6 +92,7 @@ def _from_yahoo(
                    today=today, entries=entries)  # fmt: skip
     failed = [r for r in results if not r.ok]
     if failed:
-        reasons = "; ".join(r.message.rstrip(".") for r in failed)
-        raise DataError(f"{len(failed)} of {len(results)} ticker(s) failed: {reasons}")
+        raise DataError(
+            f"{len(failed)} of {len(results)} ticker(s) failed: {describe_failures(failed)}"
+        )
     return read_cached([r.ticker for r in results], start, end, cache, entries)

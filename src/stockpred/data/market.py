@@ -46,6 +46,7 @@ class SyncResult:
     first: str = ""
     last: str = ""
     message: str = ""
+    cause: str = ""  # what failed for a whole batch (e.g. Yahoo unreachable), if anything
 
     @property
     def ok(self) -> bool:
@@ -135,6 +136,17 @@ def read_cached(
             )
         frames.append(rows.assign(ticker=check_ticker(ticker)).set_index("ticker", append=True))
     return pd.concat(frames).sort_index()
+
+
+def describe_failures(failed: Sequence[SyncResult]) -> str:
+    """One readable line for many failures: tickers with the same cause and message grouped."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for result in failed:
+        groups[(result.cause, result.message.rstrip("."))].append(result.ticker)
+    parts = []
+    for (cause, message), tickers in groups.items():
+        parts.append(f"{', '.join(tickers)}: " + (f"{cause}; {message}" if cause else message))
+    return " | ".join(parts)
 
 
 def _read_or_quarantine(cache: PriceCache, ticker: str) -> CacheEntry | None:
@@ -234,9 +246,8 @@ def _disagrees(cached: pd.DataFrame, fetched: pd.DataFrame) -> bool:
 
 def _fall_back(plan: _Plan, reason: str, today: dt.date) -> SyncResult:
     if plan.entry is None:
-        return SyncResult(plan.ticker, "failed", message=(
-            f"{reason}. Nothing is cached for {plan.ticker}: check your connection, or use "
-            "source='sample' to work offline."))  # fmt: skip
+        return SyncResult(plan.ticker, "failed", cause=reason, message=(
+            "nothing is cached: check your connection, or use source='sample' to work offline"))  # fmt: skip
     age = (today - plan.entry.last_date).days
     message = (
         f"{plan.ticker}: could not refresh ({reason}); using the cache through "

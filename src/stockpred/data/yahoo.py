@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,7 +60,7 @@ class YahooSource:
 
     download: Download | None = None  # yfinance.download's signature; injected in tests
     batch_size: int = 20
-    retries: int = 4
+    retries: int = 3
     backoff: float = 2.0  # seconds before the first retry, doubled each time
     max_backoff: float = 60.0
     jitter: float = 0.5  # +- fraction of each backoff, so parallel clients spread out
@@ -85,10 +87,7 @@ class YahooSource:
                 return self._download(batch, start, end)
             except (RateLimitedError, FetchError) as exc:
                 if attempt == self.retries:
-                    raise type(exc)(
-                        f"{exc} (gave up after {self.retries + 1} attempts). Check your "
-                        "connection and try again later, or use source='sample' offline."
-                    ) from exc
+                    raise type(exc)(f"{exc}, {self.retries + 1} attempts") from exc
                 spread = 1 + random.uniform(-self.jitter, self.jitter)
                 self.sleep(min(delay, self.max_backoff) * spread)
                 delay *= 2
@@ -97,7 +96,8 @@ class YahooSource:
     def _download(self, batch: list[str], start: dt.date, end: dt.date) -> pd.DataFrame:
         download = self.download or _yfinance_download()
         self.calls += 1
-        with _yfinance_errors() as errors:
+        with _yfinance_errors() as errors, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="yfinance")  # its pandas deprecations
             try:
                 raw = download(
                     batch,
@@ -126,9 +126,11 @@ def _yfinance_download() -> Download:
 
 def _raise_classified(message: str, batch: list[str]) -> None:
     if any(marker in message for marker in _RATE_LIMIT_MARKERS):
-        raise RateLimitedError(f"Yahoo rate-limited the request for {batch}")
+        raise RateLimitedError(f"Yahoo rate-limited the request for {', '.join(batch)}")
     if any(marker in message for marker in _NETWORK_MARKERS):
-        raise FetchError(f"could not reach Yahoo for {batch}: {message.strip()[:200]}")
+        curl = re.search(r"curl: \(\d+\) [^(]*", message)  # e.g. "Could not resolve host: ..."
+        detail = (curl.group(0) if curl else message.strip()[:160]).strip()
+        raise FetchError(f"could not reach Yahoo ({detail})")
 
 
 class _Collect(logging.Handler):
