@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lint format ui bench-gates bench-cache
+.PHONY: setup run test lint format ui notebooks bench bench-gates bench-cache bench-synthetic
 
 setup: $(VENV)/.installed
 
@@ -50,8 +50,21 @@ format: setup
 ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000
 	$(BIN)/stockpred ui
 
+notebooks: setup  ## JupyterLab on notebooks/, with .venv registered as the kernel "stockpred (.venv)"
+	$(BIN)/python -c "import jupyterlab" 2>/dev/null || \
+	  { $(BIN)/pip install -q -e ".[notebooks]" 2>&1 | $(QUIET_PIP); }
+	$(BIN)/python -m ipykernel install --sys-prefix --name stockpred --display-name "stockpred (.venv)"
+	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
+
+bench: setup  ## every stage's cost side by side: one table, results in benchmarks/results/suite.json
+	$(BIN)/python -m benchmarks.suite $(ARGS)
+
 bench-gates: setup  ## training time with vs without gate diagnostics (ratio, median of pairs)
 	$(BIN)/python -m benchmarks.gate_overhead --repeats 7 --epochs 5
 
 bench-cache: setup  ## reading 50 tickers x 20 years from the Parquet price cache
 	$(BIN)/python -m benchmarks.cache_read --tickers 50 --years 20 --repeats 7
+
+bench-synthetic: setup  ## the known-optimum check at full size (AR(1) and noise, 3 seeds)
+	$(BIN)/python -m benchmarks.synthetic_optimum --days 8000 --seeds 3

@@ -17,7 +17,7 @@ TINY = {
     "data": {"tickers": ["^GSPC", "^IXIC"], "start": "2012-01-01", "end": "2014-12-31"},
     "model": {"window": 10, "hidden_size": 8, "num_layers": 2, "dropout": 0.0},
     "train": {"max_epochs": 3, "batch_size": 64, "patience": 2, "progress_bar": False},
-    "tracking": {"experiment": "tests"},
+    "tracking": {"experiment": "tests", "report": False},
 }
 
 

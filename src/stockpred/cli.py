@@ -32,6 +32,8 @@ OPTION_FIELDS = {
     "accelerator": "train.accelerator",
     "experiment": "tracking.experiment",
     "run_name": "tracking.run_name",
+    "folds": "evaluation.folds",
+    "scheme": "evaluation.scheme",
 }
 
 
@@ -115,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         "as a Prefect flow with `python -m flows.train_flow` (same options).",
     )
     add_config_options(train)
+    backtest = sub.add_parser(
+        "backtest",
+        help="walk-forward evaluation: retrain per fold, LSTM vs baselines, mean ± std",
+        description="Walk-forward: K consecutive test blocks at the end of the data, each after "
+        "its own validation block and embargoes; the model is retrained per fold. Logged as one "
+        "MLflow run with a nested run per fold.",
+    )
+    add_config_options(backtest)
+    backtest.add_argument("--folds", type=int, help="number of folds (default 3)")
+    backtest.add_argument("--scheme", help="expanding (default) or rolling training windows")
     config = sub.add_parser("config", help="print the resolved config as JSON")
     add_config_options(config)
     fetch = sub.add_parser(
@@ -127,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--start", default="2010-01-01", metavar="YYYY-MM-DD")
     fetch.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="default: yesterday")
     fetch.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
+    predict = sub.add_parser(
+        "predict",
+        help="forecast the next period per ticker with the registered champion",
+        description="Load models:/<model>@champion, the latest data and the champion's scaling; "
+        "print and save the forecasts (predictions/<as-of>_v<version>.parquet). The same runs "
+        "as a Prefect flow with `python -m flows.predict_flow`.",
+    )
+    predict.add_argument("--model", default="stockpred-lstm")
+    predict.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
+                         help="default: today (the embedded sample ends 2018-12-31)")  # fmt: skip
+    predict.add_argument("--max-stale-days", type=int, default=5)
     sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
     return parser
 
@@ -140,7 +163,7 @@ def report_errors(func: Any, *args: Any) -> int:
     except ConfigError as exc:
         print(f"stockpred: config error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # DataError and other bad-input errors
+    except (ValueError, LookupError) as exc:  # DataError, no champion, other bad input
         print(f"stockpred: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -154,6 +177,17 @@ def _train(args: argparse.Namespace) -> None:
 
     result = run_training(config_from_args(args))
     print(result.summary())
+
+
+def _backtest(args: argparse.Namespace) -> None:
+    from stockpred.walkforward import run_walk_forward
+
+    config = config_from_args(args)
+    result = run_walk_forward(config)
+    ev = config.evaluation
+    print(f"walk-forward, {ev.folds} {ev.scheme} folds (MLflow run {result.run_id}); "
+          "mean and std over folds, RMSE relative to the zero forecast:")  # fmt: skip
+    print(result.table())
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -177,6 +211,18 @@ def _fetch(args: argparse.Namespace) -> None:
         raise DataError(describe_failures(failed))
 
 
+def _predict(args: argparse.Namespace) -> None:
+    import datetime as dt
+
+    from stockpred.predict import predict_next, save_predictions
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    frame = predict_next(args.model, as_of, args.max_stale_days)
+    print(frame[["ticker", "as_of", "direction", "predicted_log_return", "model_version"]]
+          .to_string(index=False))  # fmt: skip
+    print(f"saved {save_predictions(frame)}")
+
+
 def _ui(_: argparse.Namespace) -> None:
     import os
     import shlex
@@ -192,7 +238,9 @@ def _ui(_: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stockpred`` console script."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _train, "config": _config, "fetch": _fetch, "ui": _ui}[args.command]
+    handlers = {"train": _train, "backtest": _backtest, "config": _config, "fetch": _fetch,
+                "predict": _predict, "ui": _ui}  # fmt: skip
+    handler = handlers[args.command]
     return report_errors(handler, args)
 
 

@@ -152,6 +152,21 @@ class TrackingConfig(_Frozen):
     experiment: str = Field("stockpred", min_length=1, max_length=200)
     run_name: str | None = None
     log_model: bool = True
+    report: bool = Field(
+        True, description="execute the gate-diagnostics notebook and attach it to the run as HTML"
+    )
+
+
+class EvaluationConfig(_Frozen):
+    """How the held-out period is scored, and how models are registered."""
+
+    cost_bps: float = Field(5.0, ge=0.0, le=1000.0, description="trading cost per unit turnover")
+    ar_order: int = Field(5, ge=1, le=250, description="lags of the AR(p) baseline")
+    register_model: bool = Field(True, description="register the model; apply the champion rule")
+    folds: int = Field(3, ge=1, le=50, description="walk-forward folds (stockpred backtest)")
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    fold_test_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="dates per test fold")
+    registered_name: str = Field("stockpred-lstm", min_length=1, max_length=200)
 
 
 class PipelineConfig(_Frozen):
@@ -163,10 +178,16 @@ class PipelineConfig(_Frozen):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     gates: GateConfig = GateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
     def _check_embargo(self) -> PipelineConfig:
+        if self.evaluation.ar_order > self.model.window:
+            raise ValueError(
+                f"evaluation.ar_order ({self.evaluation.ar_order}) must be <= model.window "
+                f"({self.model.window}): the AR baseline reads its lags from the window"
+            )
         need = self.model.window + self.features.horizon
         if self.split.embargo is not None and self.split.embargo < need:
             raise ValueError(

@@ -160,9 +160,6 @@ def predicted_vs_actual_figure(
     predictions: pd.DataFrame, horizon: int, model: str = "lstm"
 ) -> Figure:
     """Per ticker, realised vs predicted forward returns over the test period, and a scatter."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     tickers = list(dict.fromkeys(predictions["ticker"]))
@@ -200,9 +197,6 @@ def comparison_figure(
     predictions: pd.DataFrame, table: pd.DataFrame, horizon: int, cost_bps: float
 ) -> Figure:
     """The LSTM beside its baselines: error vs zero, direction with 95% CI, and strategy wealth."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     models = list(table["model"])

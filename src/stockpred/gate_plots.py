@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -99,6 +96,7 @@ def trajectory_figure(history: pd.DataFrame) -> Figure:
         row[-1].plot(tau["epoch"], tau["value"], marker="o", ms=3, color=COLORS["forget"])
         row[-1].set_title(f"layer {layer} · forget-gate memory timescale", fontsize=10)
         row[-1].set_ylabel("-1 / ln(mean f)  (trading days)")
+        row[-1].ticklabel_format(axis="y", useOffset=False)
         for ax in row:
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

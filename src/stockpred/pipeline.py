@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,14 @@ import pandas as pd
 from stockpred import tracking
 from stockpred.config import PipelineConfig
 
+if TYPE_CHECKING:
+    import torch
+
+    from stockpred.prepare import Prepared
+
 F = TypeVar("F", bound=Callable[..., Any])
 Runner = Callable[[F], F]
-MODELS = ("lstm", "zero", "mean", "ridge")
+MODELS = ("lstm", "zero", "mean", "ridge", "ar")
 
 
 @dataclass(frozen=True)
@@ -54,17 +59,24 @@ class TrainingResult:
 
     def summary(self) -> str:
         """The lines printed at the end of a run."""
-        rows = [f"{'model':<8}{'RMSE':>10}{'MAE':>10}{'dir.acc':>9}{'vs zero':>9}"]
+        rows = [f"{'model':<8}{'RMSE':>10}{'vs zero':>9}{'dir.acc':>9}{'IC':>8}{'Sharpe':>8}"]
         zero = self.metrics.get("baseline/zero/test/rmse", float("nan"))
         for model in MODELS:
             prefix = "test" if model == "lstm" else f"baseline/{model}/test"
             rmse = self.metrics.get(f"{prefix}/rmse")
             if rmse is None:
                 continue
+            m = {
+                k: self.metrics.get(f"{prefix}/{k}", float("nan"))
+                for k in ("dir_acc", "ic", "sharpe")
+            }
             rows.append(
-                f"{model:<8}{rmse:>10.5f}{self.metrics[f'{prefix}/mae']:>10.5f}"
-                f"{self.metrics[f'{prefix}/dir_acc']:>9.3f}{rmse / zero:>9.3f}"
+                f"{model:<8}{rmse:>10.5f}{rmse / zero:>9.3f}{m['dir_acc']:>9.3f}"
+                f"{m['ic']:>8.3f}{m['sharpe']:>8.2f}"
             )
+        hold = self.metrics.get("benchmark/buy_hold/test/sharpe")
+        if hold is not None:
+            rows.append(f"{'buy&hold':<8}{'':>10}{'':>9}{'':>9}{'':>8}{hold:>8.2f}")
         return "\n".join(
             [
                 f"MLflow run   {self.run_name}  (id {self.run_id})",
@@ -73,7 +85,8 @@ class TrainingResult:
                 f"artifacts    {self.artifact_uri}",
                 *([f"model        {self.model_uri}"] if self.model_uri else []),
                 "",
-                "test period, forward log returns (RMSE/MAE in log-return units):",
+                "test period (RMSE in log-return units; Sharpe of the long/short sign strategy,",
+                "annualised, net of costs; IC = Pearson correlation of forecast and outcome):",
                 *("  " + r for r in rows),
                 "",
                 "open the MLflow UI (then http://127.0.0.1:5000):",
@@ -108,6 +121,7 @@ def run_training(
         model = runner(train_model)(ctx, prepared)
         metrics = runner(evaluate_model)(ctx, prepared, model)
         model_uri = runner(log_trained_model)(ctx, prepared, model)
+        runner(render_diagnostics)(ctx)
     run = tracking.client().get_run(run_id)
     return TrainingResult(
         run_id=run_id,
@@ -225,62 +239,111 @@ def evaluate_model(ctx: RunContext, prepared_path: Path, model_path: Path) -> di
     """Score the LSTM and the naive baselines on the same test windows; log metrics, table, figure."""
     import torch
 
-    from stockpred.evaluate import (
-        comparison_table,
-        fit_ridge,
-        predicted_vs_actual_figure,
-        regression_metrics,
-    )
+    from stockpred.evaluate import comparison_figure, comparison_table, predicted_vs_actual_figure
     from stockpred.prepare import Prepared
-    from stockpred.split import TEST, TRAIN, VAL
-    from stockpred.train import predict
 
     prepared = Prepared.load(prepared_path)
     model = torch.load(model_path, weights_only=False)
-    window = ctx.config.model.window
-    parts = {
-        name: prepared.dataset(part, window)
-        for name, part in (("train", TRAIN), ("val", VAL), ("test", TEST))
-    }
-    ends = {name: ds.ends.numpy() for name, ds in parts.items()}
-    if len(ends["test"]) == 0:
-        raise ValueError("the test period holds no complete window; load a longer date range")
-    last_row = {name: prepared.features[rows] for name, rows in ends.items()}  # (S, F) at t
-    ridge = fit_ridge(
-        last_row["train"],
-        prepared.target[ends["train"]],
-        last_row["val"],
-        prepared.target[ends["val"]],
-    )
-    test_rows = ends["test"]
-    predictions = pd.DataFrame(
-        {
-            "date": prepared.dates[test_rows],
-            "ticker": prepared.tickers[test_rows],
-            "actual": prepared.actual[test_rows],
-            "lstm": prepared.unscale(predict(model, parts["test"])),
-            "zero": np.zeros(len(test_rows)),
-            "mean": np.full(len(test_rows), prepared.target_mean),
-            "ridge": prepared.unscale(ridge.predict(last_row["test"])),
-        }
-    )
-    scores = {m: regression_metrics(predictions["actual"], predictions[m]) for m in MODELS}
-    metrics = {}
-    for model_name, values in scores.items():
-        prefix = "test" if model_name == "lstm" else f"baseline/{model_name}/test"
-        metrics.update({f"{prefix}/{k}": v for k, v in values.items()})
-    metrics["test/rmse_vs_zero"] = scores["lstm"]["rmse"] / scores["zero"]["rmse"]
+    predictions, fitted = test_predictions(prepared, model, ctx.config)
+    scores, metrics = score_predictions(predictions, ctx.config)
+    metrics.update(validation_metrics(prepared, model, ctx.config))
     tracking.log_metrics(ctx.run_id, metrics)
-    tracking.log_params(
-        ctx.run_id, {"data.test_windows": len(test_rows), "baseline.ridge_alpha": ridge.alpha}
-    )
-    tracking.log_table(ctx.run_id, comparison_table(scores), "evaluation/test_comparison.json")
+    tracking.log_params(ctx.run_id, {"data.test_windows": len(predictions), **fitted})
+    table = comparison_table(scores)
+    tracking.log_table(ctx.run_id, table, "evaluation/test_comparison.json")
     predictions_path = ctx.workdir / "test_predictions.parquet"
     predictions.to_parquet(predictions_path, index=False)
     tracking.log_artifact(ctx.run_id, predictions_path, "evaluation")
-    figure = predicted_vs_actual_figure(predictions, ctx.config.features.horizon)
-    tracking.log_figure(ctx.run_id, figure, "evaluation/predicted_vs_actual.png")
+    horizon, cost = ctx.config.features.horizon, ctx.config.evaluation.cost_bps
+    tracking.log_figure(ctx.run_id, predicted_vs_actual_figure(predictions, horizon),
+                        "evaluation/predicted_vs_actual.png")  # fmt: skip
+    tracking.log_figure(ctx.run_id, comparison_figure(predictions, table, horizon, cost),
+                        "evaluation/comparison.png")  # fmt: skip
     return metrics
+
+
+def validation_metrics(
+    prepared: Prepared, model: torch.nn.Module, config: PipelineConfig
+) -> dict[str, float]:
+    """The LSTM's RMSE on the validation windows, alone and relative to the zero forecast
+    (``val/rmse_vs_zero`` is what the champion rule compares)."""
+    from stockpred.split import VAL
+    from stockpred.train import predict
+
+    val = prepared.dataset(VAL, config.model.window)
+    actual = prepared.actual[val.ends.numpy()]
+    rmse = float(np.sqrt(np.mean((prepared.unscale(predict(model, val)) - actual) ** 2)))
+    return {"val/rmse": rmse, "val/rmse_vs_zero": rmse / float(np.sqrt(np.mean(actual**2)))}
+
+
+def test_predictions(
+    prepared: Prepared, model: torch.nn.Module, config: PipelineConfig
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Predictions of the LSTM and every baseline on the test windows, in log-return units.
+
+    Baselines, all fitted on the training windows only: zero (random walk), the training mean,
+    ridge on the window's last feature row (penalty chosen on validation), and AR(p) on the
+    window's last p one-day returns. Returns (frame: date, ticker, actual, one column per model;
+    fitted hyperparameters to log).
+    """
+    from stockpred.evaluate import fit_autoregression, fit_ridge
+    from stockpred.split import TEST, TRAIN, VAL
+    from stockpred.train import predict
+
+    window = config.model.window
+    parts = {"train": TRAIN, "val": VAL, "test": TEST}
+    datasets = {name: prepared.dataset(part, window) for name, part in parts.items()}
+    ends = {name: ds.ends.numpy() for name, ds in datasets.items()}
+    if len(ends["test"]) == 0:
+        raise ValueError("the test period holds no complete window; load a longer date range")
+    last_row = {name: prepared.features[rows] for name, rows in ends.items()}  # (S, F) at t
+    target = {name: prepared.target[rows] for name, rows in ends.items()}
+    ridge = fit_ridge(last_row["train"], target["train"], last_row["val"], target["val"])
+    rows = ends["test"]
+    frame = pd.DataFrame(
+        {
+            "date": prepared.dates[rows],
+            "ticker": prepared.tickers[rows],
+            "actual": prepared.actual[rows],
+            "lstm": prepared.unscale(predict(model, datasets["test"])),
+            "zero": np.zeros(len(rows)),
+            "mean": np.full(len(rows), prepared.target_mean),
+            "ridge": prepared.unscale(ridge.predict(last_row["test"])),
+        }
+    )
+    fitted: dict[str, float] = {"baseline.ridge_alpha": ridge.alpha}
+    if "ret_1d" in prepared.feature_names:
+        column = prepared.feature_names.index("ret_1d")
+        order = config.evaluation.ar_order
+        lags = {name: prepared.features[idx[:, None] - np.arange(order), column]  # (S, p)
+                for name, idx in ends.items()}  # fmt: skip
+        ar = fit_autoregression(lags["train"], target["train"])
+        frame["ar"] = prepared.unscale(ar.predict(lags["test"]))
+        fitted["baseline.ar_order"] = order
+    return frame, fitted
+
+
+def score_predictions(
+    predictions: pd.DataFrame, config: PipelineConfig
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every metric of every model (``scores[model]``) and the flat MLflow metric names.
+
+    LSTM metrics are ``test/<metric>``, baselines ``baseline/<name>/test/<metric>``, buy-and-hold
+    ``benchmark/buy_hold/test/<metric>``.
+    """
+    from stockpred.evaluate import score, strategy_returns, strategy_stats
+
+    horizon, cost = config.features.horizon, config.evaluation.cost_bps
+    models = [m for m in MODELS if m in predictions]
+    scores = {m: score(predictions, m, horizon, cost) for m in models}
+    metrics: dict[str, float] = {}
+    for name, values in scores.items():
+        prefix = "test" if name == "lstm" else f"baseline/{name}/test"
+        metrics.update({f"{prefix}/{k}": v for k, v in values.items() if np.isfinite(v)})
+    metrics["test/rmse_vs_zero"] = scores["lstm"]["rmse"] / scores["zero"]["rmse"]
+    hold = strategy_stats(strategy_returns(predictions, "lstm", "buy_hold", horizon, cost), horizon)
+    metrics.update({f"benchmark/buy_hold/test/{k}": v for k, v in hold.items() if np.isfinite(v)})
+    return scores, metrics
 
 
 def log_trained_model(ctx: RunContext, prepared_path: Path, model_path: Path) -> str | None:
@@ -295,4 +358,33 @@ def log_trained_model(ctx: RunContext, prepared_path: Path, model_path: Path) ->
     prepared = Prepared.load(prepared_path)
     model = torch.load(model_path, weights_only=False)
     example, _ = prepared.dataset(TEST, ctx.config.model.window).__getitems__([0])
-    return tracking.log_model(ctx.run_id, model, example.numpy())
+    model_uri = tracking.log_model(ctx.run_id, model, example.numpy())
+    if ctx.config.evaluation.register_model:
+        tracking.register_model(ctx.run_id, model_uri, ctx.config.evaluation.registered_name)
+    return model_uri
+
+
+def render_diagnostics(ctx: RunContext) -> str | None:
+    """Execute the gate-diagnostics notebook for this run and attach it as HTML under ``report/``.
+
+    Returns the artifact path, or None when it is switched off (``tracking.report``, or no gate
+    diagnostics) or failed: a failure never fails the run, it is logged as a warning and recorded
+    in the run's ``report.error`` tag.
+    """
+    import contextlib
+    import logging
+
+    if not (ctx.config.tracking.report and ctx.config.gates.enabled):
+        return None
+    try:
+        from stockpred.report import render_report
+
+        html = render_report(ctx.run_id, ctx.workdir / "report")
+        tracking.log_artifact(ctx.run_id, html, "report")
+    except Exception as exc:  # the report is a convenience: the trained run must survive it
+        message = f"{type(exc).__name__}: {exc}"
+        logging.getLogger(__name__).warning("diagnostics report not attached: %s", message)
+        with contextlib.suppress(Exception):
+            tracking.set_tags(ctx.run_id, {"report.error": message[:5000]})
+        return None
+    return f"report/{html.name}"

@@ -122,17 +122,24 @@ class Prepared:
             )
 
 
-def prepare(features: pd.DataFrame, target: pd.Series, config: PipelineConfig) -> Prepared:
-    """Split by date with an embargo, fit the scalers on training rows only, scale everything.
+def prepare(
+    features: pd.DataFrame,
+    target: pd.Series,
+    config: PipelineConfig,
+    split: SplitDates | None = None,
+) -> Prepared:
+    """Split by date with an embargo (or use ``split``), fit the scalers on training rows only,
+    scale everything.
 
     Targets whose horizon ends past their own part are purged (NaN): so nothing fitted on the
     training part - scalers, model, baselines - depends on a price after its last date.
     """
     frame = features.join(target.rename(TARGET)).sort_index(level=["ticker", "date"])
     dates = frame.index.get_level_values("date")
-    split = chronological_split(
-        dates, config.split.val_fraction, config.split.test_fraction, config.embargo
-    )
+    if split is None:
+        split = chronological_split(
+            dates, config.split.val_fraction, config.split.test_fraction, config.embargo
+        )
     labels = assign_split(dates, split)
     raw = frame[list(features.columns)].to_numpy(dtype=np.float64)
     scaler = fit_scaler(raw, labels)

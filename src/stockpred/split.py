@@ -78,3 +78,44 @@ def fit_scaler(features: np.ndarray, labels: np.ndarray) -> StandardScaler:
     if not np.isfinite(train_rows).any(axis=1).any():
         raise ValueError("no finite training rows to fit the scaler on")
     return StandardScaler().fit(train_rows)
+
+
+def walk_forward_splits(
+    dates: pd.DatetimeIndex | np.ndarray,
+    folds: int,
+    fold_test_fraction: float,
+    val_fraction: float,
+    embargo: int,
+    scheme: str = "expanding",
+) -> list[SplitDates]:
+    """K folds: consecutive test blocks at the end of ``dates``, each after its own validation
+    block and embargoes; training is everything before (``expanding``) or a window of the first
+    fold's length that slides forward (``rolling``)."""
+    if scheme not in ("expanding", "rolling"):
+        raise ValueError(f"scheme must be 'expanding' or 'rolling', got {scheme!r}")
+    unique = pd.DatetimeIndex(pd.unique(np.asarray(dates))).sort_values()
+    n = len(unique)
+    n_test = max(1, round(n * fold_test_fraction))
+    n_val = max(1, round(n * val_fraction))
+    first_test = n - folds * n_test
+    train_len = first_test - n_val - 2 * embargo
+    if train_len < max(2 * embargo, 10):
+        raise ValueError(
+            f"{n} dates are too few for {folds} folds of {n_test} test dates, {n_val} validation "
+            f"dates and embargoes of {embargo}: the first fold would train on {train_len} dates"
+        )
+    splits = []
+    for fold in range(folds):
+        test_start = first_test + fold * n_test
+        val_start = test_start - embargo - n_val
+        train_end = val_start - embargo  # exclusive
+        train_start = 0 if scheme == "expanding" else train_end - train_len
+        splits.append(
+            SplitDates(
+                train=(unique[train_start], unique[train_end - 1]),
+                val=(unique[val_start], unique[val_start + n_val - 1]),
+                test=(unique[test_start], unique[test_start + n_test - 1]),
+                embargo=embargo,
+            )
+        )
+    return splits

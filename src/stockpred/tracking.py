@@ -8,6 +8,7 @@ Every function takes an explicit ``run_id``, so logging works from any thread or
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +88,9 @@ def experiment_id(name: str) -> str:
 
 
 @contextmanager
-def tracked_run(config: PipelineConfig, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+def tracked_run(
+    config: PipelineConfig, tags: Mapping[str, str] | None = None, run_name: str | None = None
+) -> Iterator[str]:
     """Start a run for ``config`` (params and tags logged) and yield its id.
 
     The run ends FINISHED when the block completes, or FAILED with the error recorded in the
@@ -101,7 +105,7 @@ def tracked_run(config: PipelineConfig, tags: Mapping[str, str] | None = None) -
     }
     run = mlflow_client.create_run(
         experiment_id(config.tracking.experiment),
-        run_name=config.tracking.run_name,
+        run_name=run_name or config.tracking.run_name or _fresh_run_name(),
         tags=run_tags,
     )
     run_id = run.info.run_id
@@ -119,6 +123,21 @@ def tracked_run(config: PipelineConfig, tags: Mapping[str, str] | None = None) -
         raise
     else:
         mlflow_client.set_terminated(run_id, "FINISHED")
+
+
+def _fresh_run_name() -> str:
+    """MLflow's adjective-noun-number name, drawn from fresh entropy: Lightning seeds Python's
+    ``random`` with the training seed, which would otherwise repeat names within a process."""
+    import random
+
+    from mlflow.utils.name_utils import _generate_random_name
+
+    state = random.getstate()
+    random.seed()
+    try:
+        return _generate_random_name()
+    finally:
+        random.setstate(state)
 
 
 def log_params(run_id: str, params: Mapping[str, Any]) -> None:
@@ -221,6 +240,71 @@ def lightning_logger(run_id: str) -> MLFlowLogger:
     return _RunLogger(tracking_uri=tracking_uri(), run_id=run_id)
 
 
+CHAMPION = "champion"
+PROMOTION_METRIC = "val/rmse_vs_zero"  # skill over the zero forecast: comparable across runs
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What registering a run's model did: its version, and whether it became the champion."""
+
+    name: str
+    version: str
+    promoted: bool
+    reason: str
+
+
+def register_model(run_id: str, model_uri: str, name: str) -> Promotion:
+    """Register the run's model as a new version of ``name``; move the ``champion`` alias to it
+    only if it beats the current champion on ``val/rmse_vs_zero`` (lower is better).
+
+    The decision and its reason are tagged on the version and the run. Aliases, not stages.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    challenger = mlflow_client.get_run(run_id).data.metrics.get(PROMOTION_METRIC)
+    if challenger is None:
+        raise ValueError(f"run {run_id} has no {PROMOTION_METRIC} metric to compare champions by")
+    try:
+        mlflow_client.create_registered_model(name)
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id).version
+    try:
+        champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    if champion is None:
+        promoted, reason = True, f"first version: champion with {PROMOTION_METRIC} {challenger:.6f}"
+    else:
+        held = mlflow_client.get_run(champion.run_id).data.metrics.get(PROMOTION_METRIC, math.inf)
+        promoted = challenger < held
+        verb = "beats" if promoted else "does not beat"
+        reason = (f"{PROMOTION_METRIC} {challenger:.6f} {verb} champion v{champion.version}'s "
+                  f"{held:.6f}")  # fmt: skip
+    if promoted:
+        mlflow_client.set_registered_model_alias(name, CHAMPION, version)
+    decision = "promoted" if promoted else "not promoted"
+    mlflow_client.set_model_version_tag(name, version, "promotion", f"{decision}: {reason}")
+    set_tags(run_id, {"registry.model": name, "registry.version": str(version),
+                      "registry.promotion": f"{decision}: {reason}"})  # fmt: skip
+    return Promotion(name, str(version), promoted, reason)
+
+
+def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
+    """A JSON artifact of a run (e.g. ``config.json``, ``preprocessing.json``)."""
+    import json
+
+    import mlflow.artifacts
+
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=artifact_file, tracking_uri=tracking_uri()
+    )
+    return json.loads(Path(path).read_text())
+
+
 def git_commit() -> str | None:
     """The project's current git commit, if it is a git checkout."""
     try:
@@ -298,3 +382,95 @@ def load_gate_units(run_id: str, epoch: int | None = None) -> pd.DataFrame:
         run_id=run_id, artifact_path=files[chosen], tracking_uri=tracking_uri()
     )
     return pd.read_parquet(local)
+
+
+def list_artifact_paths(run_id: str, folder: str | None = None) -> list[str]:
+    """The paths of a run's artifacts directly under ``folder`` (the top level by default)."""
+    return sorted(item.path for item in client().list_artifacts(run_id, folder))
+
+
+def download_artifact(run_id: str, artifact_path: str) -> Path:
+    """A local copy of one artifact (file or folder) of a run."""
+    import mlflow.artifacts
+
+    client()  # sets the tracking URI that resolves the run's artifact location
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri()
+    )
+    return Path(local)
+
+
+def load_run_config(run_id: str) -> PipelineConfig:
+    """The validated config a run was trained with (its ``config.json`` artifact)."""
+    from stockpred.config import load_config
+
+    return load_config(download_artifact(run_id, "config.json"))
+
+
+def load_metric_history(run_id: str, *keys: str) -> pd.DataFrame:
+    """Every logged value of the metrics ``keys`` of a run: columns key, step, value."""
+    import pandas as pd
+
+    mlflow_client = client()
+    records = [
+        (key, point.step, point.value)
+        for key in keys
+        for point in mlflow_client.get_metric_history(run_id, key)
+    ]
+    frame = pd.DataFrame.from_records(records, columns=["key", "step", "value"])
+    return frame.sort_values(["key", "step"], ignore_index=True)
+
+
+def load_run_record(run_id: str) -> dict[str, Any]:
+    """One run as a flat record, laid out like a row of ``search_runs``."""
+    return _run_record(client().get_run(run_id))
+
+
+def search_runs(
+    experiment: str = "stockpred", filter_string: str = "", max_results: int = 1000
+) -> pd.DataFrame:
+    """Runs of ``experiment``, newest first, one row each, in ``mlflow.search_runs``' layout.
+
+    Columns: run_id, run_name, status, start_time, model_uri (the run's logged model, or None),
+    then ``params.*``, ``metrics.*`` (latest values) and ``tags.*``.
+    """
+    import pandas as pd
+
+    mlflow_client = client()
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        raise LookupError(f"no experiment named {experiment!r} at {tracking_uri()}")
+    runs = mlflow_client.search_runs(
+        [found.experiment_id],
+        filter_string=filter_string,
+        order_by=["attributes.start_time DESC"],
+        max_results=max_results,
+    )
+    columns = ["run_id", "run_name", "status", "start_time", "model_uri"]
+    return pd.DataFrame([_run_record(run) for run in runs], columns=None if runs else columns)
+
+
+def _run_record(run: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    models = run.outputs.model_outputs if run.outputs else []
+    return {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "status": run.info.status,
+        "start_time": pd.Timestamp(run.info.start_time, unit="ms"),
+        "model_uri": f"models:/{models[0].model_id}" if models else None,
+        **{f"params.{k}": v for k, v in run.data.params.items()},
+        **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
+        **{f"tags.{k}": v for k, v in run.data.tags.items()},
+    }
+
+
+def load_model(model_uri: str) -> nn.Module:
+    """A logged PyTorch model (``models:/...`` or ``runs:/...``), on the CPU in eval mode."""
+    import mlflow.pytorch
+
+    client()  # sets the tracking URI that resolves ``models:/`` URIs
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    return model.eval()

@@ -30,8 +30,14 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.target = target  # (N,)
         self.ends = ends.long()  # (S,)
         self.window = window
-        # (N - W + 1, F, W): a view sharing storage with ``features``
-        self._view = features.unfold(0, window, 1) if len(features) >= window else None
+        # (N - W + 1, W, F): row i is the window starting at row i, a view sharing storage with
+        # ``features`` (gathering from it yields a contiguous (B, W, F) batch in one copy)
+        rows, width = features.shape
+        self._view = (
+            features.as_strided((rows - window + 1, window, width), (width, width, 1))
+            if rows >= window and features.is_contiguous()
+            else None
+        )
 
     @classmethod
     def from_arrays(
@@ -60,10 +66,9 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitems__(self, indices: list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A whole batch in one gather: x (B, W, F), y (B,)."""
-        assert self._view is not None
+        assert self._view is not None, "features must be contiguous and hold at least one window"
         ends = self.ends[torch.as_tensor(indices, dtype=torch.long)]
-        x = self._view[ends - (self.window - 1)]  # (B, F, W)
-        return x.transpose(1, 2).contiguous(), self.target[ends]
+        return self._view[ends - (self.window - 1)], self.target[ends]  # (B, W, F), (B,)
 
     def loader(
         self, batch_size: int, *, shuffle: bool, seed: int = 0
@@ -93,14 +98,13 @@ def valid_window_ends(
     n = len(groups)
     if n < window:
         return np.empty(0, dtype=np.int64)
-    bad = ~np.isfinite(features).all(axis=1) | (groups < 0)
-    bad_before = np.concatenate([[0], np.cumsum(bad)])  # bad rows in [0, i)
-    t = np.arange(window - 1, n)
-    start = t - window + 1
-    ok = (
-        (groups[start] == groups[t])
-        & (bad_before[t + 1] - bad_before[start] == 0)
-        & np.isfinite(target[t])
-    )
+    # A row sum is finite iff every value is (NaN and inf propagate): no (rows, features) mask.
+    bad = ~np.isfinite(features.sum(axis=1, dtype=np.float64)) | (groups < 0)
+    bad_before = np.zeros(n + 1, dtype=np.int32)  # bad rows in [0, i)
+    np.cumsum(bad, out=bad_before[1:])
+    # Slices, not index arrays: window k starts at row k and ends at row k + window - 1.
+    ok = groups[: n - window + 1] == groups[window - 1 :]
+    ok &= bad_before[window:] == bad_before[: n - window + 1]
+    ok &= np.isfinite(target[window - 1 :])
     # rows of one group must be contiguous for the first check to imply the whole window is in it
-    return t[ok].astype(np.int64)
+    return np.flatnonzero(ok).astype(np.int64) + (window - 1)

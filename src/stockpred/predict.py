@@ -1,0 +1,116 @@
+"""Next-day forecasts from the registered champion: the latest data, the champion's own scaling."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockpred import tracking
+from stockpred.config import PipelineConfig
+from stockpred.data import DataError, load_prices
+from stockpred.features import make_features
+from stockpred.paths import project_root
+
+HISTORY_DAYS = 3  # calendar days of history loaded per trading day of window + feature warm-up
+
+
+class NoChampionError(LookupError):
+    """No model version carries the ``champion`` alias yet."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion model version and what it needs to predict."""
+
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+    config: PipelineConfig
+    preprocessing: dict
+
+
+def load_champion(name: str) -> Champion:
+    """The version of ``name`` aliased ``champion``, with its run's config and scaling."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = tracking.client()
+    try:
+        version = mlflow_client.get_model_version_by_alias(name, tracking.CHAMPION)
+    except MlflowException as exc:
+        raise NoChampionError(
+            f"no '{tracking.CHAMPION}' version of model {name!r} in {tracking.tracking_uri()}: "
+            "train one first (`make run`), or check the model name"
+        ) from exc
+    config = PipelineConfig.model_validate(tracking.load_dict(version.run_id, "config.json"))
+    return Champion(
+        name=name,
+        version=str(version.version),
+        run_id=version.run_id,
+        model_uri=f"models:/{name}@{tracking.CHAMPION}",
+        config=config,
+        preprocessing=tracking.load_dict(version.run_id, "preprocessing.json"),
+    )
+
+
+def predict_next(
+    name: str = "stockpred-lstm", as_of: dt.date | None = None, max_stale_days: int = 5
+) -> pd.DataFrame:
+    """The champion's forecast of the next ``horizon``-day return per ticker, as of ``as_of``.
+
+    Loads the champion's tickers up to ``as_of`` (default today) from its source, rebuilds the
+    features, scales them with the champion's training statistics and feeds each ticker's last
+    window. Raises ``DataError`` if a ticker's last row is more than ``max_stale_days`` calendar
+    days before ``as_of``.
+    """
+    import mlflow.pytorch
+    import torch
+
+    champion = load_champion(name)
+    config, prep = champion.config, champion.preprocessing
+    as_of = as_of or dt.date.today()
+    window = config.model.window
+    start = as_of - dt.timedelta(days=HISTORY_DAYS * (window + 60))
+    data = config.data
+    prices = load_prices(data.tickers, start, as_of, source=data.source, cache_dir=data.cache_dir,
+                         refresh=data.refresh, on_bad_rows=data.on_bad_rows)  # fmt: skip
+    features = make_features(prices, config.features)[prep["feature_names"]]
+    scaled = (features - np.asarray(prep["feature_mean"])) / np.asarray(prep["feature_scale"])
+    model = mlflow.pytorch.load_model(champion.model_uri, map_location="cpu").eval()
+    rows = []
+    for ticker, part in scaled.groupby(level="ticker", sort=False):
+        last = part.index.get_level_values("date").max().date()
+        if (as_of - last).days > max_stale_days:
+            raise DataError(
+                f"{ticker}: the latest row is {last}, {(as_of - last).days} days before {as_of} "
+                f"(limit {max_stale_days}); refresh the data (`stockpred fetch`) or pass an "
+                "earlier as-of date"
+            )
+        values = part.to_numpy(dtype=np.float32)[-window:]
+        if len(values) < window or not np.isfinite(values).all():
+            raise DataError(f"{ticker}: fewer than {window} complete feature rows before {as_of}")
+        with torch.no_grad():
+            scaled_pred = model(torch.from_numpy(values)[None]).item()  # (1, W, F) -> (1,)
+        predicted = scaled_pred * prep["target_scale"] + prep["target_mean"]
+        rows.append({
+            "ticker": ticker, "as_of": last.isoformat(), "horizon_days": config.features.horizon,
+            "predicted_log_return": predicted, "direction": "up" if predicted > 0 else "down",
+            "model": champion.name, "model_version": champion.version, "run_id": champion.run_id,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def save_predictions(predictions: pd.DataFrame, folder: Path | None = None) -> Path:
+    """Write ``predictions/<as_of>_v<version>.parquet`` (atomically) and return its path."""
+    folder = folder or project_root() / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    as_of = predictions["as_of"].max()
+    path = folder / f"{as_of}_v{predictions['model_version'].iloc[0]}.parquet"
+    temp = path.with_suffix(".tmp")
+    predictions.to_parquet(temp, index=False)
+    temp.replace(path)
+    return path

@@ -1,0 +1,62 @@
+"""The prediction flow end to end: a trained champion, the sample data, a real Prefect server."""
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+
+from flows.predict_flow import predict_flow
+from stockpred.data import DataError
+from stockpred.pipeline import run_training
+from stockpred.predict import NoChampionError, predict_next
+
+
+@pytest.fixture(scope="module")
+def champion(tiny_config_module):
+    config = tiny_config_module.with_overrides({"evaluation.registered_name": "predict-test",
+                                                "gates.enabled": False})  # fmt: skip
+    return run_training(config)
+
+
+@pytest.fixture(scope="module")
+def tiny_config_module():
+    from stockpred.config import load_config
+    from tests.conftest import TINY
+
+    return load_config(TINY)
+
+
+def test_it_predicts_each_ticker_with_the_champion(
+    prefect_server, champion, isolated_store
+) -> None:
+    path = predict_flow("predict-test", dt.date(2014, 12, 31))
+    frame = pd.read_parquet(path)
+    assert sorted(frame["ticker"]) == ["^GSPC", "^IXIC"]
+    assert (frame["as_of"] == "2014-12-31").all() and (frame["model_version"] == "1").all()
+    assert (frame["run_id"] == champion.run_id).all()
+    assert frame["direction"].isin(["up", "down"]).all()
+    assert ((frame["predicted_log_return"] > 0) == (frame["direction"] == "up")).all()
+    assert frame["predicted_log_return"].abs().lt(0.2).all()  # a daily return, not a price
+    with get_client(sync_client=True) as client:
+        tables = [a for a in client.read_artifacts() if a.key == "predictions"]
+    rows = tables[-1].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert {r["ticker"] for r in rows} == {"^GSPC", "^IXIC"}
+
+
+def test_the_same_inputs_give_the_same_forecast(champion) -> None:
+    first = predict_next("predict-test", dt.date(2014, 6, 30))
+    again = predict_next("predict-test", dt.date(2014, 6, 30))
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_no_champion_is_a_clear_error() -> None:
+    with pytest.raises(NoChampionError, match="no 'champion' version of model 'nobody'"):
+        predict_next("nobody", dt.date(2014, 12, 31))
+
+
+def test_stale_data_is_refused(champion) -> None:
+    with pytest.raises(DataError, match=r"latest row is 2018-12-31, 15 days before 2019-01-15"):
+        predict_next("predict-test", dt.date(2019, 1, 15), max_stale_days=5)  # the sample ends

@@ -1,0 +1,253 @@
+import logging
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from stockpred import gates, report, tracking
+from stockpred.config import PipelineConfig, load_config
+from stockpred.pipeline import RunContext, render_diagnostics
+from tests.conftest import TINY
+
+
+def _raw_run(run_id: str, window: int, val_loss: float, lstm: float, model: bool = True) -> dict:
+    """A row as ``tracking.search_runs`` lays it out."""
+    return {
+        "run_id": run_id,
+        "run_name": "same-name",
+        "status": "FINISHED",
+        "model_uri": f"models:/m-{run_id}" if model else None,
+        "params.data.tickers": "^GSPC",
+        "params.model.window": str(window),
+        "params.model.hidden_size": "8",
+        "metrics.val/best_loss": val_loss,
+        "metrics.test/rmse": lstm,
+        "metrics.test/mae": lstm / 2,
+        "metrics.test/dir_acc": 0.5,
+        "metrics.baseline/zero/test/rmse": 0.02,
+        "metrics.baseline/zero/test/mae": 0.01,
+        "metrics.baseline/zero/test/dir_acc": 0.45,
+    }
+
+
+@pytest.fixture
+def runs() -> pd.DataFrame:
+    return report.tidy_runs(
+        pd.DataFrame(
+            [
+                _raw_run("aaaaaa01", 10, val_loss=0.9, lstm=0.019),
+                _raw_run("bbbbbb02", 20, val_loss=0.8, lstm=0.021),
+                _raw_run("cccccc03", 30, val_loss=0.7, lstm=0.018, model=False),
+            ]
+        )
+    )
+
+
+def test_tidy_runs_gives_settings_and_scores_per_run_with_nan_for_what_is_missing(runs) -> None:
+    assert list(runs["window"]) == [10, 20, 30]
+    assert runs.loc[0, "lstm_rmse"] == 0.019
+    assert runs.loc[0, "rmse_vs_zero"] == pytest.approx(0.95)
+    assert runs["ridge_rmse"].isna().all()  # never logged
+    assert runs["epochs"].isna().all()
+    # equal run names still get distinct labels
+    assert runs["label"].is_unique
+    assert runs.loc[1, "label"] == "same-name bbbbbb (w20, h8)"
+
+
+def test_model_scores_skips_models_a_run_did_not_score_and_the_grid_keeps_run_order(runs) -> None:
+    scores = report.model_scores(runs)
+    assert len(scores) == 3 * 2  # lstm and zero per run; no mean, ridge or ar metrics
+    first = scores[scores["run_id"] == "aaaaaa01"].set_index("model")
+    assert first.loc["zero", "rmse_vs_zero"] == 1.0
+    assert first.loc["lstm", "mae"] == pytest.approx(0.0095)
+    grid = report.score_table(scores)
+    assert list(grid.index) == list(runs["label"])
+    assert list(grid.columns) == ["lstm", "zero"]
+    assert grid.iloc[1]["lstm"] == pytest.approx(1.05)
+
+
+def test_the_best_run_is_picked_on_validation_loss_among_runs_with_a_model(runs) -> None:
+    best = report.best_run(runs)
+    assert best["run_id"] == "bbbbbb02"  # cccccc03 has a lower loss but no logged model
+    with pytest.raises(LookupError, match="has a logged model"):
+        report.best_run(runs[runs["model_uri"].isna()])
+
+
+def test_metrics_table_tabulates_every_model_of_a_run() -> None:
+    metrics = {
+        "test/rmse": 0.9, "test/mae": 0.5, "test/dir_acc": 0.55,
+        "baseline/zero/test/rmse": 1.0, "baseline/zero/test/mae": 0.6,
+        "baseline/zero/test/dir_acc": 0.45, "train/loss": 3.0,
+    }  # fmt: skip
+    table = report.metrics_table(metrics)
+    assert list(table.index) == ["lstm", "zero"]
+    assert table.loc["lstm", "rmse_vs_zero"] == pytest.approx(0.9)
+    assert table.loc["zero", "dir_acc"] == 0.45
+
+
+def test_run_filter_matches_the_params_as_the_config_logs_them() -> None:
+    where = report.run_filter(tickers=["^gspc", "^IXIC"], window=20, params={"train.seed": 7})
+    assert where == (
+        "attributes.status = 'FINISHED' and params.`train.seed` = '7' and "
+        "params.`data.tickers` = '^GSPC,^IXIC' and params.`model.window` = '20'"
+    )
+    assert report.run_filter(tickers="^GSPC", status=None) == "params.`data.tickers` = '^GSPC'"
+
+
+def _logged_run(config: PipelineConfig, rmse: float, fail: bool = False) -> str:
+    """A run with the config's params and a few test metrics, without training anything."""
+    try:
+        with tracking.tracked_run(config) as run_id:
+            tracking.log_metrics(run_id, {"test/rmse": rmse, "baseline/zero/test/rmse": 1.0})
+            if fail:
+                raise RuntimeError("stopped")
+    except RuntimeError:
+        pass
+    return run_id
+
+
+def test_search_runs_finds_finished_runs_by_their_config_newest_first() -> None:
+    base = load_config({**TINY, "tracking": {"experiment": "report-search"}})
+    first = _logged_run(base, 0.9)
+    wide = _logged_run(base.with_overrides({"model.window": 20}), 0.8)
+    one = _logged_run(base.with_overrides({"data.tickers": ["^GSPC"]}), 1.1)
+    _logged_run(base, 0.7, fail=True)
+    with tracking.tracked_run(base):  # finished, but never evaluated
+        pass
+
+    everything = report.search_runs("report-search")
+    assert list(everything["run_id"]) == [one, wide, first]  # not the failed or unscored run
+    by_window = report.search_runs("report-search", window=20)
+    assert list(by_window["run_id"]) == [wide]
+    assert by_window.loc[0, "rmse_vs_zero"] == pytest.approx(0.8)
+    assert list(report.search_runs("report-search", tickers="^GSPC")["run_id"]) == [one]
+    with pytest.raises(LookupError, match="no experiment named 'nothing-here'"):
+        report.search_runs("nothing-here")
+
+
+def test_the_latest_gate_run_skips_newer_runs_without_gate_diagnostics() -> None:
+    config = load_config({**TINY, "tracking": {"experiment": "report-gates"}})
+    with pytest.raises(LookupError, match="no finished run with gate diagnostics"):
+        report.latest_gate_run("report-gates")
+    with tracking.tracked_run(config) as gated:
+        tracking.log_metrics(gated, {"gates/l0/forget/mean": 0.6})
+    with tracking.tracked_run(config):  # e.g. a walk-forward parent: no gates
+        pass
+    assert report.latest_gate_run("report-gates") == gated
+
+
+def test_metric_history_reads_back_every_step() -> None:
+    config = load_config({**TINY, "tracking": {"experiment": "report-history"}})
+    with tracking.tracked_run(config) as run_id:
+        for epoch, loss in enumerate([3.0, 2.0, 1.5]):
+            tracking.log_metrics(run_id, {"train/loss": loss, "val/loss": loss + 1}, step=epoch)
+    history = tracking.load_metric_history(run_id, "train/loss", "val/loss")
+    assert list(history["key"]) == ["train/loss"] * 3 + ["val/loss"] * 3
+    assert list(history["step"]) == [0, 1, 2, 0, 1, 2]
+    assert list(history["value"]) == [3.0, 2.0, 1.5, 4.0, 3.0, 2.5]
+    assert tracking.load_run_config(run_id) == config
+    assert tracking.list_artifact_paths(run_id) == ["config.json"]
+
+
+def test_gate_summary_is_one_row_per_layer_and_gate_at_the_last_epoch() -> None:
+    records = [
+        (epoch, layer, gate, stat, 10 * epoch + layer + 0.1 * i)
+        for epoch in (0, 1)
+        for layer in (0, 1)
+        for i, (gate, stat) in enumerate(
+            [(g, s) for g in gates.GATES for s in ("mean", "sat_left")]
+            + [("forget", "timescale"), ("cell_state", "norm_end")]
+        )
+    ]
+    stats = pd.DataFrame.from_records(records, columns=["epoch", "layer", "gate", "stat", "value"])
+    table = report.gate_summary(stats)
+    assert list(table.index) == [(layer, g) for layer in (0, 1) for g in gates.GATES]
+    assert list(table.columns) == ["mean", "sat_left", "timescale"]
+    assert table.loc[(1, "forget"), "mean"] == pytest.approx(11.2)
+    assert table.loc[(0, "forget"), "timescale"] == pytest.approx(10.8)
+    assert np.isnan(table.loc[(0, "input"), "timescale"])
+    assert report.gate_summary(stats, epoch=0).loc[(0, "input"), "mean"] == 0.0
+    assert report.GATES == gates.GATES
+
+
+def test_timescale_table_summarises_each_layers_forget_units() -> None:
+    units = pd.DataFrame(
+        {
+            "epoch": 3,
+            "layer": [0, 0, 0, 0, 1, 1],
+            "gate": ["forget"] * 4 + ["forget", "input"],
+            "timescale": [0.5, 2.0, 4.0, 30.0, 12.0, np.nan],
+        }
+    )
+    table = report.timescale_table(units, window=10)
+    assert list(table.index) == [(3, 0), (3, 1)]
+    assert table.loc[(3, 0), "units"] == 4
+    assert table.loc[(3, 0), "median_days"] == 3.0
+    assert table.loc[(3, 0), "share_below_1_day"] == 0.25
+    assert table.loc[(3, 0), "share_above_10_days"] == 0.25
+    assert table.loc[(3, 1), "share_above_10_days"] == 1.0
+
+
+def test_split_table_lists_parts_and_embargoes_in_time_order(tiny_config) -> None:
+    prepared = report.prepare_run_data(tiny_config)
+    table = report.split_table(prepared)
+    assert list(table["part"]) == ["train", "embargo", "validation", "embargo", "test"]
+    dates = np.unique(prepared.dates)
+    assert table["trading_days"].sum() == len(dates)
+    assert list(table.loc[table["part"] == "embargo", "trading_days"]) == [tiny_config.embargo] * 2
+    assert table["rows"].sum() == len(prepared.dates)  # two tickers: twice the dates
+    assert str(table.loc[4, "last"]) == str(dates[-1])[:10]
+
+
+def test_inject_parameters_follows_the_parameters_cell_and_replaces_an_old_injection() -> None:
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# title"),
+            new_code_cell("run_id = None", metadata={"tags": ["parameters"]}),
+            new_code_cell("print(run_id)"),
+        ]
+    )
+    once = report.inject_parameters(nb, {"run_id": "abc"})
+    twice = report.inject_parameters(once, {"run_id": "xyz", "epochs": [0, 2]})
+    assert [c.source for c in nb.cells] == ["# title", "run_id = None", "print(run_id)"]
+    assert len(twice.cells) == 4
+    assert twice.cells[2].source == "# Injected parameters\nrun_id = 'xyz'\nepochs = [0, 2]"
+    assert twice.cells[2].metadata["tags"] == ["injected-parameters"]
+    plain = report.inject_parameters(new_notebook(cells=[new_code_cell("x")]), {"a": 1})
+    assert plain.cells[0].source.endswith("a = 1")
+    with pytest.raises(ValueError, match="identifiers"):
+        report.inject_parameters(nb, {"not a name": 1})
+
+
+def test_the_report_notebook_is_found_and_has_a_parameters_cell() -> None:
+    nb = nbformat.read(report.notebooks_dir() / report.REPORT_NOTEBOOK, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "run_id = None" in tagged[0].source
+
+
+def test_a_failed_report_leaves_the_run_a_warning_and_an_error_tag(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config({**TINY, "tracking": {"experiment": "report-failure", "report": True}})
+    with tracking.tracked_run(config) as run_id, caplog.at_level(logging.WARNING):
+        # nothing was trained: the notebook fails at its first gate artifact
+        assert render_diagnostics(RunContext(run_id, tmp_path, config)) is None
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["report.error"].startswith("ReportError: 03-gate-diagnostics.ipynb")
+    assert "LookupError" in run.data.tags["report.error"]
+    assert "no gate artifacts" in run.data.tags["report.error"]
+    assert "diagnostics report not attached" in caplog.text
+    assert "report" not in {Path(p).parts[0] for p in tracking.list_artifact_paths(run_id)}
+
+
+def test_no_report_is_rendered_when_it_is_switched_off(tmp_path: Path) -> None:
+    config = load_config({**TINY, "tracking": {"experiment": "report-off", "report": False}})
+    with tracking.tracked_run(config) as run_id:
+        assert render_diagnostics(RunContext(run_id, tmp_path, config)) is None
+    assert "report.error" not in tracking.client().get_run(run_id).data.tags
+    gates_off = config.with_overrides({"tracking.report": True, "gates.enabled": False})
+    assert render_diagnostics(RunContext(run_id, tmp_path, gates_off)) is None
