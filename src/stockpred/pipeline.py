@@ -52,6 +52,7 @@ class TrainingResult:
     metrics: dict[str, float]
     seconds: float
     ui_command: str = field(default="")
+    registry: str = ""  # e.g. "stockpred-lstm v3: promoted: val/rmse_vs_zero ... beats ..."
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, e.g. for a Prefect flow's return value."""
@@ -66,13 +67,10 @@ class TrainingResult:
             rmse = self.metrics.get(f"{prefix}/rmse")
             if rmse is None:
                 continue
-            m = {
-                k: self.metrics.get(f"{prefix}/{k}", float("nan"))
-                for k in ("dir_acc", "ic", "sharpe")
-            }
+            m = {k: self.metrics.get(f"{prefix}/{k}") for k in ("dir_acc", "ic", "sharpe")}
             rows.append(
-                f"{model:<8}{rmse:>10.5f}{rmse / zero:>9.3f}{m['dir_acc']:>9.3f}"
-                f"{m['ic']:>8.3f}{m['sharpe']:>8.2f}"
+                f"{model:<8}{rmse:>10.5f}{rmse / zero:>9.3f}{_fmt(m['dir_acc'], 9, 3)}"
+                f"{_fmt(m['ic'], 8, 3)}{_fmt(m['sharpe'], 8, 2)}"
             )
         hold = self.metrics.get("benchmark/buy_hold/test/sharpe")
         if hold is not None:
@@ -84,6 +82,7 @@ class TrainingResult:
                 f"tracking     {self.tracking_uri}",
                 f"artifacts    {self.artifact_uri}",
                 *([f"model        {self.model_uri}"] if self.model_uri else []),
+                *([f"registry     {self.registry}"] if self.registry else []),
                 "",
                 "test period (RMSE in log-return units; Sharpe of the long/short sign strategy,",
                 "annualised, net of costs; IC = Pearson correlation of forecast and outcome):",
@@ -94,6 +93,13 @@ class TrainingResult:
                 f"finished in {self.seconds:.0f} s",
             ]
         )
+
+
+def _fmt(value: float | None, width: int, digits: int) -> str:
+    """A right-aligned number, or a dash where a metric is undefined (e.g. IC of a constant)."""
+    if value is None or value != value:
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"
 
 
 def _direct(stage: F) -> F:
@@ -133,6 +139,12 @@ def run_training(
         metrics=metrics,
         seconds=time.perf_counter() - started,
         ui_command=tracking.ui_command(),
+        registry=(
+            f"{run.data.tags['registry.model']} v{run.data.tags['registry.version']}: "
+            f"{run.data.tags['registry.promotion']}"
+            if "registry.promotion" in run.data.tags
+            else ""
+        ),
     )
 
 

@@ -8,6 +8,7 @@ converts it to HTML; the training pipeline attaches that file to every run as ``
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -417,7 +418,15 @@ def notebook_html(nb: NotebookNode, title: str) -> str:
     exporter = HTMLExporter(
         template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True
     )
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    # nbconvert's accessibility check warns about images without alt text on the traitlets
+    # logger; matplotlib's PNG outputs carry none, and the warning is noise in every run's log.
+    logger = logging.getLogger("traitlets")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    finally:
+        logger.setLevel(level)
     return body
 
 
