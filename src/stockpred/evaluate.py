@@ -187,8 +187,9 @@ def predicted_vs_actual_figure(
         ax_scatter.axvline(0, color="k", lw=0.5)
         ax_scatter.set_xlabel(f"{model.upper()} predicted (%)")
         ax_scatter.set_ylabel("realised (%)")
-        corr = np.corrcoef(part[model], part["actual"])[0, 1] if len(part) > 2 else np.nan
-        ax_scatter.set_title(f"predicted vs realised (corr {corr:+.3f})")
+        corr = _corr(part[model], part["actual"], "pearson")  # NaN for a constant forecast
+        shown = "n/a" if np.isnan(corr) else f"{corr:+.3f}"
+        ax_scatter.set_title(f"predicted vs realised (corr {shown})")
     fig.tight_layout()
     return fig
 

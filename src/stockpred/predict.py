@@ -90,7 +90,7 @@ def predict_next(
                 f"(limit {max_stale_days}); refresh the data (`stockpred fetch`) or pass an "
                 "earlier as-of date"
             )
-        values = part.to_numpy(dtype=np.float32)[-window:]
+        values = np.array(part.to_numpy(dtype=np.float32)[-window:])  # writable copy for torch
         if len(values) < window or not np.isfinite(values).all():
             raise DataError(f"{ticker}: fewer than {window} complete feature rows before {as_of}")
         with torch.no_grad():
