@@ -46,7 +46,7 @@ def load_champion(name: str) -> Champion:
             f"no '{tracking.CHAMPION}' version of model {name!r} in {tracking.tracking_uri()}: "
             "train one first (`make run`), or check the model name"
         ) from exc
-    config = PipelineConfig.model_validate(tracking.load_dict(version.run_id, "config.json"))
+    config = tracking.load_run_config(version.run_id)
     return Champion(
         name=name,
         version=str(version.version),

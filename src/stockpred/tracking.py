@@ -297,12 +297,7 @@ def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
     """A JSON artifact of a run (e.g. ``config.json``, ``preprocessing.json``)."""
     import json
 
-    import mlflow.artifacts
-
-    path = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=artifact_file, tracking_uri=tracking_uri()
-    )
-    return json.loads(Path(path).read_text())
+    return json.loads(download_artifact(run_id, artifact_file).read_text())
 
 
 def git_commit() -> str | None:
@@ -365,7 +360,6 @@ def load_gate_units(run_id: str, epoch: int | None = None) -> pd.DataFrame:
     """The per-unit gate table of a run at ``epoch`` (default: the last one logged)."""
     import re
 
-    import mlflow.artifacts
     import pandas as pd
 
     files = {
@@ -378,10 +372,7 @@ def load_gate_units(run_id: str, epoch: int | None = None) -> pd.DataFrame:
     chosen = max(files) if epoch is None else epoch
     if chosen not in files:
         raise LookupError(f"run {run_id} has gate tables for epochs {sorted(files)}, not {epoch}")
-    local = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=files[chosen], tracking_uri=tracking_uri()
-    )
-    return pd.read_parquet(local)
+    return pd.read_parquet(download_artifact(run_id, files[chosen]))
 
 
 def list_artifact_paths(run_id: str, folder: str | None = None) -> list[str]:
