@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -107,17 +107,21 @@ def _direct(stage: F) -> F:
 
 
 def run_training(
-    config: PipelineConfig | None = None, *, runner: Runner = _direct
+    config: PipelineConfig | None = None,
+    *,
+    runner: Runner = _direct,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainingResult:
     """Load, featurise, split, train, evaluate and log one run; return where it is and its metrics.
 
     ``runner`` wraps each stage before it is called (the Prefect flow turns stages into tasks).
+    ``tags`` are added to the MLflow run (e.g. ``mlflow.parentRunId`` for a sweep's trials).
     A failure in any stage ends the MLflow run as FAILED with the error recorded, and re-raises.
     """
     config = config or PipelineConfig()
     started = time.perf_counter()
     with (
-        tracking.tracked_run(config) as run_id,
+        tracking.tracked_run(config, tags=tags) as run_id,
         tempfile.TemporaryDirectory(prefix="stockpred-run-") as scratch,
     ):
         ctx = RunContext(run_id=run_id, workdir=Path(scratch), config=config)
