@@ -163,7 +163,7 @@ def report_errors(func: Any, *args: Any) -> int:
     except ConfigError as exc:
         print(f"stockpred: config error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, LookupError) as exc:  # DataError, no champion, other bad input
+    except (ValueError, LookupError, ConnectionError) as exc:  # bad input, no champion, server down
         print(f"stockpred: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ def load_champion(name: str) -> Champion:
     """The version of ``name`` aliased ``champion``, with its run's config and scaling."""
     from mlflow.exceptions import MlflowException
 
+    tracking.check_server()
     mlflow_client = tracking.client()
     try:
         version = mlflow_client.get_model_version_by_alias(name, tracking.CHAMPION)

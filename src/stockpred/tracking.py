@@ -66,6 +66,39 @@ def ui_command(uri: str | None = None) -> str:
     )
 
 
+class TrackingUnavailableError(ConnectionError):
+    """The MLflow tracking server named by ``MLFLOW_TRACKING_URI`` does not answer."""
+
+
+def check_server(uri: str | None = None, timeout: float = 5.0) -> None:
+    """Fail fast, with what to do, when a remote tracking server is down.
+
+    MLflow's own client retries a dead server with backoff for minutes; a run should instead
+    stop before any data is loaded or any epoch is trained. Local stores need no check.
+    """
+    import urllib.error
+    import urllib.request
+
+    uri = uri or tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        problem = f"HTTP {exc.code} from {health}"
+    except (OSError, ValueError) as exc:
+        problem = f"{type(getattr(exc, 'reason', exc)).__name__}: {getattr(exc, 'reason', exc)}"
+    raise TrackingUnavailableError(
+        f"MLflow tracking server {uri} is not reachable ({problem}); nothing was run. Start it "
+        "(e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db`), "
+        "fix MLFLOW_TRACKING_URI, or unset it to track into the project's local store"
+    )
+
+
 def client() -> MlflowClient:
     """A client on the configured store (creating the local folder on first use)."""
     uri = tracking_uri()
@@ -96,6 +129,7 @@ def tracked_run(
     The run ends FINISHED when the block completes, or FAILED with the error recorded in the
     ``error`` tag and an ``error.txt`` artifact — never left RUNNING.
     """
+    check_server()
     mlflow_client = client()
     run_tags = {
         "tickers": ",".join(config.data.tickers),
@@ -271,7 +305,11 @@ def register_model(run_id: str, model_uri: str, name: str) -> Promotion:
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
-    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id).version
+    # A tracking server checks that a logged model's source names its model id
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = mlflow_client.create_model_version(
+        name, model_uri, run_id=run_id, model_id=model_id
+    ).version
     try:
         champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
