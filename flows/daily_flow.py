@@ -1,0 +1,99 @@
+"""The daily flow: refresh the champion's tickers in the price cache, then forecast with it.
+
+Run it with ``python -m flows.daily_flow [--model stockpred-lstm] [--as-of YYYY-MM-DD]``; the
+``daily/after-close`` deployment (``flows/deploy.py``) runs it on weekdays after the US close.
+
+What it ingests is what the champion reads: its tickers, from its data source.
+
+- ``yfinance`` champion: the ``ingest`` flow fetches the champion's tickers from Yahoo into the
+  Parquet cache (as a subflow), then the ``predict`` flow forecasts. If any ticker fails to
+  ingest, the daily flow fails with the ingest summary and predict does not run: a forecast from
+  silently stale prices is worse than none (the cache keeps what it had; rerun when Yahoo answers).
+- ``sample`` champion: the embedded sample is fixed (it ends 2018-12-31), so there is nothing to
+  ingest and no live forecast to make. With ``as_of`` inside the sample it predicts as of that
+  date; without one it fails at once, saying to train a champion on ``data.source=yfinance``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.ingest_flow import ingest_flow
+from flows.predict_flow import predict_flow
+from stockpred.predict import load_champion
+
+
+class IngestFailedError(RuntimeError):
+    """The champion's tickers could not all be refreshed; no forecast was made."""
+
+
+@task(name="champion-data", cache_policy=NO_CACHE)
+def champion_data(model: str) -> dict[str, Any]:
+    """Which data the champion of ``model`` reads: its version, tickers, source and cache."""
+    champion = load_champion(model)
+    data = champion.config.data
+    return {"version": champion.version, "tickers": list(data.tickers), "start": data.start,
+            "source": data.source, "cache_dir": data.cache_dir}  # fmt: skip
+
+
+@flow(name="daily", log_prints=True)
+def daily_flow(
+    model: str = "stockpred-lstm", as_of: dt.date | None = None, max_stale_days: int = 5
+) -> str:
+    """Ingest the champion's tickers (Yahoo), then predict the next period; returns the file."""
+    data = champion_data(model)
+    what = f"{model} champion v{data['version']} ({', '.join(data['tickers'])}, {data['source']})"
+    if data["source"] == "yfinance":
+        end = as_of or dt.date.today()
+        state = ingest_flow(data["tickers"], start=data["start"], end=end,
+                            cache_dir=data["cache_dir"], return_state=True)  # fmt: skip
+        if not state.is_completed():
+            raise IngestFailedError(
+                f"ingest for {what} did not complete ({state.message}); no forecast made, "
+                "to avoid predicting from stale prices: rerun when Yahoo answers"
+            )
+    elif as_of is None:
+        raise ValueError(
+            f"{what} reads the embedded sample, which ends 2018-12-31: there is nothing to ingest "
+            "and no live forecast to make. Train a champion on live data (config "
+            "data.source='yfinance'), or pass as_of inside the sample"
+        )
+    else:
+        print(f"{what}: the embedded sample is fixed, nothing to ingest")
+    return predict_flow(model, as_of, max_stale_days)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m flows.daily_flow [--model NAME] [--as-of YYYY-MM-DD] [--max-stale-days N]``."""
+    import argparse
+
+    from stockpred.cli import report_errors
+
+    parser = argparse.ArgumentParser(prog="python -m flows.daily_flow",
+                                     description=daily_flow.description)  # fmt: skip
+    parser.add_argument("--model", default="stockpred-lstm")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
+                        help="default: today (with Yahoo ingest first)")  # fmt: skip
+    parser.add_argument("--max-stale-days", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    def _run() -> None:
+        try:
+            print(daily_flow(args.model, args.as_of, args.max_stale_days))
+        except IngestFailedError as exc:
+            raise ConnectionError(str(exc)) from None  # one line from report_errors
+
+    return report_errors(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

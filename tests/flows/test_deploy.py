@@ -1,0 +1,181 @@
+"""The scheduled deployments: registered on a real Prefect server, run by a real ``serve`` process,
+and ``prefect.yaml`` deployed with the real ``prefect deploy`` CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.flows import load_flow_from_entrypoint
+from prefect.settings import PREFECT_API_URL
+
+from flows import deploy
+from stockpred import tracking
+from stockpred.config import PipelineConfig, load_config
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = {"daily/after-close": deploy.DAILY_CRON, "train/weekly-retrain": deploy.WEEKLY_CRON}
+
+
+@pytest.fixture
+def in_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # entrypoints are relative to the project folder
+
+
+@pytest.fixture
+def by_name(in_root: None) -> dict[str, Any]:
+    return {f"{d.flow_name}/{d.name}": d for d in deploy.deployments()}
+
+
+def _cron(deployment: Any) -> tuple[str, str | None, bool]:
+    (schedule,) = deployment.schedules
+    return schedule.schedule.cron, schedule.schedule.timezone, schedule.active
+
+
+def test_the_schedules_run_after_the_us_close_and_on_saturdays(by_name) -> None:
+    assert set(by_name) == set(NAMES)
+    daily, weekly = by_name["daily/after-close"], by_name["train/weekly-retrain"]
+    assert _cron(daily) == ("30 17 * * 1-5", "America/New_York", True)
+    assert _cron(weekly) == ("0 6 * * 6", "America/New_York", True)
+    assert daily.parameters == {"model": "stockpred-lstm", "max_stale_days": 5}
+    config = load_config(weekly.parameters["config"])
+    assert config.train.progress_bar is False and config.evaluation.register_model
+    assert config.model_copy(update={"train": PipelineConfig().train}) == PipelineConfig()
+
+
+def test_deployments_register_with_schedules_parameters_and_a_config_form(
+    prefect_server: None, by_name
+) -> None:
+    for deployment in by_name.values():
+        deployment.apply()
+    with get_client(sync_client=True) as client:
+        for name, cron in NAMES.items():
+            stored = client.read_deployment_by_name(name)
+            expected = by_name[name]
+            assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in stored.schedules] == [
+                (cron, "America/New_York", True)
+            ]
+            assert stored.parameters == expected.parameters
+            assert set(stored.tags) == set(expected.tags) and "stockpred" in stored.tags
+            assert stored.entrypoint == expected.entrypoint and stored.enforce_parameter_schema
+        schema = client.read_deployment_by_name("train/weekly-retrain").parameter_openapi_schema
+    # the UI renders a form from this schema: one section per config model, with the defaults
+    assert schema["properties"]["config"]["$ref"] == "#/definitions/PipelineConfig"
+    assert {"PipelineConfig", "DataConfig", "TrainConfig", "TrackingConfig"} <= set(
+        schema["definitions"]
+    )
+    data = schema["definitions"]["DataConfig"]["properties"]
+    assert data["source"]["enum"] == ["sample", "yfinance"]
+
+
+def test_prefect_yaml_matches_the_served_deployments(by_name) -> None:
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert spec["pull"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}
+    ]
+    assert {d["name"] for d in spec["deployments"]} == {d.name for d in by_name.values()}
+    for entry in spec["deployments"]:
+        (served,) = [d for d in by_name.values() if d.name == entry["name"]]
+        assert entry["entrypoint"] == served.entrypoint
+        assert load_flow_from_entrypoint(entry["entrypoint"]).name == served.flow_name
+        (schedule,) = entry["schedules"]
+        assert (schedule["cron"], schedule["timezone"], schedule["active"]) == _cron(served)
+        assert entry["tags"] == served.tags
+        assert " ".join(entry["description"].split()) == served.description
+        assert entry["work_pool"]["name"] == "stockpred-process"
+        params = entry["parameters"]
+        if "config" in params:  # fields left out take the defaults: compare validated configs
+            assert load_config(params["config"]) == load_config(served.parameters["config"])
+            params = {**params, "config": served.parameters["config"]}
+        assert params == served.parameters
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), **extra}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["PREFECT_LOGGING_LEVEL"] = "INFO"
+    return env
+
+
+def test_prefect_deploy_registers_prefect_yaml_on_a_process_pool(
+    prefect_server: None, tmp_path: Path
+) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="stockpred-process", type="process"),
+                                overwrite=True)  # fmt: skip
+    prefect = Path(sys.executable).with_name("prefect")
+    done = subprocess.run([str(prefect), "--no-prompt", "deploy", "--all"], cwd=ROOT,
+                          env=_env(PWD=str(ROOT), PREFECT_HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        for name, cron in NAMES.items():
+            stored = client.read_deployment_by_name(name)
+            assert stored.work_pool_name == "stockpred-process", name
+            assert [(s.schedule.cron, s.schedule.timezone) for s in stored.schedules] == [
+                (cron, "America/New_York")
+            ]
+            (step,) = stored.pull_steps
+            directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
+            assert Path(directory) == ROOT
+        weekly = client.read_deployment_by_name("train/weekly-retrain")
+    assert load_config(weekly.parameters["config"]).train.progress_bar is False
+
+
+@pytest.mark.slow
+def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
+    prefect_server: None, isolated_store: Path, tmp_path: Path
+) -> None:
+    run_name = f"deploy-{uuid.uuid4().hex[:8]}"
+    config = load_config(TINY).with_overrides(
+        {"tracking.run_name": run_name, "evaluation.registered_name": "deploy-test",
+         "gates.enabled": False}  # the gates are tested elsewhere; this is about the run
+    )  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "flows.deploy", "--poll-seconds", "1"], cwd=ROOT,
+            env=_env(PREFECT_HOME=str(tmp_path / "prefect-home")),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_until_served(server, log)
+        flow_run = run_deployment("train/weekly-retrain",
+                                  parameters={"config": config.model_dump(mode="json")},
+                                  timeout=150, poll_interval=1)  # fmt: skip
+        assert flow_run.state is not None and flow_run.state.is_completed(), (
+            f"{flow_run.state}\n{log.read_text()[-4000:]}"
+        )
+    finally:
+        server.send_signal(signal.SIGINT)  # what Ctrl-C does: pause the schedules, stop
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = server.wait()
+    assert code == 0, f"Ctrl-C did not stop serve cleanly ({code}):\n{log.read_text()[-3000:]}"
+    runs = tracking.search_runs("tests", filter_string=f"attributes.run_name = '{run_name}'")
+    assert runs["status"].tolist() == ["FINISHED"]
+    version = tracking.client().get_model_version_by_alias("deploy-test", "champion")
+    assert version.run_id == runs["run_id"].iloc[0]  # registered and promoted by the retrain
+
+
+def _wait_until_served(server: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while "being served" not in log.read_text():
+        assert server.poll() is None, f"serve exited early:\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"serve did not start:\n{log.read_text()[-4000:]}"
+        time.sleep(0.5)
