@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -116,17 +116,35 @@ class TrainConfig(_Frozen):
     """Optimisation and the Lightning Trainer."""
 
     max_epochs: int = Field(15, ge=1, le=10_000)
-    batch_size: int = Field(256, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="windows per step and device; auto: 256 on CPU, 1024 on CUDA"
+    )
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(4, ge=1, description="early-stopping patience in epochs on val/loss")
     gradient_clip: float = Field(1.0, ge=0.0)
     seed: int = Field(42, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = "auto"
+    devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="devices (CPU: processes) to train on; auto: every GPU, or 1"
+    )
+    strategy: Literal["auto", "ddp_spawn", "ddp_fork"] = Field(
+        "auto",
+        description="how several devices train: auto = ddp_spawn, or ddp_fork in a notebook",
+    )
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     limit_train_batches: float | int = Field(1.0, gt=0)
     progress_bar: bool = True
+
+    @field_validator("batch_size", "devices", mode="before")
+    @classmethod
+    def _count_or_auto(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        text = str(value).strip()
+        if isinstance(value, bool | float) or not text.isdigit() or int(text) < 1:
+            raise ValueError("must be a whole number >= 1, or auto")
+        return int(text)
 
 
 class GateConfig(_Frozen):

@@ -208,7 +208,8 @@ class GateMonitor(Callback):
     Metrics go through the trainer's logger (``gates/l0/forget/mean`` ..., step = epoch). At the
     epochs in ``artifact_epochs`` and at the last epoch it keeps a ``GateSnapshot`` in
     ``snapshots``; figures are drawn from those after training, so the epochs stay fast. Under DDP
-    only rank 0 computes and logs.
+    only rank 0 computes and logs; with worker processes (``ddp_spawn``/``ddp_fork``) its
+    ``history`` and ``snapshots`` come back to this object through ``load_rank_zero_state``.
     """
 
     def __init__(
@@ -258,6 +259,40 @@ class GateMonitor(Callback):
         last = int(self.history[-1]["epoch"])
         if last not in self.snapshots:  # the weights are still the last epoch's here
             self.snapshots[last] = snapshot(self._replay(), last, self.sample_index)
+
+    def rank_zero_state(self) -> dict[str, Any]:
+        """What rank 0 collected, for the main process after a ``ddp_spawn``/``ddp_fork`` fit
+        (its workers' callbacks are copies; ``stockpred.train`` sends this back)."""
+        return {"history": self.history, "snapshots": self.snapshots}
+
+    def load_rank_zero_state(self, state: dict[str, Any]) -> None:
+        """Take over what rank 0 collected (see ``rank_zero_state``)."""
+        self.history = list(state["history"])
+        self.snapshots = dict(state["snapshots"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """History and snapshots, saved in Lightning checkpoints so a resumed run keeps the
+        epochs trained before the interruption (tensors and plain values: ``weights_only``)."""
+        snapshots = {}
+        for epoch, shot in self.snapshots.items():
+            saved: dict[str, Any] = {"units": shot.units.to_dict(orient="list")}
+            for part in ("sample", "histograms", "edges"):
+                arrays = getattr(shot, part).items()
+                saved[part] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays}
+            snapshots[epoch] = saved
+        return {"history": [dict(row) for row in self.history], "snapshots": snapshots}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` saved (Lightning calls it when a fit resumes)."""
+        self.history = [dict(row) for row in state_dict["history"]]
+        self.snapshots = {}
+        for epoch, saved in state_dict["snapshots"].items():
+            parts = {
+                part: {k: v.numpy() for k, v in saved[part].items()}
+                for part in ("sample", "histograms", "edges")
+            }
+            units = pd.DataFrame(saved["units"])
+            self.snapshots[int(epoch)] = GateSnapshot(epoch=int(epoch), units=units, **parts)
 
     def history_frame(self) -> pd.DataFrame:
         """Per-epoch statistics as a tidy frame: epoch, layer, gate, stat, value."""

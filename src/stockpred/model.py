@@ -50,11 +50,13 @@ class LitForecaster(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        self.log("val/loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True)
+        loss = self._loss(batch)
+        # sync_dist: under DDP every rank sees (and early-stops on) the mean over all ranks
+        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         return self(batch[0])

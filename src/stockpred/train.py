@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
 from stockpred.config import ModelConfig, TrainConfig
 from stockpred.model import LitForecaster, LSTMForecaster
@@ -34,16 +42,125 @@ class FitResult:
     best_epoch: int
     epochs_trained: int
     best_val_loss: float
+    batch_size: int = 0  # per device and step, as resolved
+    precision: str = ""
+    strategy: str = ""
+    world_size: int = 1  # processes that trained (one per device)
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` means bf16 mixed precision on CUDA that supports it, else full float32."""
+CPU_BATCH_SIZE = 256
+GPU_BATCH_SIZE = 1024  # per GPU: a 2x64 LSTM step on 256 windows leaves a GPU mostly idle
+
+
+def uses_cuda(accelerator: str) -> bool:
+    """Whether Lightning trains on CUDA GPUs with this ``accelerator`` setting."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def resolve_precision(precision: str, accelerator: str, *, fork_safe: bool = False) -> str:
+    """``auto`` means bf16 mixed precision on CUDA that supports it, else full float32.
+
+    ``fork_safe``: ask in a subprocess, as asking torch here would initialise CUDA in this
+    process, which forked (``ddp_fork``) workers then could not use.
+    """
     if precision != "auto":
         return precision
-    wants_gpu = accelerator in ("auto", "gpu", "cuda")
-    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    if uses_cuda(accelerator) and torch.cuda.is_available() and _bf16_supported(fork_safe):
         return "bf16-mixed"
     return "32-true"
+
+
+def _bf16_supported(fork_safe: bool) -> bool:
+    if not fork_safe:
+        return torch.cuda.is_bf16_supported()
+    probe = "import torch; print(int(torch.cuda.is_bf16_supported()))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    return done.stdout.strip() == "1"
+
+
+def resolve_batch_size(batch_size: int | str, accelerator: str) -> int:
+    """``auto``: ``GPU_BATCH_SIZE`` windows per step on CUDA, ``CPU_BATCH_SIZE`` elsewhere."""
+    if batch_size != "auto":
+        return int(batch_size)
+    return GPU_BATCH_SIZE if uses_cuda(accelerator) else CPU_BATCH_SIZE
+
+
+def device_count(accelerator: str, devices: int | str) -> int:
+    """How many devices (one process each) Lightning trains on; ``auto`` mirrors Lightning:
+    every CUDA GPU (one in a notebook), else one."""
+    if devices != "auto":
+        return int(devices)
+    if uses_cuda(accelerator) and not interactive():
+        return torch.cuda.device_count()
+    return 1
+
+
+def interactive() -> bool:
+    """A notebook or interactive interpreter (Lightning's test: no spawned workers there)."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive)
+
+
+def resolve_strategy(strategy: str, accelerator: str, devices: int | str) -> str:
+    """``auto`` on one device; on several never Lightning's ``ddp``, which re-runs ``sys.argv``
+    per rank (the whole pipeline: a new MLflow run each) and cannot start from a notebook or a
+    Prefect task. ``auto`` picks ``ddp_spawn`` (fresh worker processes), or ``ddp_fork`` in a
+    notebook, where Lightning refuses spawn."""
+    if device_count(accelerator, devices) <= 1:
+        return "auto"
+    if strategy == "auto":
+        return "ddp_fork" if interactive() else "ddp_spawn"
+    if strategy == "ddp_spawn" and interactive():
+        raise ValueError(
+            "train.strategy=ddp_spawn cannot start worker processes from a notebook or an "
+            "interactive session: use train.strategy=auto (or ddp_fork) there"
+        )
+    return strategy
+
+
+class ReturningLauncher(_MultiProcessingLauncher):
+    """Lightning's ``ddp_spawn``/``ddp_fork`` launcher that also sends back what the main
+    process reads after ``fit`` and Lightning does not return: the epochs run, every
+    callback's ``state_dict`` (best checkpoint score...), and the ``rank_zero_state()`` of
+    callbacks that define it (the ``GateMonitor``'s history and snapshots)."""
+
+    def get_extra_results(self, trainer: pl.Trainer) -> dict[str, Any]:
+        extra = super().get_extra_results(trainer)
+        callbacks: dict[int, tuple[str, Any]] = {}
+        for index, callback in enumerate(trainer.callbacks):  # type: ignore[attr-defined]
+            if hasattr(callback, "rank_zero_state"):
+                callbacks[index] = ("rank_zero_state", callback.rank_zero_state())
+            elif state := callback.state_dict():
+                callbacks[index] = ("state_dict", state)
+        state = {"epochs": trainer.fit_loop.epoch_progress.state_dict(), "callbacks": callbacks}
+        extra["stockpred_state"] = pickle.dumps(state)  # bytes: no tensor memory sharing
+        return extra
+
+    def update_main_process_results(self, trainer: pl.Trainer, extra: dict[str, Any]) -> None:
+        super().update_main_process_results(trainer, extra)
+        state = pickle.loads(extra["stockpred_state"])  # our own worker's output
+        trainer.fit_loop.epoch_progress.load_state_dict(state["epochs"])
+        for index, (kind, value) in state["callbacks"].items():
+            callback = trainer.callbacks[index]  # type: ignore[attr-defined]
+            if kind == "rank_zero_state":
+                callback.load_rank_zero_state(value)
+            else:
+                callback.load_state_dict(value)
+
+
+class ReturningDDPStrategy(DDPStrategy):
+    """DDP in worker processes started by ``spawn`` or ``fork``, results returned (see above)."""
+
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        self._launcher = ReturningLauncher(self, start_method=self._start_method)
+
+
+def _trainer_strategy(strategy: str) -> str | DDPStrategy:
+    if strategy in ("ddp_spawn", "ddp_fork"):
+        return ReturningDDPStrategy(start_method=strategy.removeprefix("ddp_"))  # type: ignore[arg-type]
+    return strategy
 
 
 def fit_forecaster(
@@ -54,31 +171,46 @@ def fit_forecaster(
     *,
     logger: Logger | bool = False,
     callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
-    """Train an ``LSTMForecaster`` on ``train``, stop early on ``val/loss``, restore the best epoch."""
+    """Train an ``LSTMForecaster`` on ``train``, stop early on ``val/loss``, restore the best epoch.
+
+    With ``checkpoint_dir`` the checkpoints persist there: the best weights, and ``last.ckpt``,
+    the full training state after every epoch; if ``last.ckpt`` is already there, training
+    continues from it (a resumed run). Without it they live in a temporary folder.
+    """
     if len(train) == 0 or len(val) == 0:
         raise ValueError(
             f"no windows to train on (train {len(train)}, val {len(val)}): the date range is "
             f"too short for a window of {model_config.window} days"
         )
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
+    accelerator = train_config.accelerator
+    strategy = resolve_strategy(train_config.strategy, accelerator, train_config.devices)
+    precision = resolve_precision(
+        train_config.precision, accelerator, fork_safe=strategy == "ddp_fork"
+    )
+    batch_size = resolve_batch_size(train_config.batch_size, accelerator)
+    pin_memory = uses_cuda(accelerator)  # page-locked batches: Lightning copies non_blocking
     net = LSTMForecaster(
         train.num_features, model_config.hidden_size, model_config.num_layers, model_config.dropout
     )
     module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay)
-    with tempfile.TemporaryDirectory(prefix="stockpred-ckpt-") as ckpt_dir:
+    with _checkpoint_folder(checkpoint_dir) as ckpt_dir:
         checkpoint = ModelCheckpoint(
-            dirpath=ckpt_dir, monitor="val/loss", mode="min", save_top_k=1, save_weights_only=True
-        )
+            dirpath=ckpt_dir, monitor="val/loss", mode="min", save_weights_only=True,
+            **_best_checkpoint_options(checkpoint_dir),
+        )  # fmt: skip
         stopper = EarlyStopping(monitor="val/loss", mode="min", patience=train_config.patience)
         trainer = pl.Trainer(
-            accelerator=train_config.accelerator,
+            accelerator=accelerator,
             devices=train_config.devices,
-            precision=resolve_precision(train_config.precision, train_config.accelerator),  # type: ignore[arg-type]
+            strategy=_trainer_strategy(strategy),
+            precision=precision,  # type: ignore[arg-type]
             max_epochs=train_config.max_epochs,
             limit_train_batches=train_config.limit_train_batches,
             gradient_clip_val=train_config.gradient_clip or None,
-            callbacks=[checkpoint, stopper, *callbacks],
+            callbacks=[checkpoint, stopper, *_resume_callbacks(checkpoint_dir), *callbacks],
             logger=logger,
             enable_progress_bar=train_config.progress_bar,
             enable_model_summary=train_config.progress_bar,
@@ -89,9 +221,13 @@ def fit_forecaster(
         trainer.fit(
             module,
             train_dataloaders=train.loader(
-                train_config.batch_size, shuffle=True, seed=train_config.seed
+                batch_size,
+                shuffle=True,
+                seed=train_config.seed if strategy == "auto" else None,  # DDP: see loader
+                pin_memory=pin_memory,
             ),
-            val_dataloaders=val.loader(train_config.batch_size * 4, shuffle=False),
+            val_dataloaders=val.loader(batch_size * 4, shuffle=False, pin_memory=pin_memory),
+            ckpt_path=_resume_from(checkpoint_dir),
         )
         best_path = checkpoint.best_model_path
         if best_path:
@@ -105,6 +241,10 @@ def fit_forecaster(
         best_epoch=best_epoch,
         epochs_trained=trainer.current_epoch,
         best_val_loss=float(best_score) if best_score is not None else float("nan"),
+        batch_size=batch_size,
+        precision=precision,
+        strategy=strategy,
+        world_size=trainer.world_size,
     )
 
 
@@ -128,3 +268,84 @@ def _best_epoch(path: str) -> int:
         if part.startswith("epoch="):
             return int(part.removeprefix("epoch="))
     return -1
+
+
+# Resumable training (``stockpred.resume``): where checkpoints go, and the state they carry.
+LAST_CHECKPOINT = "last"  # last.ckpt: the full training state after the latest epoch
+
+
+def _checkpoint_folder(folder: str | Path | None) -> contextlib.AbstractContextManager[str]:
+    if folder is None:
+        return tempfile.TemporaryDirectory(prefix="stockpred-ckpt-")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(str(folder))
+
+
+def _resume_callbacks(folder: str | Path | None) -> list[Callback]:
+    """With a persistent folder: ``last.ckpt`` after every epoch (weights, optimizer, loops and
+    callback state; Lightning's own ``save_last`` only writes when the best checkpoint does),
+    and the random number generators' state inside it."""
+    if folder is None:
+        return []
+    last = ModelCheckpoint(
+        dirpath=str(folder),
+        filename=LAST_CHECKPOINT,
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    return [last, ResumeState()]
+
+
+def _best_checkpoint_options(folder: str | Path | None) -> dict[str, Any]:
+    """Persistent: keep every epoch's weights until the run ends (deleting the previous best
+    before ``last.ckpt`` is rewritten would leave a process killed in between pointing at a
+    deleted file), one name per epoch."""
+    if folder is None:
+        return {"save_top_k": 1}
+    return {"save_top_k": -1, "enable_version_counter": False}
+
+
+def _resume_from(folder: str | Path | None) -> str | None:
+    if folder is None:
+        return None
+    path = Path(folder) / f"{LAST_CHECKPOINT}.ckpt"
+    return str(path) if path.is_file() else None
+
+
+class ResumeState(Callback):
+    """Carries what a resumed fit needs beyond Lightning's own checkpoint state.
+
+    - The random number generators (torch's global one: dropout; the training loader's: batch
+      order), saved with every checkpoint and restored before the first resumed epoch, so a
+      resumed run trains on the same batches with the same dropout masks as one never stopped.
+    - Early stopping that had already fired: the stopped flag is not in Lightning's checkpoint,
+      so a run interrupted after it stopped (e.g. during evaluation) would train one more epoch.
+    """
+
+    def __init__(self) -> None:
+        self._generator: torch.Generator | None = None
+        self._restored: dict[str, Any] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._generator = getattr(trainer.train_dataloader, "generator", None)
+        if self._restored is not None:
+            state, self._restored = self._restored, None
+            torch.set_rng_state(state["torch"])
+            if self._generator is not None and state["loader"] is not None:
+                self._generator.set_state(state["loader"])
+            if state["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+        if any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks):  # type: ignore[attr-defined]
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        return {
+            "torch": torch.get_rng_state(),
+            "loader": self._generator.get_state() if self._generator is not None else None,
+            "cuda": torch.cuda.get_rng_state_all() if cuda else [],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = dict(state_dict)

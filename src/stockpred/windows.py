@@ -71,10 +71,23 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self._view[ends - (self.window - 1)], self.target[ends]  # (B, W, F), (B,)
 
     def loader(
-        self, batch_size: int, *, shuffle: bool, seed: int = 0
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int | None = 0,
+        pin_memory: bool = False,
     ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
-        """A DataLoader whose fetches are single gathers (``__getitems__``), seeded when shuffled."""
-        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        """A DataLoader whose fetches are single gathers (``__getitems__``), seeded when shuffled.
+
+        ``seed=None``: no generator of its own. For DDP, where Lightning swaps the sampler for a
+        ``DistributedSampler`` (seeded with the run's seed, reshuffled per epoch; fetches stay
+        single gathers), and a generator's state, pickled into ``ddp_spawn`` workers as a
+        temporary shared-memory tensor, can reach them as a closed file descriptor.
+        ``pin_memory`` (for CUDA) copies each gathered batch into page-locked memory, so the
+        host-to-GPU copy that Lightning issues with ``non_blocking=True`` overlaps compute.
+        """
+        generator = torch.Generator().manual_seed(seed) if shuffle and seed is not None else None
         return DataLoader(
             self,
             batch_size=batch_size,
@@ -82,6 +95,7 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             generator=generator,
             collate_fn=_keep_batch,
             num_workers=0,
+            pin_memory=pin_memory,
         )
 
 
