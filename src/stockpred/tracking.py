@@ -7,6 +7,7 @@ Every function takes an explicit ``run_id``, so logging works from any thread or
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -256,10 +257,25 @@ def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "mo
 
 
 def lightning_logger(run_id: str) -> MLFlowLogger:
-    """A Lightning logger that writes epoch metrics into an existing run without ending it."""
+    """A Lightning logger that writes epoch metrics into an existing run without ending it.
+
+    Its class is ``stockpred.tracking.RunLogger`` (built on first use: Lightning is a heavy
+    import), so the logger pickles into ``ddp_spawn`` worker processes.
+    """
+    return _run_logger_class()(tracking_uri=tracking_uri(), run_id=run_id)
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: lets pickle find RunLogger by name
+    if name == "RunLogger":
+        return _run_logger_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _run_logger_class() -> type[MLFlowLogger]:
     from pytorch_lightning.loggers import MLFlowLogger
 
-    class _RunLogger(MLFlowLogger):
+    class RunLogger(MLFlowLogger):
         def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
             # Epoch-level metrics carry "epoch": use it as the step, so UI charts are per epoch.
             if "epoch" in metrics:
@@ -271,7 +287,8 @@ def lightning_logger(run_id: str) -> MLFlowLogger:
         def finalize(self, status: str = "success") -> None:
             return None
 
-    return _RunLogger(tracking_uri=tracking_uri(), run_id=run_id)
+    RunLogger.__qualname__ = "RunLogger"
+    return RunLogger
 
 
 CHAMPION = "champion"
