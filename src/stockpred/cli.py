@@ -30,6 +30,7 @@ OPTION_FIELDS = {
     "lr": "train.learning_rate",
     "seed": "train.seed",
     "accelerator": "train.accelerator",
+    "devices": "train.devices",
     "experiment": "tracking.experiment",
     "run_name": "tracking.run_name",
     "folds": "evaluation.folds",
@@ -54,10 +55,15 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--layers", type=int, help="stacked LSTM layers (default 2)")
     model.add_argument("--dropout", type=float, help="dropout between layers (default 0.1)")
     model.add_argument("--epochs", type=int, help="maximum epochs (default 15)")
-    model.add_argument("--batch-size", type=int, help="default 256")
+    model.add_argument(
+        "--batch-size", type=int, help="windows per step and device (default: 256 CPU, 1024 GPU)"
+    )
     model.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     model.add_argument("--seed", type=int, help="random seed (default 42)")
     model.add_argument("--accelerator", help="auto (default), cpu, gpu, cuda or mps")
+    model.add_argument(
+        "--devices", help="GPUs, or CPU processes, to train on with DDP (default auto: all GPUs)"
+    )
     track = parser.add_argument_group("tracking")
     track.add_argument("--experiment", help="MLflow experiment (default stockpred)")
     track.add_argument("--run-name", help="MLflow run name (default: a generated one)")
