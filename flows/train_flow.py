@@ -17,6 +17,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.warm import warm_start
 from stockpred.config import PipelineConfig
 from stockpred.pipeline import MODELS, TrainingResult, load_data, run_training
 
@@ -86,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def _run() -> None:
-        config = config_from_args(args)
+        config = config_from_args(args)  # a bad option fails here, before anything starts
+        warm_start()
         outcome = train_flow(config)
         print(TrainingResult(**outcome).summary())
 
