@@ -7,8 +7,9 @@ What it ingests is what the champion reads: its tickers, from its data source.
 
 - ``yfinance`` champion: the ``ingest`` flow fetches the champion's tickers from Yahoo into the
   Parquet cache (as a subflow), then the ``predict`` flow forecasts. If any ticker fails to
-  ingest, the daily flow fails with the ingest summary and predict does not run: a forecast from
-  silently stale prices is worse than none (the cache keeps what it had; rerun when Yahoo answers).
+  ingest or could not be refreshed (Yahoo unreachable, the cache kept its older days), the daily
+  flow fails saying which and why, and predict does not run: a forecast from silently stale
+  prices is worse than none (rerun when Yahoo answers).
 - ``sample`` champion: the embedded sample is fixed (it ends 2018-12-31), so there is nothing to
   ingest and no live forecast to make. With ``as_of`` inside the sample it predicts as of that
   date; without one it fails at once, saying to train a champion on ``data.source=yfinance``.
@@ -59,7 +60,14 @@ def daily_flow(
         if not state.is_completed():
             raise IngestFailedError(
                 f"ingest for {what} did not complete ({state.message}); no forecast made, "
-                "to avoid predicting from stale prices: rerun when Yahoo answers"
+                "rather than one from stale prices: rerun when Yahoo answers"
+            )
+        stale = [row for row in state.result() if row["status"] == "stale"]
+        if stale:  # Yahoo did not answer; the cache still holds older days
+            raise IngestFailedError(
+                f"ingest for {what} could not refresh {', '.join(r['ticker'] for r in stale)} "
+                f"({stale[0]['message']}); no forecast made, rather than one from stale "
+                "prices: rerun when Yahoo answers"
             )
     elif as_of is None:
         raise ValueError(
