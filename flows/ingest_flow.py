@@ -3,6 +3,9 @@
 Run it with ``python -m flows.ingest_flow --tickers AAPL MSFT ... --start 2010-01-01``.
 Batches of tickers run as concurrent tasks; one failing ticker does not stop the others, and the
 flow ends Failed (with a summary) if any ticker failed. A table artifact lists every ticker.
+``--dask`` runs the batches on Dask workers (a LocalCluster of processes, or the scheduler at
+``--dask-address`` / ``$STOCKPRED_DASK_ADDRESS``): the cache folder must be the same path on every
+worker, and each worker process paces its own requests to Yahoo.
 """
 
 from __future__ import annotations
@@ -80,9 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--end", type=dt.date.fromisoformat, default=None)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
+    parser.add_argument("--dask", action="store_true",
+                        help="fetch on Dask workers: a LocalCluster, or the scheduler at "
+                        "--dask-address / $STOCKPRED_DASK_ADDRESS")  # fmt: skip
+    parser.add_argument("--dask-address", metavar="HOST:PORT", help="a running Dask scheduler")
     args = parser.parse_args(argv)
-    state = ingest_flow(args.tickers, args.start, args.end, args.batch_size, args.cache_dir,
-                        return_state=True)  # fmt: skip
+    run = ingest_flow
+    if args.dask or args.dask_address:
+        from flows.runners import dask_runner
+
+        run = ingest_flow.with_options(task_runner=dask_runner(args.dask_address, n_workers=2))
+    state = run(args.tickers, args.start, args.end, args.batch_size, args.cache_dir,
+                return_state=True)  # fmt: skip
     print(state.message)
     return 0 if state.is_completed() else 1
 

@@ -308,13 +308,15 @@ class TrialOutcome:
 def run_trial(trial: Trial, parent_id: str) -> TrialOutcome:
     """Train one trial as a child run of ``parent_id``; raises if training fails (the child run
     is then FAILED with the error recorded, by ``run_training``)."""
+    from stockpred import tracking
     from stockpred.pipeline import run_training
 
     config = trial.config.with_overrides({"tracking.run_name": trial.name})
     where = f"{socket.gethostname()}:{os.getpid()}"  # which worker trained it (Dask: a process)
     result = run_training(config, tags={**trial.tags(parent_id), "sweep.worker": where})
+    metrics = tracking.client().get_run(result.run_id).data.metrics  # with train/* and val/*
     return TrialOutcome(trial.number, trial.overrides, result.run_id, "FINISHED",
-                        dict(result.metrics), result.model_uri)  # fmt: skip
+                        {**metrics, **result.metrics}, result.model_uri)  # fmt: skip
 
 
 def failed_outcome(trial: Trial, parent_id: str, error: BaseException | str) -> TrialOutcome:
@@ -451,11 +453,7 @@ class SweepResult:
                 f"{self.best.score:.4f}, test/rmse_vs_zero "
                 f"{self.best.metrics.get('test/rmse_vs_zero', math.nan):.4f}",
                 *([f"registry     {self.registry}"] if self.registry else []),
-                *(
-                    [f"failed       {len(self.failed)} of {len(self.outcomes)} trials"]
-                    if self.failed
-                    else []
-                ),
+                *(f"failed       trial {o.number}: {o.error[:200]}" for o in self.failed),
                 "",
                 "trials, best first by validation (test shown, not used to select):",
                 shown.sort_values("rank").to_string(index=False, float_format=lambda v: f"{v:.4f}"),
