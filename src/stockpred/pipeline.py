@@ -246,6 +246,9 @@ def train_model(ctx: RunContext, prepared_path: Path) -> Path:
             "val/best_loss": fit.best_val_loss,
         },
     )
+    tracking.set_tags(ctx.run_id, {f"train.resolved.{k}": str(v) for k, v in {
+        "batch_size": fit.batch_size, "precision": fit.precision, "strategy": fit.strategy,
+        "world_size": fit.world_size}.items()})  # fmt: skip
     path = ctx.workdir / "model.pt"
     torch.save(fit.model, path)
     return path
