@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lint format ui notebooks bench bench-gates bench-cache bench-synthetic
+.PHONY: setup run test lint format ui serve notebooks bench bench-gates bench-cache bench-synthetic
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,9 @@ format: setup
 
 ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000
 	$(BIN)/stockpred ui
+
+serve: setup  ## a local Prefect server (UI at http://127.0.0.1:4200, SQLite in .prefect/) serving the scheduled deployments; Ctrl-C stops both
+	$(BIN)/python -m flows.deploy --local-server $(ARGS)
 
 notebooks: setup  ## JupyterLab on notebooks/, with .venv registered as the kernel "stockpred (.venv)"
 	$(BIN)/python -c "import jupyterlab" 2>/dev/null || \
