@@ -179,3 +179,28 @@ def _wait_until_served(server: subprocess.Popen[bytes], log: Path, timeout: floa
         assert server.poll() is None, f"serve exited early:\n{log.read_text()[-4000:]}"
         assert time.monotonic() < deadline, f"serve did not start:\n{log.read_text()[-4000:]}"
         time.sleep(0.5)
+
+
+def test_serving_without_a_server_says_what_to_do(capsys) -> None:
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert deploy.main([]) == 2
+    err = capsys.readouterr().err
+    assert "set PREFECT_API_URL" in err and "--local-server" in err and "make serve" in err
+
+
+@pytest.mark.slow
+def test_the_local_server_keeps_its_database_in_the_project_and_stops(isolated_store) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with deploy.local_server(port=port) as api_url:
+        assert api_url == f"http://127.0.0.1:{port}/api" and deploy._healthy(api_url)
+        with deploy.local_server(port=port) as again:  # a second `make serve` reuses it
+            assert again == api_url
+        assert deploy._healthy(api_url)
+    assert not deploy._healthy(api_url)
+    assert (isolated_store / ".prefect" / "prefect.db").is_file()
