@@ -205,3 +205,39 @@ def test_distributed_sampling_keeps_single_gathers_and_splits_the_windows() -> N
     first, again, later = epoch(0, 0), epoch(0, 0), epoch(0, 1)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0][0], later[0][0])  # reshuffled per epoch
+
+
+FORK_SCRIPT = """
+import numpy as np
+from pytorch_lightning.loggers import CSVLogger
+from stockpred.config import ModelConfig, TrainConfig
+from stockpred.gates import GateMonitor
+from stockpred.train import fit_forecaster
+from stockpred.windows import WindowDataset
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(600, 3)).astype(np.float32), rng.normal(size=600).astype(np.float32)
+groups = np.repeat([0, 1], 300)
+train = WindowDataset.from_arrays(x[:300], y[:300], groups[:300], 10)
+val = WindowDataset.from_arrays(x[300:], y[300:], groups[300:], 10)
+monitor = GateMonitor(val.__getitems__(list(range(8)))[0], artifact_epochs=[0])
+config = TrainConfig(max_epochs=2, batch_size=32, patience=5, accelerator="cpu", devices=2,
+                     progress_bar=False)
+fit = fit_forecaster(train, val, ModelConfig(window=10, hidden_size=4, dropout=0.0), config,
+                     logger=CSVLogger({folder!r}), callbacks=[monitor])
+print("FIT", fit.strategy, fit.world_size, fit.epochs_trained, fit.best_epoch,
+      fit.best_val_loss == fit.best_val_loss, [r["epoch"] for r in monitor.history],
+      sorted(monitor.snapshots))
+"""
+
+
+def test_in_an_interactive_session_two_processes_fork_and_return_rank_zeros_results(
+    tmp_path: Path,
+) -> None:
+    """``python -i`` is what Lightning (and this code) sees in a notebook: no spawn there."""
+    script = tmp_path / "fit.py"
+    script.write_text(FORK_SCRIPT.format(folder=str(tmp_path / "logs")))
+    done = subprocess.run([sys.executable, "-i", str(script)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    line = next((s for s in done.stdout.splitlines() if "FIT" in s), done.stdout + done.stderr)
+    assert line.removeprefix(">>> ").startswith("FIT ddp_fork 2 2 "), line
+    assert line.endswith("True [0, 1] [0, 1]"), line
