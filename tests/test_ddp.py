@@ -124,12 +124,16 @@ def test_auto_devices_on_several_gpus_spawn_workers_never_relaunch_argv(cuda) ->
     assert training.resolve_strategy("auto", "cpu", 2) == "ddp_spawn"
 
 
-def test_in_a_notebook_auto_uses_one_gpu_and_explicit_devices_fork(cuda) -> None:
+def test_in_a_notebook_auto_uses_one_gpu_and_explicit_devices_fork(cuda, monkeypatch) -> None:
     cuda.notebook = True
     assert training.resolve_strategy("auto", "auto", "auto") == "auto"  # as Lightning: one GPU
     assert training.resolve_strategy("auto", "auto", 2) == "ddp_fork"
     with pytest.raises(ValueError, match="ddp_spawn cannot start worker processes from a notebook"):
         training.resolve_strategy("ddp_spawn", "auto", 2)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # a GPU run in this kernel
+    with pytest.raises(ValueError, match="cannot fork its workers: restart the kernel"):
+        training.resolve_strategy("auto", "auto", 2)
+    assert training.resolve_strategy("auto", "cpu", 2) == "ddp_fork"  # CPU workers can fork
 
 
 def test_auto_batch_size_and_precision_follow_the_accelerator(cuda, monkeypatch) -> None:

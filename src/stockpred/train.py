@@ -110,7 +110,13 @@ def resolve_strategy(strategy: str, accelerator: str, devices: int | str) -> str
     if device_count(accelerator, devices) <= 1:
         return "auto"
     if strategy == "auto":
-        return "ddp_fork" if interactive() else "ddp_spawn"
+        strategy = "ddp_fork" if interactive() else "ddp_spawn"
+    if strategy == "ddp_fork" and uses_cuda(accelerator) and torch.cuda.is_initialized():
+        raise ValueError(
+            "CUDA is already in use in this process (e.g. an earlier GPU run in this notebook), "
+            "so training on several GPUs cannot fork its workers: restart the kernel first, "
+            "train on one GPU (train.devices=1), or run `stockpred train --devices N` in a shell"
+        )
     if strategy == "ddp_spawn" and interactive():
         raise ValueError(
             "train.strategy=ddp_spawn cannot start worker processes from a notebook or an "
@@ -147,6 +153,15 @@ class ReturningLauncher(_MultiProcessingLauncher):
                 callback.load_rank_zero_state(value)
             else:
                 callback.load_state_dict(value)
+
+    def _recover_results_in_main_process(self, worker_output: Any, trainer: pl.Trainer) -> None:
+        # Lightning loads rank 0's last weights onto the device they were saved from: that
+        # would initialise CUDA here, and a later ddp_fork fit in this kernel could not fork.
+        if worker_output.weights_path is not None:
+            state = torch.load(worker_output.weights_path, map_location="cpu", weights_only=True)
+            trainer.lightning_module.load_state_dict(state, strict=False)
+            self._strategy.checkpoint_io.remove_checkpoint(worker_output.weights_path)
+        super()._recover_results_in_main_process(worker_output._replace(weights_path=None), trainer)
 
 
 class ReturningDDPStrategy(DDPStrategy):
