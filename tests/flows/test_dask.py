@@ -24,6 +24,7 @@ from stockpred.config import load_config
 from stockpred.data.cache import PriceCache
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow  # starts Dask clusters of worker processes
 UNIVERSE = ["AAA", "BBB", "CCC"]
 
 
