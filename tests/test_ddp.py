@@ -62,6 +62,7 @@ def single_run() -> dict[str, Any]:
     return _runs("single")[0] | {"run_id": result.run_id}
 
 
+@pytest.mark.slow  # trains through the CLI in worker processes
 def test_a_two_process_run_finishes_as_one_mlflow_run_with_its_model(ddp_run) -> None:
     run = ddp_run
     assert run["status"] == "FINISHED"
@@ -74,6 +75,7 @@ def test_a_two_process_run_finishes_as_one_mlflow_run_with_its_model(ddp_run) ->
     assert math.isfinite(run["metrics.val/best_loss"])
 
 
+@pytest.mark.slow  # trains through the CLI in worker processes
 def test_every_epoch_metric_is_logged_once_by_rank_zero(ddp_run) -> None:
     run_id = ddp_run["run_id"]
     keys = ("val/loss", "train/loss", "gates/l0/forget/mean", "gates/l1/cell_state/norm_end")
@@ -82,6 +84,7 @@ def test_every_epoch_metric_is_logged_once_by_rank_zero(ddp_run) -> None:
         assert history.loc[history["key"] == key, "step"].tolist() == list(range(EPOCHS)), key
 
 
+@pytest.mark.slow  # trains through the CLI in worker processes
 def test_it_logs_what_a_single_device_run_logs(ddp_run, single_run) -> None:
     ddp = ddp_run
     metrics = {k for k, v in ddp.items() if k.startswith("metrics.") and v == v}
