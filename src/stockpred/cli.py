@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         "as a Prefect flow with `python -m flows.train_flow` (same options).",
     )
     add_config_options(train)
+    train.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue an interrupted run from its last checkpoint, in the same MLflow run and "
+        "with its own config: its id, or `last` (the newest one in --experiment); see "
+        "`stockpred interrupted`",
+    )
     backtest = sub.add_parser(
         "backtest",
         help="walk-forward evaluation: retrain per fold, LSTM vs baselines, mean ± std",
@@ -156,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
                          help="default: today (the embedded sample ends 2018-12-31)")  # fmt: skip
     predict.add_argument("--max-stale-days", type=int, default=5)
+    interrupted = sub.add_parser(
+        "interrupted",
+        help="list runs that stopped before finishing, with the command that resumes each",
+        description="Runs left RUNNING by a process that is gone (killed, crashed, rebooted) "
+        "and FAILED or KILLED runs that kept a checkpoint: `stockpred train --resume RUN_ID` "
+        "continues one from its last checkpoint.",
+    )
+    interrupted.add_argument("--experiment", default="stockpred", help="default: stockpred")
+    interrupted.add_argument(
+        "--abandon",
+        metavar="RUN_ID",
+        help="give up on one: a dangling RUNNING run ends KILLED; its checkpoints are deleted",
+    )
     sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
     return parser
 
@@ -163,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 def report_errors(func: Any, *args: Any) -> int:
     """Run ``func``; print a one-line message for config and data errors instead of a traceback."""
     from stockpred.config import ConfigError
+    from stockpred.resume import Terminated
 
     try:
         func(*args)
@@ -175,14 +196,95 @@ def report_errors(func: Any, *args: Any) -> int:
     except KeyboardInterrupt:
         print("stockpred: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:  # SIGTERM
+        print(f"stockpred: {exc}", file=sys.stderr)
+        return 143
     return 0
 
 
 def _train(args: argparse.Namespace) -> None:
+    from stockpred import resume, tracking
     from stockpred.pipeline import run_training
 
-    result = run_training(config_from_args(args))
+    if args.resume:
+        run_id = _resume_run(args)
+        last = resume.last_checkpoint(run_id)
+        where = f"after epoch {resume.checkpoint_epoch(last)}" if last else "from epoch 0"
+        print(f"resuming MLflow run {run_id} {where}", flush=True)
+        kept = tracking.load_run_config(run_id) if args.no_progress else None
+        config = kept.with_overrides({"train.progress_bar": False}) if kept else None
+        result = run_training(config, resume=run_id)
+    else:
+        config = config_from_args(args)
+        _note_interrupted(config.tracking.experiment)
+        result = run_training(config)
     print(result.summary())
+
+
+# options that may come with --resume (the run keeps its config; these only find or show it)
+RESUME_OPTIONS = frozenset({"resume", "experiment", "no_progress"})
+
+
+def _resume_run(args: argparse.Namespace) -> str:
+    """The run id ``--resume`` names (``last``: the newest interrupted run of --experiment)."""
+    from stockpred import tracking
+    from stockpred.config import ConfigError
+
+    given = [name for name in (*OPTION_FIELDS, "config", "no_model")
+             if name not in RESUME_OPTIONS and getattr(args, name, None)]  # fmt: skip
+    if given or args.set:
+        shown = ", ".join(
+            "--" + name.replace("_", "-") for name in given + ["set"] * bool(args.set)
+        )
+        raise ConfigError(
+            f"--resume continues the run with the config it was started with: drop {shown} "
+            "(or start a new run to change settings)"
+        )
+    return tracking.resumable_run(args.resume, args.experiment or "stockpred")
+
+
+def _note_interrupted(experiment: str) -> None:
+    """Before a new run: say which runs of the experiment were interrupted and how to resume."""
+    from stockpred import tracking
+
+    try:
+        found = tracking.interrupted_runs(experiment, max_results=50)
+    except Exception:  # a note must never stop a run (e.g. a server that is down fails later)
+        return
+    resumable = [run for run in found if run.resumable]
+    if resumable:
+        newest = resumable[0]
+        print(f"stockpred: note: {len(resumable)} interrupted run(s) in experiment "
+              f"{experiment!r} can be resumed (`stockpred interrupted` lists them); the newest, "
+              f"{newest.run_name} ({newest.status}, {newest.why}), with: {newest.resume_command}",
+              file=sys.stderr)  # fmt: skip
+
+
+def _interrupted(args: argparse.Namespace) -> None:
+    from stockpred import tracking
+
+    if args.abandon:
+        status = tracking.abandon_run(args.abandon)
+        print(f"abandoned run {args.abandon} ({status}); its checkpoints are deleted")
+        return
+    found = tracking.interrupted_runs(args.experiment)
+    if not found:
+        print(f"no interrupted runs in experiment {args.experiment!r}")
+        return
+    print(f"interrupted runs in experiment {args.experiment!r}, newest first:")
+    print(f"  {'run id':<33}{'name':<24}{'status':<9}{'started':<18}{'epoch':>6}  why")
+    for run in found:
+        epoch = "-" if run.checkpoint_epoch is None else str(run.checkpoint_epoch)
+        print(f"  {run.run_id:<33}{run.run_name[:23]:<24}{run.status:<9}{run.started:<18}"
+              f"{epoch:>6}  {run.why[:100]}")  # fmt: skip
+    print(
+        "resume one with:  stockpred train --resume RUN_ID   (the newest: --resume last"
+        + ("" if args.experiment == "stockpred" else f" --experiment {args.experiment}")
+        + ")"
+    )
+    print("('epoch': the last epoch its checkpoint completed; training continues after it)")
+    if any(not run.resumable for run in found):
+        print("runs with no checkpoint folder here cannot be resumed; end them with --abandon")
 
 
 def _backtest(args: argparse.Namespace) -> None:
@@ -245,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stockpred`` console script."""
     args = build_parser().parse_args(argv)
     handlers = {"train": _train, "backtest": _backtest, "config": _config, "fetch": _fetch,
-                "predict": _predict, "ui": _ui}  # fmt: skip
+                "predict": _predict, "ui": _ui, "interrupted": _interrupted}  # fmt: skip
     handler = handlers[args.command]
     return report_errors(handler, args)
 

@@ -26,3 +26,9 @@ def cache_dir(configured: str | Path | None = None) -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser().resolve()
     return project_root() / "data" / "cache"
+
+
+def checkpoints_dir() -> Path:
+    """Training checkpoints of tracked runs, one folder per MLflow run id (git-ignored):
+    ``<project>/mlflow/checkpoints``. Kept on this machine whatever the tracking URI."""
+    return project_root() / "mlflow" / "checkpoints"

@@ -7,6 +7,7 @@ each one as a task by passing a ``runner`` that wraps it.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ class RunContext:
     run_id: str
     workdir: Path
     config: PipelineConfig
+    checkpoints: Path | None = None  # the run's checkpoint folder (see stockpred.resume)
 
 
 @dataclass(frozen=True)
@@ -111,27 +113,58 @@ def run_training(
     *,
     runner: Runner = _direct,
     tags: Mapping[str, str] | None = None,
+    resume: str | None = None,
 ) -> TrainingResult:
     """Load, featurise, split, train, evaluate and log one run; return where it is and its metrics.
 
     ``runner`` wraps each stage before it is called (the Prefect flow turns stages into tasks).
     ``tags`` are added to the MLflow run (e.g. ``mlflow.parentRunId`` for a sweep's trials).
-    A failure in any stage ends the MLflow run as FAILED with the error recorded, and re-raises.
+    A failure in any stage ends the MLflow run as FAILED with the error recorded, and re-raises;
+    SIGTERM (in the main thread, where no other handler is installed) and Ctrl-C end it KILLED.
+
+    Training checkpoints persist per run (``stockpred.resume``) until the run finishes.
+    ``resume`` (a run id, or ``"last"``: the newest interrupted run of the experiment) continues
+    an interrupted run in the same MLflow run, with the config it was started with, from the
+    epoch after its last checkpoint; a ``config`` given with it must equal the run's.
     """
-    config = config or PipelineConfig()
+    from stockpred import resume as resuming
+
     started = time.perf_counter()
-    with (
-        tracking.tracked_run(config, tags=tags) as run_id,
-        tempfile.TemporaryDirectory(prefix="stockpred-run-") as scratch,
-    ):
-        ctx = RunContext(run_id=run_id, workdir=Path(scratch), config=config)
-        prices = runner(load_data)(ctx)
-        features = runner(build_features)(ctx, prices)
-        prepared = runner(prepare_data)(ctx, features)
-        model = runner(train_model)(ctx, prepared)
-        metrics = runner(evaluate_model)(ctx, prepared, model)
-        model_uri = runner(log_trained_model)(ctx, prepared, model)
-        runner(render_diagnostics)(ctx)
+    run_id: str | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(resuming.sigterm_raises())
+            if resume is None:
+                config = config or PipelineConfig()
+                run_id = stack.enter_context(tracking.tracked_run(config, tags=tags))
+                checkpoints = stack.enter_context(resuming.owner_lock(run_id))
+            else:
+                run_id, config, resume_tags = _resume_target(resume, config)
+                checkpoints = stack.enter_context(resuming.owner_lock(run_id))
+                stack.enter_context(tracking.reopen_run(run_id, {**resume_tags, **(tags or {})}))
+            scratch = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="stockpred-run-"))
+            )
+            ctx = RunContext(run_id, scratch, config, checkpoints)
+            try:
+                prices = runner(load_data)(ctx)
+                features = runner(build_features)(ctx, prices)
+                prepared = runner(prepare_data)(ctx, features)
+                model = runner(train_model)(ctx, prepared)
+                metrics = runner(evaluate_model)(ctx, prepared, model)
+                model_uri = runner(log_trained_model)(ctx, prepared, model)
+                runner(render_diagnostics)(ctx)
+            except resuming.Terminated as exc:
+                raise resuming.Terminated(
+                    f"{exc}: MLflow run {run_id} is KILLED, its checkpoints kept; resume it "
+                    f"with `stockpred train --resume {run_id}`"
+                ) from None
+    except BaseException:
+        if run_id is not None:  # keep the checkpoints of an interrupted run, drop empty folders
+            resuming.discard_if_empty(run_id)
+        raise
+    assert run_id is not None
+    resuming.discard(run_id)  # finished: the model is logged, the checkpoints are not needed
     run = tracking.client().get_run(run_id)
     return TrainingResult(
         run_id=run_id,
@@ -150,6 +183,35 @@ def run_training(
             else ""
         ),
     )
+
+
+# settings that may differ between a run and its resume (they do not change what is trained)
+RESUME_MAY_CHANGE = frozenset({"train.progress_bar"})
+
+
+def _resume_target(
+    ref: str, config: PipelineConfig | None
+) -> tuple[str, PipelineConfig, dict[str, str]]:
+    """The run to resume, the config it was started with, and the tags that mark the resume."""
+    from stockpred import resume as resuming
+    from stockpred.config import ConfigError
+
+    experiment = (config or PipelineConfig()).tracking.experiment
+    run_id = tracking.resumable_run(ref, experiment)
+    saved = tracking.load_run_config(run_id)
+    if config is not None:
+        given, kept = config.flat(), saved.flat()
+        differ = [k for k in kept if k not in RESUME_MAY_CHANGE and given.get(k) != kept[k]]
+        if differ:
+            shown = ", ".join(f"{k} (run: {kept[k]!r}, given: {given.get(k)!r})" for k in differ)
+            raise ConfigError(
+                f"a resumed run keeps the config it was started with; these settings differ: "
+                f"{shown}. Resume without them, or start a new run"
+            )
+        saved = saved.with_overrides({k: given[k] for k in RESUME_MAY_CHANGE})
+    last = resuming.last_checkpoint(run_id)
+    tags = {"resumed_from_epoch": str(resuming.checkpoint_epoch(last))} if last else {}
+    return run_id, saved, tags
 
 
 def load_data(ctx: RunContext) -> Path:
@@ -230,6 +292,7 @@ def train_model(ctx: RunContext, prepared_path: Path) -> Path:
         ctx.config.train,
         logger=tracking.lightning_logger(ctx.run_id),
         callbacks=[monitor] if monitor else [],
+        checkpoint_dir=ctx.checkpoints,
     )
     if monitor is not None:
         from stockpred.gate_plots import gate_artifacts

@@ -127,8 +127,10 @@ def tracked_run(
 ) -> Iterator[str]:
     """Start a run for ``config`` (params and tags logged) and yield its id.
 
-    The run ends FINISHED when the block completes, or FAILED with the error recorded in the
-    ``error`` tag and an ``error.txt`` artifact — never left RUNNING.
+    The run ends FINISHED when the block completes, or FAILED (KILLED when stopped from outside:
+    Ctrl-C, SIGTERM) with the error recorded in the ``error`` tag and an ``error.txt`` artifact
+    — never left RUNNING by this process (a SIGKILL leaves it RUNNING: see ``interrupted_runs``).
+    The run is tagged with its owner's host and pid.
     """
     check_server()
     mlflow_client = client()
@@ -136,6 +138,7 @@ def tracked_run(
         "tickers": ",".join(config.data.tickers),
         "source": config.data.source,
         **({"git_commit": commit} if (commit := git_commit()) else {}),
+        **_owner_tags(),
         **(tags or {}),
     }
     run = mlflow_client.create_run(
@@ -144,20 +147,10 @@ def tracked_run(
         tags=run_tags,
     )
     run_id = run.info.run_id
-    try:
+    with _ending_run(run_id):
         log_params(run_id, config.flat())
         mlflow_client.log_dict(run_id, config.model_dump(mode="json"), "config.json")
         yield run_id
-    except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        mlflow_client.set_tag(run_id, "error", message[:5000])
-        mlflow_client.log_text(run_id, traceback.format_exc(), "error.txt")
-        mlflow_client.set_terminated(
-            run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        )
-        raise
-    else:
-        mlflow_client.set_terminated(run_id, "FINISHED")
 
 
 def _fresh_run_name() -> str:
@@ -173,6 +166,195 @@ def _fresh_run_name() -> str:
         return _generate_random_name()
     finally:
         random.setstate(state)
+
+
+# --- Resuming interrupted runs (see stockpred.resume for the checkpoint folder and its lock) ---
+OWNER_HOST_TAG = "stockpred.host"
+OWNER_PID_TAG = "stockpred.pid"
+RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
+
+
+def _owner_tags() -> dict[str, str]:
+    """Who runs the run: checked later to tell a live run from one whose process died."""
+    import socket
+
+    return {OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(os.getpid())}
+
+
+@contextmanager
+def _ending_run(run_id: str) -> Iterator[None]:
+    """End the run FINISHED when the block completes. On an error (an ``Exception``) end it
+    FAILED; when it is stopped from outside (Ctrl-C, SIGTERM, an orchestrator's cancellation,
+    ``sys.exit``: any other ``BaseException``) end it KILLED. Either way the error goes into the
+    ``error`` tag and an ``error.txt`` artifact."""
+    mlflow_client = client()
+    try:
+        yield
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        mlflow_client.set_tag(run_id, "error", message[:5000])
+        mlflow_client.log_text(run_id, traceback.format_exc(), "error.txt")
+        mlflow_client.set_terminated(run_id, "FAILED" if isinstance(exc, Exception) else "KILLED")
+        raise
+    else:
+        mlflow_client.set_terminated(run_id, "FINISHED")
+
+
+@contextmanager
+def reopen_run(run_id: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Set an interrupted run RUNNING again, owned by this process, and yield its id; it ends
+    like a ``tracked_run``. Its params and ``config.json`` stay as they were; its last error
+    moves to the ``resume.previous_error`` tag; ``resume.count`` counts the resumes."""
+    check_server()
+    mlflow_client = client()
+    run = mlflow_client.get_run(run_id)
+    before = run.data.tags
+    new_tags = {
+        **_owner_tags(),
+        "resume.count": str(int(before.get("resume.count", "0")) + 1),
+        "resume.previous_status": run.info.status,
+        **({"resume.previous_error": before["error"][:5000]} if "error" in before else {}),
+        **(tags or {}),
+    }
+    if "error" in before:
+        mlflow_client.delete_tag(run_id, "error")
+    set_tags(run_id, new_tags)
+    mlflow_client.update_run(run_id, status="RUNNING")
+    with _ending_run(run_id):
+        yield run_id
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run that stopped before it finished, and whether ``stockpred train --resume`` can
+    continue it here."""
+
+    run_id: str
+    run_name: str
+    status: str  # RUNNING (its process is gone), FAILED or KILLED
+    started: str  # local time, YYYY-MM-DD HH:MM
+    why: str
+    checkpoint_epoch: int | None  # the last completed epoch saved; None: starts from epoch 0
+    resumable: bool  # its checkpoint folder is on this machine
+
+    @property
+    def resume_command(self) -> str:
+        """The command that continues it."""
+        return f"stockpred train --resume {self.run_id}"
+
+
+def owner_alive(run: Any) -> bool | None:
+    """Whether the process that owns a RUNNING run is alive: its checkpoint folder's lock when
+    the folder is here, else its pid when it ran on this machine; None when it cannot tell."""
+    import socket
+
+    from stockpred import resume
+
+    alive = resume.owner_alive(run.info.run_id)
+    if alive is not None:
+        return alive
+    host, pid = run.data.tags.get(OWNER_HOST_TAG), run.data.tags.get(OWNER_PID_TAG)
+    if not pid or host != socket.gethostname():
+        return None
+    return resume.pid_alive(int(pid))
+
+
+def interrupted_runs(experiment: str = "stockpred", max_results: int = 200) -> list[InterruptedRun]:
+    """Runs of ``experiment`` that stopped before finishing, newest first: RUNNING runs whose
+    process is gone (dangling after a SIGKILL, a crash or a reboot), and FAILED or KILLED runs
+    that kept a checkpoint. A RUNNING run whose owner may be alive (started on another machine
+    and with no checkpoint folder here) is left out."""
+    import pandas as pd
+
+    from stockpred import resume
+
+    mlflow_client = client()
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = mlflow_client.search_runs(
+        [found.experiment_id],
+        filter_string="attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=max_results,
+    )
+    out = []
+    for run in runs:
+        run_id, status, tags = run.info.run_id, run.info.status, run.data.tags
+        has_folder = resume.run_dir(run_id).is_dir()
+        last = resume.last_checkpoint(run_id)
+        if status == "RUNNING":
+            if owner_alive(run) is not False:
+                continue
+            owner = f"{tags.get(OWNER_PID_TAG, '?')} on {tags.get(OWNER_HOST_TAG, '?')}"
+            why = f"its process ({owner}) is gone"
+        elif status in RESUMABLE_STATUSES and last is not None:
+            why = tags.get("error", status)
+        else:
+            continue
+        try:
+            epoch = resume.checkpoint_epoch(last) if last else None
+        except ValueError as exc:
+            epoch, why = None, f"{why}; {exc}"
+        started = pd.Timestamp(run.info.start_time, unit="ms", tz="UTC").tz_convert(None)
+        out.append(InterruptedRun(run_id, run.info.run_name, status, f"{started:%Y-%m-%d %H:%M}",
+                                  why, epoch, has_folder))  # fmt: skip
+    return out
+
+
+def resumable_run(ref: str, experiment: str = "stockpred") -> str:
+    """The id of the run that ``--resume REF`` continues: ``REF`` itself, or for ``last`` the
+    newest resumable interrupted run of ``experiment``. Raises ``LookupError``/``ValueError``
+    saying why not (finished, unknown, trained elsewhere, still running)."""
+    from mlflow.exceptions import MlflowException
+
+    from stockpred import resume
+
+    if ref == "last":
+        found = [run for run in interrupted_runs(experiment) if run.resumable]
+        if not found:
+            raise LookupError(
+                f"no interrupted run to resume in experiment {experiment!r} at {tracking_uri()} "
+                f"(`stockpred interrupted --experiment {experiment}` lists them)"
+            )
+        return found[0].run_id
+    folder = resume.run_dir(ref)  # checks that it looks like a run id
+    try:
+        run = client().get_run(ref)
+    except MlflowException:
+        raise LookupError(f"no MLflow run {ref!r} at {tracking_uri()}") from None
+    status = run.info.status
+    if run.info.lifecycle_stage != "active":
+        raise ValueError(f"run {ref} is deleted; restore it in the MLflow UI to resume it")
+    if status == "FINISHED":
+        raise ValueError(f"run {ref} is FINISHED: there is nothing to resume")
+    if not folder.is_dir():
+        raise LookupError(
+            f"run {ref} ({status}) has no checkpoint folder {folder}: only runs trained by "
+            "`stockpred train` (run_training) on this machine, and not finished, can be resumed"
+        )
+    if status == "RUNNING" and owner_alive(run):
+        raise resume.RunBusy(
+            f"run {ref} is still RUNNING in a live process (pid {run.data.tags.get(OWNER_PID_TAG)}"
+            f" on {run.data.tags.get(OWNER_HOST_TAG)}): wait for it, or stop it first"
+        )
+    return ref
+
+
+def abandon_run(run_id: str) -> str:
+    """Give up on an interrupted run: a dangling RUNNING one ends KILLED; its checkpoints are
+    deleted. Returns its status now. Refuses a run whose process is alive."""
+    from stockpred import resume
+
+    mlflow_client = client()
+    run = mlflow_client.get_run(run_id)
+    if run.info.status == "RUNNING":
+        if owner_alive(run):
+            raise resume.RunBusy(f"run {run_id} is RUNNING in a live process: stop it first")
+        mlflow_client.set_tag(run_id, "error", "abandoned: its process was gone")
+        mlflow_client.set_terminated(run_id, "KILLED")
+    resume.discard(run_id)
+    return mlflow_client.get_run(run_id).info.status
 
 
 def log_params(run_id: str, params: Mapping[str, Any]) -> None:

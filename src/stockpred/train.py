@@ -332,8 +332,9 @@ class ResumeState(Callback):
     """Carries what a resumed fit needs beyond Lightning's own checkpoint state.
 
     - The random number generators (torch's global one: dropout; the training loader's: batch
-      order), saved with every checkpoint and restored before the first resumed epoch, so a
-      resumed run trains on the same batches with the same dropout masks as one never stopped.
+      order), saved with every checkpoint and restored when the resumed fit starts, before
+      Lightning draws from them, so a resumed run trains on the same batches with the same
+      dropout masks as one never stopped (checked: equal validation losses, epoch by epoch).
     - Early stopping that had already fired: the stopped flag is not in Lightning's checkpoint,
       so a run interrupted after it stopped (e.g. during evaluation) would train one more epoch.
     """
@@ -342,8 +343,11 @@ class ResumeState(Callback):
         self._generator: torch.Generator | None = None
         self._restored: dict[str, Any] | None = None
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._generator = getattr(trainer.train_dataloader, "generator", None)
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The loader given to fit, before Lightning draws from its generator to start the first
+        # epoch's iterator (``trainer.train_dataloader`` exists only after that draw).
+        source = getattr(trainer.fit_loop, "_data_source", None)
+        self._generator = getattr(getattr(source, "instance", None), "generator", None)
         if self._restored is not None:
             state, self._restored = self._restored, None
             torch.set_rng_state(state["torch"])
@@ -351,6 +355,8 @@ class ResumeState(Callback):
                 self._generator.set_state(state["loader"])
             if state["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks):  # type: ignore[attr-defined]
             trainer.should_stop = True
 
