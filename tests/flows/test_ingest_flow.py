@@ -29,7 +29,7 @@ def test_one_bad_ticker_fails_the_flow_but_not_the_others(prefect_server, fake, 
     assert not list(tmp_path.parent.glob("x*"))  # nothing written outside the cache
     with get_client(sync_client=True) as client:
         artifacts = [a for a in client.read_artifacts() if a.key == "ingest-report"]
-    table = artifacts[-1].data
+    table = max(artifacts, key=lambda a: a.created).data  # newest; the server lists newest first
     rows = {
         row["ticker"]: row
         for row in (table if isinstance(table, list) else __import__("json").loads(table))

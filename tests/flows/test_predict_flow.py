@@ -41,7 +41,7 @@ def test_it_predicts_each_ticker_with_the_champion(
     assert frame["predicted_log_return"].abs().lt(0.2).all()  # a daily return, not a price
     with get_client(sync_client=True) as client:
         tables = [a for a in client.read_artifacts() if a.key == "predictions"]
-    rows = tables[-1].data
+    rows = max(tables, key=lambda a: a.created).data  # newest; the server lists newest first
     rows = json.loads(rows) if isinstance(rows, str) else rows
     assert {r["ticker"] for r in rows} == {"^GSPC", "^IXIC"}
 
