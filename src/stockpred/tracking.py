@@ -264,7 +264,7 @@ def interrupted_runs(experiment: str = "stockpred", max_results: int = 200) -> l
     process is gone (dangling after a SIGKILL, a crash or a reboot), and FAILED or KILLED runs
     that kept a checkpoint. A RUNNING run whose owner may be alive (started on another machine
     and with no checkpoint folder here) is left out."""
-    import pandas as pd
+    import datetime as dt
 
     from stockpred import resume
 
@@ -296,7 +296,7 @@ def interrupted_runs(experiment: str = "stockpred", max_results: int = 200) -> l
             epoch = resume.checkpoint_epoch(last) if last else None
         except ValueError as exc:
             epoch, why = None, f"{why}; {exc}"
-        started = pd.Timestamp(run.info.start_time, unit="ms", tz="UTC").tz_convert(None)
+        started = dt.datetime.fromtimestamp(run.info.start_time / 1000)  # local time
         out.append(InterruptedRun(run_id, run.info.run_name, status, f"{started:%Y-%m-%d %H:%M}",
                                   why, epoch, has_folder))  # fmt: skip
     return out
