@@ -100,11 +100,21 @@ def check_server(uri: str | None = None, timeout: float = 5.0) -> None:
     )
 
 
+_ANSWERED: set[str] = set()  # tracking servers that answered once in this process
+
+
 def client() -> MlflowClient:
-    """A client on the configured store (creating the local folder on first use)."""
+    """A client on the configured store (creating the local folder on first use).
+
+    The first client of a tracking server in a process checks that it answers, so a server that
+    is down is one clear error at the first MLflow call, not minutes of retries.
+    """
     uri = tracking_uri()
     if is_local_store(uri):
         (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+    elif uri not in _ANSWERED:
+        check_server(uri)
+        _ANSWERED.add(uri)
     mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri)
 
