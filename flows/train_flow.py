@@ -39,9 +39,18 @@ def as_task(stage: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(config: PipelineConfig = PipelineConfig()) -> dict[str, Any]:  # noqa: B008
-    """Train and evaluate the LSTM on the configured data; the run is tracked in MLflow."""
-    result = run_training(config, runner=as_task)
+def train_flow(
+    config: PipelineConfig = PipelineConfig(),  # noqa: B008
+    resume: str | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate the LSTM on the configured data; the run is tracked in MLflow.
+
+    ``resume``: an interrupted run's id (or ``last``) to continue from its last checkpoint, in
+    the same MLflow run and with the config it was started with (``config`` is then not used).
+    """
+    if resume is not None:
+        print(f"resuming MLflow run {resume!r} with its own config; the config parameter is unused")
+    result = run_training(None if resume else config, runner=as_task, resume=resume)
     create_markdown_artifact(
         markdown=run_markdown(result),
         key="training-run",
@@ -78,18 +87,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the ``stockpred train`` options, run the flow, print the run summary."""
     import argparse
 
-    from stockpred.cli import add_config_options, config_from_args, report_errors
+    from stockpred.cli import add_config_options, config_from_args, report_errors, resume_run_id
 
     parser = argparse.ArgumentParser(
         prog="python -m flows.train_flow", description=train_flow.description
     )
     add_config_options(parser)
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="continue an interrupted run (its id, or `last`) from its last "
+                        "checkpoint, with its own config; see `stockpred interrupted`")  # fmt: skip
     args = parser.parse_args(argv)
 
     def _run() -> None:
-        config = config_from_args(args)  # a bad option fails here, before anything starts
+        # a bad option fails here, before anything starts
+        resume = resume_run_id(args) if args.resume else None
+        config = PipelineConfig() if resume else config_from_args(args)  # resume: the run's own
         warm_start()
-        outcome = train_flow(config)
+        outcome = train_flow(config, resume=resume)
         print(TrainingResult(**outcome).summary())
 
     return report_errors(_run)

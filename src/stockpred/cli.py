@@ -207,7 +207,7 @@ def _train(args: argparse.Namespace) -> None:
     from stockpred.pipeline import run_training
 
     if args.resume:
-        run_id = _resume_run(args)
+        run_id = resume_run_id(args)
         last = resume.last_checkpoint(run_id)
         where = f"after epoch {resume.checkpoint_epoch(last)}" if last else "from epoch 0"
         print(f"resuming MLflow run {run_id} {where}", flush=True)
@@ -225,7 +225,7 @@ def _train(args: argparse.Namespace) -> None:
 RESUME_OPTIONS = frozenset({"resume", "experiment", "no_progress"})
 
 
-def _resume_run(args: argparse.Namespace) -> str:
+def resume_run_id(args: argparse.Namespace) -> str:
     """The run id ``--resume`` names (``last``: the newest interrupted run of --experiment)."""
     from stockpred import tracking
     from stockpred.config import ConfigError

@@ -145,3 +145,32 @@ def test_gate_tables_and_figures_are_artifacts_of_the_run(flow_run) -> None:
     assert set(tracking.load_gate_units(run_id, epoch=0)["epoch"]) == {0}
     with pytest.raises(LookupError, match="not 1234"):
         tracking.load_gate_units(run_id, epoch=1234)
+
+
+def test_the_flow_resumes_an_interrupted_run_in_the_same_run(prefect_server: None) -> None:
+    """``resume``: the run (here one that failed before its first checkpoint) finishes in place,
+    with its own config, not the flow's ``config`` parameter."""
+    from stockpred import resume
+    from stockpred.config import load_config
+    from tests.conftest import TINY
+
+    config = load_config(TINY).with_overrides(
+        {
+            "train.max_epochs": 1,
+            "tracking.experiment": "flow-resume",
+            "tracking.log_model": False,
+            "gates.enabled": False,
+            "evaluation.register_model": False,
+        }
+    )
+    with pytest.raises(RuntimeError, match="boom"), tracking.tracked_run(config) as run_id:
+        resume.run_dir(run_id).mkdir(parents=True)  # as a SIGKILLed run_training leaves it
+        raise RuntimeError("boom")
+
+    outcome = train_flow(resume=run_id)
+
+    run = tracking.client().get_run(run_id)
+    assert (outcome["run_id"], run.info.status) == (run_id, "FINISHED")
+    assert run.data.tags["resume.previous_error"] == "RuntimeError: boom"
+    assert run.data.params["model.window"] == str(config.model.window)  # the run's, not default
+    assert run.data.metrics["train/epochs"] == 1
