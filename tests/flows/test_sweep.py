@@ -14,8 +14,8 @@ from prefect.client.schemas.filters import (
     FlowFilterName,
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
 )
-from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.sweep_flow import main, sweep_flow
 from stockpred import tracking
@@ -109,20 +109,23 @@ def test_only_the_best_trial_is_registered(sweep) -> None:
 
 def test_prefect_shows_a_task_per_trial_and_the_table(sweep) -> None:
     with get_client(sync_client=True) as client:
-        subflow = client.read_flow_runs(
+        # this sweep's artifact (other sweeps of the session publish theirs under the same key)
+        [artifact] = [a for a in client.read_artifacts()
+                      if a.key == "sweep" and f"`{sweep['run_id']}`" in a.data]  # fmt: skip
+        [subflow] = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["sweep-trials"])),
-            sort=FlowRunSort.START_TIME_DESC, limit=1,
-        )[0]  # fmt: skip
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[artifact.flow_run_id])
+            ),
+        )
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[subflow.id]))
         )
-        artifacts = [a for a in client.read_artifacts() if a.key == "sweep"]
     assert subflow.state.is_completed()
     trials = {r.name: r.state.type.value for r in runs if r.name.startswith("trial-")}
     assert {trials[f"trial-{n}"] for n in (0, 1)} == {"COMPLETED"}
     assert trials["trial-2"] == "FAILED"
-    markdown = artifacts[-1].data
-    assert sweep["run_id"] in markdown and "| 1 | " in markdown and "Failed trials" in markdown
+    assert "| 1 | " in artifact.data and "Failed trials" in artifact.data
 
 
 def test_a_sweep_where_every_trial_fails_fails_with_its_parent(prefect_server) -> None:
