@@ -107,12 +107,24 @@ def cuda(monkeypatch: pytest.MonkeyPatch) -> Any:
             self.notebook = False
             self.bf16 = True
 
+    def not_fork_safe() -> bool:  # initialises CUDA unless PYTORCH_NVML_BASED_CUDA_CHECK=1
+        raise AssertionError("torch.cuda.is_available() before ddp_fork: use cuda_available()")
+
     fake = Fake()
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: fake.gpus > 0)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: fake.gpus)
+    monkeypatch.setattr(torch.cuda, "is_available", not_fork_safe)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: fake.gpus)  # NVML: fork-safe
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: fake.bf16)
     monkeypatch.setattr(training, "interactive", lambda: fake.notebook)
     return fake
+
+
+def test_cuda_is_detected_without_initialising_it(cuda) -> None:
+    """What ``fit_forecaster`` asks before forking workers never calls ``is_available()``."""
+    assert training.cuda_available() and training.uses_cuda("auto")
+    assert training.resolve_batch_size("auto", "auto") == training.GPU_BATCH_SIZE
+    cuda.gpus = 0
+    assert not training.cuda_available() and not training.uses_cuda("auto")
+    assert training.resolve_precision("auto", "auto", fork_safe=True) == "32-true"
 
 
 def test_auto_devices_on_several_gpus_spawn_workers_never_relaunch_argv(cuda) -> None:

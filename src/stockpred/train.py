@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+from pytorch_lightning.trainer.connectors.signal_connector import _get_sigkill_signal
 
 from stockpred.config import ModelConfig, TrainConfig
 from stockpred.model import LitForecaster, LSTMForecaster
@@ -52,9 +55,21 @@ CPU_BATCH_SIZE = 256
 GPU_BATCH_SIZE = 1024  # per GPU: a 2x64 LSTM step on 256 windows leaves a GPU mostly idle
 
 
+def cuda_available() -> bool:
+    """Whether this machine has a CUDA GPU, asked without initialising CUDA in this process.
+
+    ``torch.cuda.device_count()`` asks NVML, so ``ddp_fork`` workers forked later can still use
+    CUDA. ``torch.cuda.is_available()`` does so only while ``PYTORCH_NVML_BASED_CUDA_CHECK=1``
+    (lightning_fabric sets it on import; the user's code can unset it), else it initialises the
+    CUDA driver, which "poisons fork". Where NVML cannot answer (e.g. MIG devices) torch falls
+    back to the driver, as in Lightning's own device checks.
+    """
+    return torch.cuda.device_count() > 0
+
+
 def uses_cuda(accelerator: str) -> bool:
-    """Whether Lightning trains on CUDA GPUs with this ``accelerator`` setting."""
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    """Whether Lightning trains on CUDA GPUs with this ``accelerator`` setting (fork-safe)."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and cuda_available())
 
 
 def resolve_precision(precision: str, accelerator: str, *, fork_safe: bool = False) -> str:
@@ -65,7 +80,7 @@ def resolve_precision(precision: str, accelerator: str, *, fork_safe: bool = Fal
     """
     if precision != "auto":
         return precision
-    if uses_cuda(accelerator) and torch.cuda.is_available() and _bf16_supported(fork_safe):
+    if uses_cuda(accelerator) and cuda_available() and _bf16_supported(fork_safe):
         return "bf16-mixed"
     return "32-true"
 
@@ -125,11 +140,45 @@ def resolve_strategy(strategy: str, accelerator: str, devices: int | str) -> str
     return strategy
 
 
+WORKER_GRACE_S = 5.0  # how long stopped workers get to exit on SIGTERM before SIGKILL
+
+
 class ReturningLauncher(_MultiProcessingLauncher):
     """Lightning's ``ddp_spawn``/``ddp_fork`` launcher that also sends back what the main
     process reads after ``fit`` and Lightning does not return: the epochs run, every
     callback's ``state_dict`` (best checkpoint score...), and the ``rank_zero_state()`` of
-    callbacks that define it (the ``GateMonitor``'s history and snapshots)."""
+    callbacks that define it (the ``GateMonitor``'s history and snapshots); and that stops its
+    workers when the main process is interrupted."""
+
+    def launch(
+        self, function: Any, *args: Any, trainer: pl.Trainer | None = None, **kwargs: Any
+    ) -> Any:
+        """Lightning's launch; on any exception in this process while the workers run (SIGTERM
+        raising ``Terminated``, Ctrl-C, an error) the workers are stopped before it propagates.
+
+        Lightning registers its SIGTERM handling only inside the workers and, when the main
+        process is interrupted, never stops them: non-daemonic, they kept training (rank 0
+        logging into an MLflow run already ended KILLED, rewriting its checkpoints) and the
+        interpreter waited for them at exit."""
+        try:
+            return super().launch(function, *args, trainer=trainer, **kwargs)
+        except BaseException:
+            self.stop_workers()
+            raise
+
+    def stop_workers(self, grace_s: float = WORKER_GRACE_S) -> None:
+        """SIGTERM to every live worker, ``grace_s`` seconds for all to exit, then SIGKILL to
+        the rest (a rank stuck in a collective whose peer is gone never exits by itself). A
+        second interruption during the wait goes straight to SIGKILL."""
+        try:
+            self.kill(signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for proc in self.procs:
+                proc.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            self.kill(_get_sigkill_signal())  # no-op for workers that exited
+            for proc in self.procs:
+                proc.join(1.0)  # reap
 
     def get_extra_results(self, trainer: pl.Trainer) -> dict[str, Any]:
         extra = super().get_extra_results(trainer)
@@ -353,7 +402,7 @@ class ResumeState(Callback):
             torch.set_rng_state(state["torch"])
             if self._generator is not None and state["loader"] is not None:
                 self._generator.set_state(state["loader"])
-            if state["cuda"] and torch.cuda.is_available():
+            if state["cuda"] and cuda_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -361,7 +410,7 @@ class ResumeState(Callback):
             trainer.should_stop = True
 
     def state_dict(self) -> dict[str, Any]:
-        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        cuda = torch.cuda.is_initialized()  # never initialise CUDA to ask
         return {
             "torch": torch.get_rng_state(),
             "loader": self._generator.get_state() if self._generator is not None else None,
