@@ -74,6 +74,16 @@ def test_targets_that_reach_past_their_part_are_purged() -> None:
             assert np.isfinite(prepared.actual[rows[:-1]]).all()
 
 
+def test_a_feature_empty_on_every_training_date_is_a_clear_error() -> None:
+    prices = synthetic_prices(8, 300)
+    config = load_config({"model": {"window": 5}, "features": {"volatility_window": 400}})
+    features = make_features(prices, config.features)
+    with pytest.raises(
+        ValueError, match=r"feature\(s\) \['vol_400d'\] have no value on any training"
+    ):
+        prepare(features, make_target(prices, 1), config)
+
+
 def test_it_saves_and_loads_losslessly(tmp_path) -> None:
     prepared = _prepared(synthetic_prices(10, 200))
     loaded = type(prepared).load(prepared.save(tmp_path / "p.npz"))

@@ -93,6 +93,9 @@ def test_log_uniform_draws_are_uniform_in_log_space() -> None:
         ({"params": {"model.hidden_size": [8, 8]}}, "duplicate values"),
         ({"params": {"tracking.experiment": ["a", "b"]}}, "cannot vary per trial"),
         ({"params": {"evaluation.register_model": [True]}}, "cannot vary per trial"),
+        ({"params": {"data.start": ["2012-01-01"]}}, "compared on the same data, target"),
+        ({"params": {"split.test_fraction": [0.1, 0.2]}}, "compared on the same data, target"),
+        ({"params": {"features.horizon": [1, 5]}}, "compared on the same data, target"),
         ({"params": {"model.dropout": {"low": 0, "high": 0.5}}}, "a grid needs lists"),
         ({"method": "random", "params": {"model.dropout": [0.1]}}, "needs n_trials"),
         ({"params": {"model.dropout": [0.1]}, "n_trials": 3}, "n_trials is for random search"),
@@ -170,3 +173,23 @@ def test_the_table_has_one_row_per_trial_failures_included() -> None:
     ax = fig.axes[0]
     assert any(line.get_ydata()[0] == 1.0 for line in ax.get_lines())  # the zero-forecast line
     assert len(ax.get_xticklabels()) == 3
+
+
+def test_trials_with_different_windows_validate_on_the_same_dates(tiny_config) -> None:
+    """The default embargo is window + horizon, so each window would move the periods: every
+    trial gets the longest window's embargo instead, and the same validation and test dates."""
+    from stockpred.data import load_prices
+    from stockpred.features import make_features, make_target
+    from stockpred.prepare import prepare
+
+    found = trials(tiny_config, {"params": {"model.window": [5, 10, 20]}})
+    assert {t.config.embargo for t in found} == {20 + tiny_config.features.horizon}
+    data = tiny_config.data
+    prices = load_prices(data.tickers, data.start, data.end)
+    features = make_features(prices, tiny_config.features)
+    target = make_target(prices, tiny_config.features.horizon)
+    periods = {tuple(prepare(features, target, t.config).split.as_dict().items()) for t in found}
+    assert len(periods) == 1  # the same train, validation and test dates
+    # an embargo the user set is kept as it is
+    pinned = tiny_config.with_overrides({"split.embargo": 40})
+    assert {t.config.embargo for t in trials(pinned, {"params": {"model.window": [5, 10]}})} == {40}

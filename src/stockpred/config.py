@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stockpred.symbols import check_ticker
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """A frozen pydantic model that refuses unknown fields (every config section)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class DataConfig(_Frozen):
+class DataConfig(FrozenModel):
     """Which prices to load, from where."""
 
     tickers: tuple[str, ...] = ("^GSPC", "^IXIC")
@@ -68,7 +70,7 @@ class DataConfig(_Frozen):
         return self
 
 
-class FeatureConfig(_Frozen):
+class FeatureConfig(FrozenModel):
     """Causal features and the prediction target."""
 
     return_lags: tuple[int, ...] = (1, 5, 20)
@@ -93,7 +95,7 @@ class FeatureConfig(_Frozen):
         return self
 
 
-class SplitConfig(_Frozen):
+class SplitConfig(FrozenModel):
     """Chronological train / validation / test split with an embargo between the parts."""
 
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
@@ -103,7 +105,7 @@ class SplitConfig(_Frozen):
     )
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(FrozenModel):
     """The LSTM and the length of its input window."""
 
     window: int = Field(60, ge=2, le=1000, description="input window length in trading days")
@@ -112,7 +114,7 @@ class ModelConfig(_Frozen):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
 
-class TrainConfig(_Frozen):
+class TrainConfig(FrozenModel):
     """Optimisation and the Lightning Trainer."""
 
     max_epochs: int = Field(15, ge=1, le=10_000)
@@ -147,7 +149,7 @@ class TrainConfig(_Frozen):
         return int(text)
 
 
-class GateConfig(_Frozen):
+class GateConfig(FrozenModel):
     """LSTM gate diagnostics, computed every epoch on a fixed batch of validation windows."""
 
     enabled: bool = True
@@ -164,7 +166,7 @@ class GateConfig(_Frozen):
         return tuple(sorted(set(value)))
 
 
-class TrackingConfig(_Frozen):
+class TrackingConfig(FrozenModel):
     """Where and under which names the run is tracked in MLflow."""
 
     experiment: str = Field("stockpred", min_length=1, max_length=200)
@@ -175,7 +177,7 @@ class TrackingConfig(_Frozen):
     )
 
 
-class EvaluationConfig(_Frozen):
+class EvaluationConfig(FrozenModel):
     """How the held-out period is scored, and how models are registered."""
 
     cost_bps: float = Field(5.0, ge=0.0, le=1000.0, description="trading cost per unit turnover")
@@ -187,7 +189,7 @@ class EvaluationConfig(_Frozen):
     registered_name: str = Field("stockpred-lstm", min_length=1, max_length=200)
 
 
-class PipelineConfig(_Frozen):
+class PipelineConfig(FrozenModel):
     """Everything one training run needs; validated as a whole."""
 
     data: DataConfig = DataConfig()

@@ -142,6 +142,14 @@ def prepare(
         )
     labels = assign_split(dates, split)
     raw = frame[list(features.columns)].to_numpy(dtype=np.float64)
+    empty = [name for name, ok in zip(features.columns, np.isfinite(raw[labels == TRAIN]).any(0),
+                                      strict=True) if not ok]  # fmt: skip
+    if empty:
+        raise ValueError(
+            f"feature(s) {empty} have no value on any training date: their look-back is longer "
+            f"than the {int((labels == TRAIN).sum())} training rows; shorten the feature "
+            "windows (config section features) or load a longer date range"
+        )
     scaler = fit_scaler(raw, labels)
     actual = frame[TARGET].to_numpy(dtype=np.float64, copy=True)
     actual[_reaches_past_its_part(frame.index, labels, split, config.features.horizon)] = np.nan

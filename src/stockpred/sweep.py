@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from stockpred.config import ConfigError, PipelineConfig, describe_validation_error
+from stockpred.config import ConfigError, FrozenModel, PipelineConfig, describe_validation_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +44,10 @@ MAX_TRIALS = 500
 # The trials' tracking belongs to the sweep (one experiment, nested under one parent), and the
 # registry is updated once per sweep: these settings cannot vary per trial.
 FIXED = ("tracking.", "evaluation.register_model", "evaluation.registered_name")
+# Trials are compared on one validation period of one target: what defines the data, the target
+# and the periods cannot vary either (a trial with other split fractions could validate on
+# another trial's test dates, leaking the test period into the choice).
+SAME_DATA = ("data.", "split.", "features.horizon")
 TABLE_METRICS = (
     "val/rmse_vs_zero",
     "val/rmse",
@@ -57,11 +61,7 @@ TABLE_METRICS = (
 )
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Uniform(_Frozen):
+class Uniform(FrozenModel):
     """A continuous range for random search: uniform, or log-uniform (``log``) for scale-like
     settings such as the learning rate; ``integer`` rounds draws (e.g. hidden sizes)."""
 
@@ -104,7 +104,7 @@ class Uniform(_Frozen):
 Values = tuple[Any, ...] | Uniform
 
 
-class SearchSpace(_Frozen):
+class SearchSpace(FrozenModel):
     """Which config fields to vary and how.
 
     ``params`` maps ``section.field`` (as in ``PipelineConfig.flat()``, e.g. ``model.hidden_size``,
@@ -220,11 +220,21 @@ def _check_field(key: str) -> None:
     fields = list(model.model_fields) if isinstance(model, type) else []
     if name not in fields:
         raise ValueError(f"unknown setting {key!r}; {section} has: {', '.join(fields)}")
-    if any(key == f or (f.endswith(".") and key.startswith(f)) for f in FIXED):
+    if _matches(key, FIXED):
         raise ValueError(
             f"{key} cannot vary per trial: the sweep's tracking and registration come from the "
             "base config"
         )
+    if _matches(key, SAME_DATA):
+        raise ValueError(
+            f"{key} cannot vary per trial: trials are compared on the same data, target and "
+            "validation period (data.*, split.* and features.horizon come from the base config; "
+            "run one sweep per setting instead)"
+        )
+
+
+def _matches(key: str, fields: Sequence[str]) -> bool:
+    return any(key == f or (f.endswith(".") and key.startswith(f)) for f in fields)
 
 
 def _plain(value: Any) -> Any:
@@ -284,7 +294,21 @@ def trials(base: PipelineConfig, space: SearchSpace | dict[str, Any]) -> list[Tr
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise ConfigError(f"{len(errors)} of {space.size} trials are invalid: "
                           + " | ".join(errors[:3]) + more)  # fmt: skip
-    return out
+    return _same_periods(base, out)
+
+
+def _same_periods(base: PipelineConfig, found: list[Trial]) -> list[Trial]:
+    """Give every trial the embargo of the longest window, when the windows differ and the base
+    config leaves the embargo to its default (window + horizon): otherwise each window would
+    move the validation and test periods, and trials would be scored on different days."""
+    windows = {t.config.model.window for t in found}
+    if base.split.embargo is not None or len(windows) < 2:
+        return found
+    embargo = max(windows) + base.features.horizon
+    log.info("windows %s: every trial gets split.embargo=%d, so all validate on the same "
+             "dates", sorted(windows), embargo)  # fmt: skip
+    return [Trial(t.number, t.overrides, t.config.with_overrides({"split.embargo": embargo}))
+            for t in found]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from tests.conftest import TINY
 
 EXPERIMENT = "tests-sweep"
 REGISTERED = "tests-sweep-lstm"
-# two trials that train, one whose window leaves no training dates (fails at run time)
-SPACE = {"params": {"model.window": [8, 10, 700]}}
+# two trials that train, one whose volatility window is longer than the data (fails at
+# run time: it passes validation)
+SPACE = {"params": {"features.volatility_window": [5, 10, 5000]}}
 
 
 def _config(**sections: Any) -> PipelineConfig:
@@ -61,15 +62,17 @@ def test_each_trial_is_a_child_run_of_the_parent(sweep) -> None:
     children = _children(sweep["run_id"])
     assert list(children["trial"]) == [0, 1, 2]
     assert list(children["status"]) == ["FINISHED", "FINISHED", "FAILED"]
-    assert list(children["params.model.window"]) == ["8", "10", "700"]
+    assert list(children["params.features.volatility_window"]) == ["5", "10", "5000"]
     assert (children["tags.run.kind"] == "sweep_trial").all()
-    assert children["run_name"].iloc[0] == "trial-0 window=8"
-    assert "too few" in children["tags.error"].iloc[2]  # the failure is recorded on its run
+    assert children["run_name"].iloc[0] == "trial-0 volatility_window=5"
+    assert (
+        "have no value on any training date" in children["tags.error"].iloc[2]
+    )  # the failure is recorded on its run
     # the failed trial is a row of the flow's table too, with its run and error
     table = pd.DataFrame(sweep["table"])
     assert list(table["status"]) == ["FINISHED", "FINISHED", "FAILED"]
     assert list(table["run_id"]) == list(children["run_id"])
-    assert "too few" in table["error"].iloc[2] and sweep["failed"] == [2]
+    assert "have no value on any training date" in table["error"].iloc[2] and sweep["failed"] == [2]
 
 
 def test_the_best_trial_has_the_lowest_validation_metric(sweep) -> None:
@@ -81,7 +84,8 @@ def test_the_best_trial_has_the_lowest_validation_metric(sweep) -> None:
     assert parent.metrics[f"best/{SELECTION_METRIC}"] == best[f"metrics.{SELECTION_METRIC}"]
     assert parent.metrics["best/test/rmse"] == best["metrics.test/rmse"]
     assert parent.metrics["best/trial"] == best["trial"]
-    assert parent.params["best.model.window"] == best["params.model.window"]
+    assert (parent.params["best.features.volatility_window"]
+            == best["params.features.volatility_window"])  # fmt: skip
     assert parent.tags["sweep.best_run_id"] == best["run_id"]
     assert parent.tags["sweep.failed"] == "1"
 
@@ -95,7 +99,7 @@ def test_the_parent_holds_the_space_table_and_figure(sweep) -> None:
     frame = pd.DataFrame(logged["data"], columns=logged["columns"])
     assert list(frame["trial"]) == [0, 1, 2] and frame["rank"].iloc[:2].tolist() in ([1, 2], [2, 1])
     assert tracking.load_dict(sweep["run_id"], "sweep/space.json")["params"] == {
-        "model.window": [8, 10, 700]
+        "features.volatility_window": [5, 10, 5000]
     }
     assert tracking.download_artifact(sweep["run_id"], "sweep/trials.png").stat().st_size > 10_000
 
