@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_ID",
         help="give up on one: a dangling RUNNING run ends KILLED; its checkpoints are deleted",
     )
+    interrupted.add_argument(
+        "--force",
+        action="store_true",
+        help="with --abandon: also end a RUNNING run whose process cannot be checked from this "
+        "machine (started on another one); only when you know that process is gone",
+    )
     sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
     return parser
 
@@ -193,12 +199,12 @@ def report_errors(func: Any, *args: Any) -> int:
     except (ValueError, LookupError, ConnectionError) as exc:  # bad input, no champion, server down
         print(f"stockpred: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("stockpred: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C; a training run says how to resume it
+        print(f"stockpred: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except Terminated as exc:  # SIGTERM
         print(f"stockpred: {exc}", file=sys.stderr)
-        return 143
+        return 128 + exc.signum
     return 0
 
 
@@ -207,12 +213,15 @@ def _train(args: argparse.Namespace) -> None:
     from stockpred.pipeline import run_training
 
     if args.resume:
-        run_id = resume_run_id(args)
+        run_id = resume_run_id(args, may_set=True)
         last = resume.last_checkpoint(run_id)
         where = f"after epoch {resume.checkpoint_epoch(last)}" if last else "from epoch 0"
         print(f"resuming MLflow run {run_id} {where}", flush=True)
-        kept = tracking.load_run_config(run_id) if args.no_progress else None
-        config = kept.with_overrides({"train.progress_bar": False}) if kept else None
+        overrides = dict(resume_overrides(args))
+        if args.no_progress:
+            overrides["train.progress_bar"] = False
+        kept = tracking.load_run_config(run_id) if overrides else None
+        config = kept.with_overrides(overrides) if kept else None
         result = run_training(config, resume=run_id)
     else:
         config = config_from_args(args)
@@ -225,14 +234,35 @@ def _train(args: argparse.Namespace) -> None:
 RESUME_OPTIONS = frozenset({"resume", "experiment", "no_progress"})
 
 
-def resume_run_id(args: argparse.Namespace) -> str:
-    """The run id ``--resume`` names (``last``: the newest interrupted run of --experiment)."""
+def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--set`` settings that a resume may change (``data.refresh``); others raise."""
+    from stockpred.config import ConfigError
+    from stockpred.pipeline import RESUME_MAY_CHANGE
+
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in RESUME_MAY_CHANGE - {"train.progress_bar"}:
+            raise ConfigError(
+                f"--resume continues the run with the config it was started with: drop --set "
+                f"{item} (with --resume only --set data.refresh=false is allowed; start a new "
+                "run to change settings)"
+            )
+        overrides[key.strip()] = _parse_value(value)
+    return overrides
+
+
+def resume_run_id(args: argparse.Namespace, may_set: bool = False) -> str:
+    """The run id ``--resume`` names (``last``: the newest interrupted run of --experiment).
+    ``may_set``: the caller applies ``resume_overrides`` (else any ``--set`` is refused)."""
     from stockpred import tracking
     from stockpred.config import ConfigError
 
     given = [name for name in (*OPTION_FIELDS, "config", "no_model")
              if name not in RESUME_OPTIONS and getattr(args, name, None)]  # fmt: skip
-    if given or args.set:
+    if may_set and not given:
+        resume_overrides(args)
+    elif given or args.set:
         shown = ", ".join(
             "--" + name.replace("_", "-") for name in given + ["set"] * bool(args.set)
         )
@@ -262,9 +292,12 @@ def _note_interrupted(experiment: str) -> None:
 
 def _interrupted(args: argparse.Namespace) -> None:
     from stockpred import tracking
+    from stockpred.config import ConfigError
 
+    if args.force and not args.abandon:
+        raise ConfigError("--force goes with --abandon RUN_ID")
     if args.abandon:
-        status = tracking.abandon_run(args.abandon)
+        status = tracking.abandon_run(args.abandon, force=args.force)
         print(f"abandoned run {args.abandon} ({status}); its checkpoints are deleted")
         return
     found = tracking.interrupted_runs(args.experiment)
@@ -276,13 +309,16 @@ def _interrupted(args: argparse.Namespace) -> None:
     for run in found:
         epoch = "-" if run.checkpoint_epoch is None else str(run.checkpoint_epoch)
         print(f"  {run.run_id:<33}{run.run_name[:23]:<24}{run.status:<9}{run.started:<18}"
-              f"{epoch:>6}  {run.why[:100]}")  # fmt: skip
+              f"{epoch:>6}  {'sweep trial; ' * run.sweep_trial}{run.why[:100]}")  # fmt: skip
     print(
         "resume one with:  stockpred train --resume RUN_ID   (the newest: --resume last"
         + ("" if args.experiment == "stockpred" else f" --experiment {args.experiment}")
         + ")"
     )
     print("('epoch': the last epoch its checkpoint completed; training continues after it)")
+    if any(run.sweep_trial for run in found):
+        print("sweep trials are resumed only by id (not by --resume last); their sweep's table "
+              "will not include the resumed result")  # fmt: skip
     if any(not run.resumable for run in found):
         print("runs with no checkpoint folder here cannot be resumed; end them with --abandon")
 

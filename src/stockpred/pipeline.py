@@ -8,6 +8,8 @@ each one as a task by passing a ``runner`` that wraps it.
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +41,7 @@ class RunContext:
     workdir: Path
     config: PipelineConfig
     checkpoints: Path | None = None  # the run's checkpoint folder (see stockpred.resume)
+    resumed: bool = False  # continuing an interrupted run (its data must not have changed)
 
 
 @dataclass(frozen=True)
@@ -120,51 +123,75 @@ def run_training(
     ``runner`` wraps each stage before it is called (the Prefect flow turns stages into tasks).
     ``tags`` are added to the MLflow run (e.g. ``mlflow.parentRunId`` for a sweep's trials).
     A failure in any stage ends the MLflow run as FAILED with the error recorded, and re-raises;
-    SIGTERM (in the main thread, where no other handler is installed) and Ctrl-C end it KILLED.
+    SIGTERM (in the main thread, where no other handler is installed) and Ctrl-C end it KILLED
+    with its checkpoints kept, and raise ``resume.Terminated`` and ``KeyboardInterrupt`` saying
+    how to resume it; the signal handlers are as they were afterwards.
 
     Training checkpoints persist per run (``stockpred.resume``) until the run finishes.
     ``resume`` (a run id, or ``"last"``: the newest interrupted run of the experiment) continues
     an interrupted run in the same MLflow run, with the config it was started with, from the
-    epoch after its last checkpoint; a ``config`` given with it must equal the run's.
+    epoch after its last checkpoint; a ``config`` given with it must equal the run's (except
+    ``RESUME_MAY_CHANGE``). A resume whose freshly loaded data differ from what the run was
+    trained on is refused (``ConfigError``) before the run is touched.
     """
     from stockpred import resume as resuming
 
     started = time.perf_counter()
     run_id: str | None = None
-    try:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(resuming.sigterm_raises())
-            if resume is None:
-                config = config or PipelineConfig()
-                run_id = stack.enter_context(tracking.tracked_run(config, tags=tags))
-                checkpoints = stack.enter_context(resuming.owner_lock(run_id))
-            else:
-                run_id, config, resume_tags = _resume_target(resume, config)
-                checkpoints = stack.enter_context(resuming.owner_lock(run_id))
-                stack.enter_context(tracking.reopen_run(run_id, {**resume_tags, **(tags or {})}))
-            scratch = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="stockpred-run-"))
-            )
-            ctx = RunContext(run_id, scratch, config, checkpoints)
-            try:
-                prices = runner(load_data)(ctx)
-                features = runner(build_features)(ctx, prices)
-                prepared = runner(prepare_data)(ctx, features)
-                model = runner(train_model)(ctx, prepared)
-                metrics = runner(evaluate_model)(ctx, prepared, model)
-                model_uri = runner(log_trained_model)(ctx, prepared, model)
-                runner(render_diagnostics)(ctx)
-            except resuming.Terminated as exc:
-                raise resuming.Terminated(
-                    f"{exc}: MLflow run {run_id} is KILLED, its checkpoints kept; resume it "
-                    f"with `stockpred train --resume {run_id}`"
-                ) from None
-    except BaseException:
-        if run_id is not None:  # keep the checkpoints of an interrupted run, drop empty folders
-            resuming.discard_if_empty(run_id)
-        raise
-    assert run_id is not None
-    resuming.discard(run_id)  # finished: the model is logged, the checkpoints are not needed
+    locked = False  # this process holds the run's owner lock: its folder is ours to clean up
+    # ``owned`` holds the owner lock and unwinds after ``stack``, which ends the MLflow run: the
+    # run is never seen RUNNING without a live owner, and its folder is cleaned up under the lock
+    with contextlib.ExitStack() as owned:
+        owned.enter_context(resuming.signals_raise())
+        try:
+            with contextlib.ExitStack() as stack:
+                if resume is None:
+                    config = config or PipelineConfig()
+                    run_id = stack.enter_context(tracking.tracked_run(config, tags=tags))
+                    checkpoints = owned.enter_context(resuming.owner_lock(run_id))
+                    locked = True
+                else:
+                    run_id, config = _resume_target(resume, config)
+                    checkpoints = owned.enter_context(resuming.owner_lock(run_id))
+                    locked = True
+                scratch = Path(
+                    stack.enter_context(tempfile.TemporaryDirectory(prefix="stockpred-run-"))
+                )
+                ctx = RunContext(run_id, scratch, config, checkpoints, resumed=resume is not None)
+                try:
+                    if resume is not None:
+                        # under the lock: the run is still what it was when it was looked up
+                        resume_tags = _resume_tags(run_id)
+                        # before the run is touched: refused on other data, it stays as it was
+                        prices = runner(load_data)(ctx)
+                        stack.enter_context(
+                            tracking.reopen_run(run_id, {**resume_tags, **(tags or {})})
+                        )
+                    else:
+                        prices = runner(load_data)(ctx)
+                    features = runner(build_features)(ctx, prices)
+                    prepared = runner(prepare_data)(ctx, features)
+                    model = runner(train_model)(ctx, prepared)
+                    metrics = runner(evaluate_model)(ctx, prepared, model)
+                    model_uri = runner(log_trained_model)(ctx, prepared, model)
+                    runner(render_diagnostics)(ctx)
+                except (SystemExit, KeyboardInterrupt) as exc:
+                    if isinstance(exc, SystemExit) and not isinstance(
+                        exc.__context__, KeyboardInterrupt
+                    ):
+                        raise
+                    # a Ctrl-C while another SIGINT handler than ours was in charge (Lightning
+                    # turns one it catches in ``fit`` into ``sys.exit(1)``)
+                    raise _interrupted(run_id, None) from None
+                except resuming.Terminated as exc:
+                    raise _interrupted(run_id, exc) from None
+        except BaseException:
+            # a new run's folder without checkpoints goes; a resumed run's stays as it was
+            if locked and resume is None:
+                resuming.discard_if_empty(run_id)
+            raise
+        assert run_id is not None
+        resuming.discard(run_id)  # finished: the model is logged, the checkpoints are not needed
     run = tracking.client().get_run(run_id)
     return TrainingResult(
         run_id=run_id,
@@ -185,15 +212,29 @@ def run_training(
     )
 
 
-# settings that may differ between a run and its resume (they do not change what is trained)
-RESUME_MAY_CHANGE = frozenset({"train.progress_bar"})
+# settings that may differ between a run and its resume (they do not change what is trained:
+# a resume checks that the data it loads is the data the run was trained on)
+RESUME_MAY_CHANGE = frozenset({"train.progress_bar", "data.refresh"})
 
 
-def _resume_target(
-    ref: str, config: PipelineConfig | None
-) -> tuple[str, PipelineConfig, dict[str, str]]:
-    """The run to resume, the config it was started with, and the tags that mark the resume."""
+def _interrupted(run_id: str | None, exc: BaseException | None) -> BaseException:
+    """What a run stopped by a signal raises, saying how to resume it: ``Terminated`` for
+    SIGTERM, ``KeyboardInterrupt`` for Ctrl-C (``exc`` None or a SIGINT ``Terminated``): what a
+    notebook, a shell or a caller expects of Ctrl-C."""
     from stockpred import resume as resuming
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    what = exc or "interrupted by Ctrl-C (SIGINT)"
+    hint = (f"{what}: MLflow run {run_id} is KILLED, its checkpoints kept; resume it with "
+            f"`stockpred train --resume {run_id}`")  # fmt: skip
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt(hint)
+    return resuming.Terminated(hint, signum)
+
+
+def _resume_target(ref: str, config: PipelineConfig | None) -> tuple[str, PipelineConfig]:
+    """The run to resume and the config it was started with (``RESUME_MAY_CHANGE`` from
+    ``config``, which must otherwise equal it)."""
     from stockpred.config import ConfigError
 
     experiment = (config or PipelineConfig()).tracking.experiment
@@ -209,9 +250,27 @@ def _resume_target(
                 f"{shown}. Resume without them, or start a new run"
             )
         saved = saved.with_overrides({k: given[k] for k in RESUME_MAY_CHANGE})
+    return run_id, saved
+
+
+def _resume_tags(run_id: str) -> dict[str, str]:
+    """Checked with the owner lock held: the run was not finished meanwhile (by the process
+    that held it when it was looked up); the tags that mark the resume."""
+    from stockpred import resume as resuming
+
+    run = tracking.client().get_run(run_id)
+    if run.info.status == "FINISHED":
+        resuming.discard(run_id)  # the folder that taking the lock made again
+        raise ValueError(f"run {run_id} finished meanwhile: there is nothing to resume")
+    if run.data.tags.get("run.kind") == tracking.SWEEP_TRIAL:
+        logging.getLogger(__name__).warning(
+            "stockpred: warning: run %s is a trial of sweep run %s; resumed on its own, its "
+            "result will not be in the sweep's trials table or best-trial choice",
+            run_id,
+            run.data.tags.get("mlflow.parentRunId", "?"),
+        )
     last = resuming.last_checkpoint(run_id)
-    tags = {"resumed_from_epoch": str(resuming.checkpoint_epoch(last))} if last else {}
-    return run_id, saved, tags
+    return {"resumed_from_epoch": str(resuming.checkpoint_epoch(last))} if last else {}
 
 
 def load_data(ctx: RunContext) -> Path:
@@ -229,15 +288,60 @@ def load_data(ctx: RunContext) -> Path:
         on_bad_rows=data.on_bad_rows,
         max_gap_days=data.max_gap_days,
     )
+    name = f"{data.source}:{','.join(data.tickers)}:{data.start}..{data.end}"
+    first, last = prices.index.get_level_values("date")[[0, -1]]
+    seen = {"rows": str(len(prices)), "range": f"{first.date()}..{last.date()}",
+            "digest": prices_digest(prices)}  # fmt: skip
+    if ctx.resumed:  # before anything is logged: a checkpoint must continue on its own data
+        _check_same_data(ctx, name, prices, seen)
     path = ctx.workdir / "prices.parquet"
     prices.to_parquet(path)
-    name = f"{data.source}:{','.join(data.tickers)}:{data.start}..{data.end}"
     tracking.log_dataset(ctx.run_id, prices.reset_index(), name=name, source=data.source)
-    first, last = prices.index.get_level_values("date")[[0, -1]]
-    tracking.set_tags(
-        ctx.run_id, {"data.rows": str(len(prices)), "data.range": f"{first.date()}..{last.date()}"}
-    )
+    tracking.set_tags(ctx.run_id, {f"data.{key}": value for key, value in seen.items()})
     return path
+
+
+def prices_digest(prices: pd.DataFrame) -> str:
+    """A digest of every row and value of the prices, dates and tickers included."""
+    import hashlib
+
+    hashed = pd.util.hash_pandas_object(prices, index=True).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+class DataChangedError(ValueError):
+    """A resumed run would train on other data than it was started on."""
+
+
+def _check_same_data(
+    ctx: RunContext, name: str, prices: pd.DataFrame, seen: dict[str, str]
+) -> None:
+    """Refuse to resume a run on data that differ from those it was trained on (new days,
+    revised prices, another cache), naming what changed and what to do instead."""
+    recorded = tracking.recorded_data(ctx.run_id, name)
+    changed = [f"{key} {recorded[key]} -> {seen[key]}" for key in ("rows", "range")
+               if key in recorded and recorded[key] != seen[key]]  # fmt: skip
+    if "digest" in recorded:
+        values_differ = recorded["digest"] != seen["digest"]
+    elif "dataset_digest" in recorded:  # a run from before the data.digest tag
+        values_differ = recorded["dataset_digest"] != tracking.dataset_digest(prices.reset_index())
+    else:  # stopped before its data were recorded: nothing was trained on them
+        values_differ = False
+    if not changed and not values_differ:
+        return
+    what = ", ".join(changed) if changed else "the same rows with other values"
+    data = ctx.config.data
+    refresh = (
+        f"; or, if the price cache still holds the days it was trained on, resume on the cache "
+        f"alone: `stockpred train --resume {ctx.run_id} --set data.refresh=false`"
+        if data.source == "yfinance" and data.refresh
+        else ""
+    )
+    raise DataChangedError(
+        f"run {ctx.run_id} cannot be resumed: its data ({name}) changed since it was trained "
+        f"({what}), so its checkpoint was fitted on other data; nothing was changed in the "
+        f"run. Start a new run with the same settings instead{refresh}"
+    )
 
 
 def build_features(ctx: RunContext, prices_path: Path) -> Path:

@@ -27,6 +27,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from stockpred.paths import checkpoints_dir
 
@@ -45,14 +46,18 @@ class RunBusy(ValueError):
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived (``kill``, a scheduler, a Prefect cancellation): unwind like Ctrl-C.
+    """SIGTERM (``kill``, a scheduler, a Prefect cancellation) or Ctrl-C arrived during a run:
+    unwind it, ending the MLflow run KILLED with its checkpoints kept for a resume.
 
-    A ``BaseException``, like ``KeyboardInterrupt``, so ``except Exception`` blocks do not
-    swallow it; ``tracking`` ends the MLflow run KILLED and the checkpoints stay for a resume.
+    A ``BaseException`` so ``except Exception`` blocks do not swallow it, and deliberately not a
+    ``KeyboardInterrupt``: Lightning turns a ``KeyboardInterrupt`` inside ``fit`` into
+    ``sys.exit(1)`` (leaving SIGINT ignored), but re-raises any other exception.
+    ``run_training`` re-raises a Ctrl-C as ``KeyboardInterrupt`` once the run is ended.
     """
 
-    def __init__(self, message: str = "terminated by SIGTERM") -> None:
+    def __init__(self, message: str = "terminated by SIGTERM", signum: int = signal.SIGTERM):
         super().__init__(message)
+        self.signum = int(signum)
 
 
 def run_dir(run_id: str) -> Path:
@@ -87,29 +92,85 @@ def owner_lock(run_id: str) -> Iterator[Path]:
     """Create the run's checkpoint folder and hold its owner lock; yield the folder.
 
     Raises ``RunBusy`` if another live process holds it (two processes must never train the
-    same run). The lock file records this process's pid and host, for messages.
+    same run). The lock file records this process's pid and host, for messages. ``flock`` locks
+    belong to an open file: a second ``owner_lock`` of the same run in this process is refused
+    too. A new lock file appears at its path already locked (it is linked into place), so no
+    other process ever sees an unlocked lock file of a live run, and a lock taken on a file that
+    a finishing owner deleted meanwhile is let go and taken again on the current one.
     """
-    folder = run_dir(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = (folder / LOCK).open("a+")
+    handle = _locked_handle(run_id)
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "unknown"
-                raise RunBusy(
-                    f"run {run_id} is being trained by another process right now (pid and "
-                    f"host: {owner}); wait for it to end, or stop it first"
-                ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()} {socket.gethostname()}\n")
         handle.flush()
-        yield folder
+        yield run_dir(run_id)
     finally:
         handle.close()  # releases the lock
+
+
+def _locked_handle(run_id: str) -> IO[str]:
+    folder = run_dir(run_id)
+    path = folder / LOCK
+    for _ in range(10):
+        folder.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return path.open("a+")
+        try:
+            handle = path.open("r+")
+        except FileNotFoundError:
+            handle = _create_locked(path)
+            if handle is None:  # another process created it first: contend for theirs
+                continue
+            return handle
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunBusy(
+                f"run {run_id} is being trained by another process right now (pid and "
+                f"host: {owner}); wait for it to end, or stop it first"
+            ) from None
+        if _same_file(handle, path):
+            return handle
+        handle.close()  # the owner deleted the folder as we locked: lock the current file
+    raise RunBusy(f"run {run_id}: its owner lock keeps changing hands; try again")
+
+
+def _create_locked(path: Path) -> IO[str] | None:
+    """A new lock file at ``path``, locked before it appears there; None if one appeared first."""
+    assert fcntl is not None
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    handle = draft.open("w+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+        os.link(draft, path)  # atomic, and fails if the path exists
+    except FileExistsError:
+        handle.close()
+        return None
+    except OSError:  # no hard links on this file system: lock the file at the path instead
+        handle.close()
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+    except BaseException:
+        handle.close()
+        raise
+    finally:
+        draft.unlink(missing_ok=True)
+    return handle
+
+
+def _same_file(handle: IO[str], path: Path) -> bool:
+    try:
+        here, there = os.fstat(handle.fileno()), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def owner_alive(run_id: str) -> bool | None:
@@ -156,26 +217,37 @@ def discard_if_empty(run_id: str) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """While inside, SIGTERM raises ``Terminated`` in the main thread instead of killing the
-    process outright, so the run is recorded as KILLED and its checkpoints stay.
+def signals_raise() -> Iterator[None]:
+    """While inside, SIGTERM and Ctrl-C (SIGINT) raise ``Terminated`` in the main thread, so the
+    run is recorded as KILLED, its checkpoints stay, and ``fit`` unwinds like any error.
 
-    Installed only from the main thread and only over the default handler: an orchestrator's
-    own handler (Prefect raises its ``TerminationSignal``) is left in charge. Lightning adds its
-    SIGTERM notice in front of this handler during ``fit`` and restores it afterwards.
+    Installed only from the main thread, and only over Python's own handlers (SIGTERM's default,
+    SIGINT's ``default_int_handler``, which Jupyter kernels also use while a cell runs): an
+    orchestrator's handler (Prefect raises its ``TerminationSignal``) stays in charge. Both
+    handlers are restored on the way out, whatever happened inside (Lightning ignores SIGINT
+    after a ``KeyboardInterrupt`` in ``fit``; a notebook must get its Ctrl-C back). Lightning
+    adds its SIGTERM notice in front of this handler during ``fit`` and restores it afterwards.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
 
     def _raise(signum: int, _frame: object) -> None:
-        raise Terminated(f"terminated by {signal.Signals(signum).name}")
+        if signum == signal.SIGINT:
+            raise Terminated("interrupted by Ctrl-C (SIGINT)", signum)
+        raise Terminated(f"terminated by {signal.Signals(signum).name}", signum)
 
-    previous = signal.signal(signal.SIGTERM, _raise)
+    ours = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+    previous = {signum: signal.getsignal(signum) for signum in ours}
     try:
+        for signum, default in ours.items():
+            if previous[signum] is default:
+                signal.signal(signum, _raise)
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:  # None: installed from C; cannot be put back from Python
+                signal.signal(signum, handler)
+
+
+sigterm_raises = signals_raise  # the earlier name

@@ -7,6 +7,7 @@ Every function takes an explicit ``run_id``, so logging works from any thread or
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -182,6 +183,7 @@ def _fresh_run_name() -> str:
 OWNER_HOST_TAG = "stockpred.host"
 OWNER_PID_TAG = "stockpred.pid"
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
+SWEEP_TRIAL = "sweep_trial"  # the ``run.kind`` tag of a sweep's trial runs
 
 
 def _owner_tags() -> dict[str, str]:
@@ -246,6 +248,7 @@ class InterruptedRun:
     why: str
     checkpoint_epoch: int | None  # the last completed epoch saved; None: starts from epoch 0
     resumable: bool  # its checkpoint folder is on this machine
+    sweep_trial: bool = False  # a trial of a sweep: ``--resume last`` passes it over
 
     @property
     def resume_command(self) -> str:
@@ -307,27 +310,33 @@ def interrupted_runs(experiment: str = "stockpred", max_results: int = 200) -> l
         except ValueError as exc:
             epoch, why = None, f"{why}; {exc}"
         started = dt.datetime.fromtimestamp(run.info.start_time / 1000)  # local time
+        trial = tags.get("run.kind") == SWEEP_TRIAL
         out.append(InterruptedRun(run_id, run.info.run_name, status, f"{started:%Y-%m-%d %H:%M}",
-                                  why, epoch, has_folder))  # fmt: skip
+                                  why, epoch, has_folder, trial))  # fmt: skip
     return out
 
 
 def resumable_run(ref: str, experiment: str = "stockpred") -> str:
     """The id of the run that ``--resume REF`` continues: ``REF`` itself, or for ``last`` the
-    newest resumable interrupted run of ``experiment``. Raises ``LookupError``/``ValueError``
-    saying why not (finished, unknown, trained elsewhere, still running)."""
+    newest resumable interrupted run of ``experiment`` that is not a sweep's trial (resumed on
+    its own, a trial's result would be missing from its sweep's table: name it to resume it).
+    Raises ``LookupError``/``ValueError`` saying why not (finished, unknown, trained elsewhere,
+    still running)."""
     from mlflow.exceptions import MlflowException
 
     from stockpred import resume
 
     if ref == "last":
         found = [run for run in interrupted_runs(experiment) if run.resumable]
-        if not found:
+        alone = [run for run in found if not run.sweep_trial]
+        if not alone:
+            trials = (f"; {len(found)} interrupted sweep trial(s) are left to their sweep (resume "
+                      "one by its id)" if found else "")  # fmt: skip
             raise LookupError(
-                f"no interrupted run to resume in experiment {experiment!r} at {tracking_uri()} "
-                f"(`stockpred interrupted --experiment {experiment}` lists them)"
+                f"no interrupted run to resume in experiment {experiment!r} at {tracking_uri()}"
+                f"{trials} (`stockpred interrupted --experiment {experiment}` lists them)"
             )
-        return found[0].run_id
+        return alone[0].run_id
     folder = resume.run_dir(ref)  # checks that it looks like a run id
     try:
         run = client().get_run(ref)
@@ -351,19 +360,44 @@ def resumable_run(ref: str, experiment: str = "stockpred") -> str:
     return ref
 
 
-def abandon_run(run_id: str) -> str:
+def abandon_run(run_id: str, force: bool = False) -> str:
     """Give up on an interrupted run: a dangling RUNNING one ends KILLED; its checkpoints are
-    deleted. Returns its status now. Refuses a run whose process is alive."""
+    deleted. Returns its status now.
+
+    Refuses a RUNNING run unless its process is known to be gone (``owner_alive`` is False); a
+    run whose owner cannot be checked from here (started on another machine, seen through a
+    shared tracking server) needs ``force``, and its process may well still be training it.
+    """
+    from mlflow.exceptions import MlflowException
+
     from stockpred import resume
 
+    resume.run_dir(run_id)  # checks that it looks like a run id
     mlflow_client = client()
-    run = mlflow_client.get_run(run_id)
+    try:
+        run = mlflow_client.get_run(run_id)
+    except MlflowException:
+        raise LookupError(f"no MLflow run {run_id!r} at {tracking_uri()}") from None
     if run.info.status == "RUNNING":
-        if owner_alive(run):
-            raise resume.RunBusy(f"run {run_id} is RUNNING in a live process: stop it first")
-        mlflow_client.set_tag(run_id, "error", "abandoned: its process was gone")
-        mlflow_client.set_terminated(run_id, "KILLED")
-    resume.discard(run_id)
+        alive = owner_alive(run)
+        tags = run.data.tags
+        owner = f"pid {tags.get(OWNER_PID_TAG, '?')} on {tags.get(OWNER_HOST_TAG, '?')}"
+        if alive:
+            raise resume.RunBusy(f"run {run_id} is RUNNING in a live process ({owner}): stop it")
+        if alive is None and not force:
+            raise resume.RunBusy(
+                f"run {run_id} is RUNNING and whether its process ({owner}) is alive cannot be "
+                "checked from this machine: it may still be training. Stop it there, or, if you "
+                f"know it is gone, `stockpred interrupted --abandon {run_id} --force`"
+            )
+    with contextlib.ExitStack() as stack:
+        if resume.run_dir(run_id).is_dir():  # RunBusy while a process trains or resumes it
+            stack.enter_context(resume.owner_lock(run_id))
+        if run.info.status == "RUNNING":
+            why = "its process was gone" if alive is False else "forced: its process unknown"
+            mlflow_client.set_tag(run_id, "error", f"abandoned: {why}")
+            mlflow_client.set_terminated(run_id, "KILLED")
+        resume.discard(run_id)  # under the lock: nobody can be using the folder
     return mlflow_client.get_run(run_id).info.status
 
 
@@ -424,6 +458,26 @@ def log_dataset(
         entity = mlflow.data.from_pandas(frame, source=source, name=name)._to_mlflow_entity()
     tags = [InputTag("mlflow.data.context", context)]
     client().log_inputs(run_id, datasets=[DatasetInput(entity, tags=tags)])
+
+
+def recorded_data(run_id: str, name: str) -> dict[str, str]:
+    """What a run recorded of the data it was trained on: ``rows``, ``range`` and ``digest``
+    (its ``data.*`` tags), and ``dataset_digest``, MLflow's digest of its input dataset ``name``
+    (of the first 10,000 rows and the row count only). Keys it did not record are left out."""
+    run = client().get_run(run_id)
+    found = {key: run.data.tags[f"data.{key}"] for key in ("rows", "range", "digest")
+             if f"data.{key}" in run.data.tags}  # fmt: skip
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        if item.dataset.name == name:
+            found["dataset_digest"] = item.dataset.digest
+    return found
+
+
+def dataset_digest(frame: pd.DataFrame) -> str:
+    """MLflow's digest of a frame logged with ``log_dataset``."""
+    from mlflow.data.digest_utils import compute_pandas_digest
+
+    return compute_pandas_digest(frame)
 
 
 def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "model") -> str:
