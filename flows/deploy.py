@@ -132,6 +132,18 @@ def local_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         print("Prefect server stopped", flush=True)
 
 
+def _stop_on_hangup() -> None:
+    """SIGTERM (systemd, `kill`) and SIGHUP (a closed terminal) stop serving like Ctrl-C, so the
+    schedules are paused and the local server, in its own session, is stopped too."""
+    import signal
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.deploy [--local-server [--port N]] [--poll-seconds S]``."""
     import argparse
@@ -147,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=None,
                         help="how often to look for due runs (default: Prefect's, 10 s)")  # fmt: skip
     args = parser.parse_args(argv)
+    _stop_on_hangup()
     if not args.local_server:
         if not PREFECT_API_URL.value():
             print("python -m flows.deploy: no Prefect server: set PREFECT_API_URL (e.g. "
