@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +262,78 @@ def test_in_an_interactive_session_two_processes_fork_and_return_rank_zeros_resu
     line = next((s for s in done.stdout.splitlines() if "FIT" in s), done.stdout + done.stderr)
     assert line.removeprefix(">>> ").startswith("FIT ddp_fork 2 2 "), line
     assert line.endswith("True [0, 1] [0, 1]"), line
+
+
+TERM_SCRIPT = """
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+
+from stockpred.config import ModelConfig, TrainConfig
+from stockpred.resume import sigterm_raises
+from stockpred.train import fit_forecaster
+from stockpred.windows import WindowDataset
+
+
+class Started(pl.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):  # each rank: its pid, once training runs
+        path = Path(sys.argv[1]) / f"rank{trainer.global_rank}.pid"
+        if not path.exists():
+            path.write_text(str(os.getpid()))
+
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(400, 3)).astype(np.float32), rng.normal(size=400).astype(np.float32)
+    data = WindowDataset.from_arrays(x, y, np.zeros(400, dtype=np.int64), 10)
+    config = TrainConfig(max_epochs=10_000, patience=10_000, batch_size=32, accelerator="cpu",
+                         devices=2, strategy=sys.argv[2], progress_bar=False)
+    with sigterm_raises():  # as ``run_training``: SIGTERM raises Terminated in this process
+        fit_forecaster(data, data, ModelConfig(window=10, hidden_size=4, dropout=0.0), config,
+                       callbacks=[Started()])
+"""
+
+
+def _alive(pid: int) -> bool:
+    import psutil  # installed with distributed (prefect-dask)
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.slow  # trains in worker processes until it is stopped
+@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp_fork"])
+def test_sigterm_to_the_main_process_stops_the_workers(tmp_path: Path, strategy: str) -> None:
+    """Lightning handles SIGTERM only inside the workers: the main process, stopped while they
+    train (10,000 epochs here), must stop them and exit, not wait for them to finish."""
+    script = tmp_path / "train.py"
+    script.write_text(TERM_SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path), strategy],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 180  # imports and worker start-up, on a busy machine
+        while len(pids) < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = [int(p.read_text()) for p in tmp_path.glob("rank*.pid")]
+        assert len(pids) == 2, f"training did not start: {process.communicate(timeout=60)}"
+        assert all(_alive(pid) for pid in pids)
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"still running 30 s after SIGTERM; workers alive: {list(map(_alive, pids))}"
+            )
+        assert process.returncode != 0 and "Terminated: terminated by SIGTERM" in err, err[-3000:]
+        assert not [pid for pid in pids if _alive(pid)], "a worker survived the main process"
+    finally:
+        for pid in [*pids, process.pid]:  # nothing left behind, whatever failed
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
