@@ -42,15 +42,29 @@ def as_task(stage: Callable[..., Any]) -> Callable[..., Any]:
 def train_flow(
     config: PipelineConfig = PipelineConfig(),  # noqa: B008
     resume: str | None = None,
+    progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate the LSTM on the configured data; the run is tracked in MLflow.
 
     ``resume``: an interrupted run's id (or ``last``) to continue from its last checkpoint, in
     the same MLflow run and with the config it was started with (``config`` is then not used).
+    ``progress_bar``: show Lightning's progress bar (default: as the config says).
     """
     if resume is not None:
         print(f"resuming MLflow run {resume!r} with its own config; the config parameter is unused")
-    result = run_training(None if resume else config, runner=as_task, resume=resume)
+        kept = None
+        if progress_bar is not None:  # the one setting a resumed run may change
+            from stockpred import tracking
+
+            own = tracking.load_run_config(
+                tracking.resumable_run(resume, config.tracking.experiment)
+            )
+            kept = own.with_overrides({"train.progress_bar": progress_bar})
+        result = run_training(kept, runner=as_task, resume=resume)
+    else:
+        if progress_bar is not None:
+            config = config.with_overrides({"train.progress_bar": progress_bar})
+        result = run_training(config, runner=as_task)
     create_markdown_artifact(
         markdown=run_markdown(result),
         key="training-run",
@@ -99,11 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def _run() -> None:
-        # a bad option fails here, before anything starts
+        from stockpred import tracking
+
+        # a bad option or a tracking server that is down fails here, before anything starts
+        tracking.check_server()
         resume = resume_run_id(args) if args.resume else None
         config = PipelineConfig() if resume else config_from_args(args)  # resume: the run's own
         warm_start()
-        outcome = train_flow(config, resume=resume)
+        outcome = train_flow(
+            config, resume=resume, progress_bar=False if args.no_progress else None
+        )
         print(TrainingResult(**outcome).summary())
 
     return report_errors(_run)

@@ -123,11 +123,14 @@ def test_a_server_that_is_down_stops_the_run_before_any_work(
     assert time.monotonic() - started < 10  # MLflow's own retries would take minutes
 
 
-def test_the_cli_reports_a_down_server_in_one_line(isolated_store: Path) -> None:
+@pytest.mark.parametrize("program", ["stockpred.cli train", "flows.train_flow"])
+def test_the_command_reports_a_down_server_in_one_line(program: str, isolated_store: Path) -> None:
+    """``stockpred train`` and the flow (``make run``): one line, before Prefect or torch start."""
     url = f"http://127.0.0.1:{_free_port()}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "STOCKPRED_HOME": str(isolated_store)}
+    env.pop("PREFECT_API_URL", None)
     done = subprocess.run(
-        [sys.executable, "-m", "stockpred.cli", "train", "--epochs", "1", "--no-progress"],
+        [sys.executable, "-m", *program.split(), "--epochs", "1", "--no-progress"],
         env=env,
         capture_output=True,
         text=True,
@@ -136,3 +139,4 @@ def test_the_cli_reports_a_down_server_in_one_line(isolated_store: Path) -> None
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert f"MLflow tracking server {url} is not reachable" in done.stderr
+    assert "temporary server" not in done.stderr + done.stdout  # no Prefect server was started
