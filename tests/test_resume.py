@@ -1,11 +1,13 @@
 """Resume: a training killed (SIGKILL) or terminated (SIGTERM) mid-run continues from its last
 checkpoint in the same MLflow run, and ends as if it had never stopped.
 
-Two real ``stockpred train`` processes start together (their imports overlap); each is
-interrupted once its checkpoint holds epoch 1 or later, wherever it then is (mid-epoch, or
-already evaluating). One uninterrupted run of the same config is the reference: with the
-optimizer, loop counters and random number generators restored, the resumed runs' validation
-losses equal its own epoch by epoch.
+Three real ``stockpred train`` processes start together (their imports overlap); each is
+interrupted (SIGKILL, SIGTERM, Ctrl-C) once its checkpoint holds epoch 1 or later, wherever it
+then is (mid-epoch, or already evaluating). So that none can finish before it is signalled on a
+fast idle machine, each waits after saving the checkpoint of epoch ``EPOCHS - 2`` (a test-side
+patch, ``GUARD``) until the signal comes. One uninterrupted run of the same config is the
+reference: with the optimizer, loop counters and random number generators restored, the
+resumed runs' validation losses equal its own epoch by epoch.
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Callback
 
-from stockpred import resume, tracking
+from stockpred import resume, tracking, train
 from stockpred.cli import _note_interrupted, main
-from stockpred.config import ConfigError, load_config
-from stockpred.pipeline import run_training
+from stockpred.config import ConfigError, PipelineConfig, load_config
+from stockpred.pipeline import DataChangedError, RunContext, load_data, run_training
 from tests.conftest import TINY
 
 EPOCHS = 6
@@ -59,11 +63,31 @@ class Interrupted:
     output: str
 
 
+# `stockpred train`, except that after saving last.ckpt of epoch HOLD it waits for the test's
+# signal: the training cannot end before it is interrupted, however fast the machine
+GUARD = """
+import sys, time
+import pytorch_lightning as pl
+from stockpred.cli import main
+
+HOLD = int(sys.argv.pop(1))
+save = pl.Trainer.save_checkpoint
+
+def save_then_hold(self, filepath, *args, **kwargs):
+    save(self, filepath, *args, **kwargs)
+    if str(filepath).endswith("last.ckpt") and self.current_epoch >= HOLD:
+        time.sleep(600)
+
+pl.Trainer.save_checkpoint = save_then_hold
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def start_training(folder: Path, experiment: str, extras: bool) -> subprocess.Popen[str]:
     path = folder / f"{experiment}.json"
     path.write_text(json.dumps(resumable_config(experiment, extras=extras)))
     return subprocess.Popen(
-        [sys.executable, "-m", "stockpred.cli", "train", "--config", str(path)],
+        [sys.executable, "-c", GUARD, str(EPOCHS - 2), "train", "--config", str(path)],
         stdout=(folder / f"{experiment}.log").open("w"),
         stderr=subprocess.STDOUT,
         text=True,
@@ -96,9 +120,11 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Interrupted]:
-    """One training SIGKILLed and one SIGTERMed, each after its first checkpointed epoch >= 1."""
+    """One training SIGKILLed, one SIGTERMed and one Ctrl-C'd (SIGINT), each after its first
+    checkpointed epoch >= 1."""
     folder = tmp_path_factory.mktemp("resume")
-    plan = {signal.SIGKILL: "resume-killed", signal.SIGTERM: "resume-terminated"}
+    plan = {signal.SIGKILL: "resume-killed", signal.SIGTERM: "resume-terminated",
+            signal.SIGINT: "resume-ctrl-c"}  # fmt: skip
     for experiment in plan.values():  # the store and experiments first: no creation races
         tracking.experiment_id(experiment)
     procs = {  # the SIGKILLed run checks the gate diagnostics and the model, the other not
@@ -287,3 +313,177 @@ def test_a_dangling_run_without_checkpoints_is_listed_and_can_be_abandoned(
     assert main(["interrupted", "--abandon", run_id]) == 0
     assert tracking.client().get_run(run_id).info.status == "KILLED"
     assert tracking.interrupted_runs("resume-dangling") == []
+
+
+def test_ctrl_c_ends_the_run_killed_with_its_checkpoints_and_the_resume_hint(
+    interrupted: dict[int, Interrupted],
+) -> None:
+    """Ctrl-C during ``fit`` acts like SIGTERM (Lightning alone would ``sys.exit(1)``)."""
+    stopped = interrupted[signal.SIGINT]
+    assert stopped.returncode == 130, stopped.output
+    assert (f"stockpred: interrupted by Ctrl-C (SIGINT): MLflow run {stopped.run_id} is KILLED, "
+            f"its checkpoints kept; resume it with `stockpred train --resume {stopped.run_id}`"
+            in stopped.output)  # fmt: skip
+    run = tracking.client().get_run(stopped.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"].startswith("KeyboardInterrupt: interrupted by Ctrl-C (SIGINT)")
+    last = resume.last_checkpoint(stopped.run_id)
+    assert last is not None and resume.checkpoint_epoch(last) >= stopped.epoch
+    assert tracking.abandon_run(stopped.run_id) == "KILLED"  # its checkpoints go
+    assert not resume.run_dir(stopped.run_id).exists()
+
+
+def quick_config(experiment: str) -> PipelineConfig:
+    """One epoch, nothing extra: for the tests that resume (or refuse to) without comparing."""
+    return load_config(resumable_config(experiment, extras=False)).with_overrides(
+        {"train.max_epochs": 1}
+    )
+
+
+class CtrlCAtEpoch(Callback):
+    """Raises ``KeyboardInterrupt`` as Ctrl-C would where another SIGINT handler than ours
+    is installed (e.g. a tool's own)."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_a_keyboard_interrupt_in_fit_ends_the_run_killed_and_restores_sigint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lightning answers a ``KeyboardInterrupt`` in ``fit`` with ``sys.exit(1)`` and SIGINT
+    ignored; ``run_training`` raises ``KeyboardInterrupt`` with the resume hint, the run is
+    KILLED with its checkpoint kept, and Ctrl-C works again afterwards (e.g. in a notebook)."""
+    fit = train.fit_forecaster
+
+    def fit_with_ctrl_c(*args: object, callbacks: Sequence[Callback] = (), **kwargs: object):
+        return fit(*args, callbacks=[*callbacks, CtrlCAtEpoch()], **kwargs)
+
+    monkeypatch.setattr(train, "fit_forecaster", fit_with_ctrl_c)
+    config = quick_config("resume-keyboard-interrupt").with_overrides({"train.max_epochs": 3})
+    with pytest.raises(KeyboardInterrupt, match=r"is KILLED, its checkpoints kept") as caught:
+        run_training(config)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    [run_id] = tracking.search_runs("resume-keyboard-interrupt")["run_id"]
+    assert f"`stockpred train --resume {run_id}`" in str(caught.value)
+    assert tracking.client().get_run(run_id).info.status == "KILLED"
+    last = resume.last_checkpoint(run_id)
+    assert last is not None and resume.checkpoint_epoch(last) == 0
+    tracking.abandon_run(run_id)
+
+
+def gone_pid() -> str:
+    """The pid of a process that has ended."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return gone.stdout.strip()
+
+
+def failed_run(
+    config: PipelineConfig, tags: dict[str, str] | None = None, *, dangling: bool = False
+) -> str:
+    """A run that failed after loading its data (recorded as ``load_data`` does) and kept its
+    checkpoint folder, without a checkpoint yet (resumed, it trains from epoch 0). ``dangling``:
+    left RUNNING by a process that is gone instead (as after a SIGKILL), so that it is listed
+    among the interrupted runs (a FAILED one is listed once it holds a checkpoint)."""
+    with pytest.raises(RuntimeError, match="boom"), tracking.tracked_run(config, tags) as run_id:
+        folder = resume.run_dir(run_id)
+        folder.mkdir(parents=True)
+        load_data(RunContext(run_id, folder, config, folder))
+        (folder / "prices.parquet").unlink()  # the stage's output, written to its work folder
+        raise RuntimeError("boom")
+    if dangling:
+        tracking.set_tags(run_id, {"stockpred.pid": gone_pid()})
+        tracking.client().update_run(run_id, status="RUNNING")
+    return run_id
+
+
+def test_resume_refuses_a_run_another_process_holds_and_leaves_its_folder() -> None:
+    """E.g. a run just resumed by another process, or one whose owner is still ending it: the
+    owner lock refuses the resume, and nothing of the owner's folder is touched. ``flock``
+    locks belong to an open file, so a second lock in this process stands for the owner."""
+    run_id = failed_run(quick_config("resume-busy"))
+    with resume.owner_lock(run_id) as folder:
+        with pytest.raises(resume.RunBusy, match=f"run {run_id} is being trained by another"):
+            run_training(resume=run_id)
+        assert (folder / resume.LOCK).read_text().split() == [str(os.getpid()),
+                                                               socket.gethostname()]  # fmt: skip
+        with pytest.raises(resume.RunBusy):  # nor can it be abandoned under its owner
+            tracking.abandon_run(run_id)
+    assert folder.is_dir() and (folder / resume.LOCK).is_file()
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "FAILED" and "resume.count" not in run.data.tags
+    assert tracking.resumable_run(run_id) == run_id
+
+
+def test_resume_refuses_data_that_changed_and_leaves_the_run_as_it_was(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Resume reloads the data; when they are not what the run was trained on, it stops before
+    anything is logged or trained. Changed data are simulated by altering what the run recorded
+    (the embedded sample never changes): its row count, then its digest (revised prices)."""
+    run_id = failed_run(quick_config("resume-data-changed"), dangling=True)
+    tags = tracking.client().get_run(run_id).data.tags
+    rows, digest = tags["data.rows"], tags["data.digest"]
+    tracking.set_tags(run_id, {"data.rows": str(int(rows) - 5)})
+    with pytest.raises(DataChangedError, match=rf"rows {int(rows) - 5} -> {rows}\).*Start a new"):
+        run_training(resume=run_id)
+    tracking.set_tags(run_id, {"data.rows": rows, "data.digest": "0" * 16})
+    assert main(["train", "--resume", run_id]) == 1
+    err = capsys.readouterr().err
+    assert "its data (sample:^GSPC,^IXIC:2012-01-01..2014-12-31) changed" in err
+    assert "(the same rows with other values)" in err and "nothing was changed in the run" in err
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "RUNNING" and run.data.tags["error"] == "RuntimeError: boom"
+    assert "resume.count" not in run.data.tags and run.data.tags["data.digest"] == "0" * 16
+    assert "data.train_windows" not in run.data.params  # nothing trained
+    assert resume.run_dir(run_id).is_dir()
+    assert [r.run_id for r in tracking.interrupted_runs("resume-data-changed")] == [run_id]
+    tracking.set_tags(run_id, {"data.digest": digest})
+    assert main(["train", "--resume", run_id, "--set", "data.refresh=false"]) == 0
+    assert tracking.client().get_run(run_id).info.status == "FINISHED"
+    assert main(["train", "--resume", run_id, "--set", "train.patience=1"]) == 2
+    assert "only --set data.refresh=false is allowed" in capsys.readouterr().err
+
+
+def test_resume_last_passes_over_sweep_trials(caplog: pytest.LogCaptureFixture) -> None:
+    """Resumed alone, a trial's result would be missing from its sweep's table: ``last`` leaves
+    it to its sweep; named by id it resumes, with a warning."""
+    config = quick_config("resume-sweep")
+    sweep = {"mlflow.parentRunId": "f" * 32, "run.kind": "sweep_trial"}
+    trial = failed_run(config, sweep, dangling=True)
+    [found] = tracking.interrupted_runs("resume-sweep")
+    assert (found.run_id, found.sweep_trial) == (trial, True)
+    with pytest.raises(
+        LookupError, match=r"1 interrupted sweep trial\(s\) are left to their sweep"
+    ):
+        tracking.resumable_run("last", "resume-sweep")
+    alone = failed_run(config, dangling=True)
+    assert tracking.resumable_run("last", "resume-sweep") == alone
+    with caplog.at_level("WARNING", logger="stockpred.pipeline"):
+        assert run_training(resume=trial).run_id == trial
+    assert f"run {trial} is a trial of sweep run {'f' * 32}" in caplog.text
+    assert "will not be in the sweep's trials table" in caplog.text
+    assert tracking.resumable_run("last", "resume-sweep") == alone
+
+
+def test_abandon_refuses_a_run_whose_owner_cannot_be_checked_here(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A RUNNING run started on another machine (seen through a shared tracking server) may be
+    training right now: ending it takes --force."""
+    owner = {"stockpred.host": "another-machine.example", "stockpred.pid": "4242"}
+    run_id = tracking.client().create_run(tracking.experiment_id("resume-elsewhere"), tags=owner)
+    run_id = run_id.info.run_id
+    assert main(["interrupted", "--abandon", run_id]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be checked from this machine: it may still be training" in err
+    assert f"--abandon {run_id} --force" in err
+    assert tracking.client().get_run(run_id).info.status == "RUNNING"
+    assert main(["interrupted", "--force"]) == 2
+    assert main(["interrupted", "--abandon", run_id, "--force"]) == 0
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"] == "abandoned: forced: its process unknown"
