@@ -16,7 +16,14 @@ def test_it_trains_and_scores_the_lstm_beside_every_baseline(tiny_config: Pipeli
     summary = result.summary()
     assert result.run_id in summary and "mlflow ui --backend-store-uri" in summary
     assert all(f"\n  {m}" in summary for m in MODELS)
-    assert tracking.client().get_run(result.run_id).info.status == "FINISHED"
+    run = tracking.client().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    # where the time went: one metric per stage, together no more than the whole run
+    stages = ("load_data", "build_features", "prepare_data", "train_model", "evaluate_model",
+              "log_trained_model", "render_diagnostics")  # fmt: skip
+    seconds = [run.data.metrics[f"time/{stage}_s"] for stage in stages]
+    assert all(s >= 0 for s in seconds) and sum(seconds) <= result.seconds
+    assert max(seconds) == run.data.metrics["time/train_model_s"]
 
 
 def test_the_same_config_and_seed_give_the_same_metrics(tiny_config: PipelineConfig) -> None:

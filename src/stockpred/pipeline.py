@@ -111,6 +111,24 @@ def _direct(stage: F) -> F:
     return stage
 
 
+def _timing(runner: Runner, seconds: dict[str, float]) -> Runner:
+    """``runner`` that also records each stage's wall time (its task's, under Prefect)."""
+
+    def wrap(stage: F) -> F:
+        run = runner(stage)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            begun = time.perf_counter()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                seconds[stage.__name__] = time.perf_counter() - begun
+
+        return call  # type: ignore[return-value]
+
+    return wrap
+
+
 def run_training(
     config: PipelineConfig | None = None,
     *,
@@ -137,6 +155,8 @@ def run_training(
     from stockpred import resume as resuming
 
     started = time.perf_counter()
+    stage_seconds: dict[str, float] = {}
+    runner = _timing(runner, stage_seconds)
     run_id: str | None = None
     locked = False  # this process holds the run's owner lock: its folder is ours to clean up
     # ``owned`` holds the owner lock and unwinds after ``stack``, which ends the MLflow run: the
@@ -175,6 +195,9 @@ def run_training(
                     metrics = runner(evaluate_model)(ctx, prepared, model)
                     model_uri = runner(log_trained_model)(ctx, prepared, model)
                     runner(render_diagnostics)(ctx)
+                    # where the time went, as metrics beside the run's (time/<stage>_s)
+                    tracking.log_metrics(run_id, {f"time/{name}_s": seconds
+                                                  for name, seconds in stage_seconds.items()})  # fmt: skip
                 except (SystemExit, KeyboardInterrupt) as exc:
                     if isinstance(exc, SystemExit) and not isinstance(
                         exc.__context__, KeyboardInterrupt
