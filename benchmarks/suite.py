@@ -173,7 +173,8 @@ def orchestration(quick: bool) -> dict[str, Any]:
     - ``tracked``: ``stockpred train``: the same job logged to MLflow (params, epoch and gate metrics,
       artifacts, the model, the registry, the diagnostics report), no Prefect;
     - ``flow``: ``python -m flows.train_flow``: the tracked job as a Prefect flow (temporary server);
-    - ``flow_server``: the same flow against an already running Prefect server (as under ``make serve``).
+    - ``flow_server``: the same flow against an already running Prefect server (as under ``make serve``);
+    - ``flow_server_no_report``: that, without the diagnostics report (``tracking.report=false``).
     """
     import tempfile
 
@@ -186,6 +187,14 @@ def orchestration(quick: bool) -> dict[str, Any]:
         "tracked": [str(Path(PY).parent / "stockpred"), "train", "--no-progress"],
         "flow": [PY, "-m", "flows.train_flow", "--no-progress"],
         "flow_server": [PY, "-m", "flows.train_flow", "--no-progress"],
+        "flow_server_no_report": [
+            PY,
+            "-m",
+            "flows.train_flow",
+            "--no-progress",
+            "--set",
+            "tracking.report=false",
+        ],
     }
     server, server_env = _prefect_server(env)
     try:
@@ -194,7 +203,7 @@ def orchestration(quick: bool) -> dict[str, Any]:
             names = list(arms) if repeat % 2 == 0 else list(arms)[::-1]
             times = {}
             for name in names:
-                run_env = server_env if name == "flow_server" else env
+                run_env = server_env if name.startswith("flow_server") else env
                 times[name] = timed(lambda c=arms[name], e=run_env: subprocess.run(
                     c, cwd=ROOT, env=e, check=True, capture_output=True))  # fmt: skip
             rounds.append(times)
@@ -211,6 +220,7 @@ def orchestration(quick: bool) -> dict[str, Any]:
             "tracking_share": share("tracked", "untracked"),
             "prefect_share": share("flow", "tracked"),
             "overhead_share_running_server": share("flow_server", "untracked"),
+            "overhead_share_running_server_no_report": share("flow_server_no_report", "untracked"),
             "target": "<= 15% of the job's wall time", "met": total["median"] <= 0.15}  # fmt: skip
 
 
@@ -303,7 +313,9 @@ def headline(name: str, r: dict[str, Any]) -> str:
             f"(on a running server {t['flow_server']:.1f} s): overhead "
             f"{100 * r['overhead_share']['median']:.0f}% of the flow's time (MLflow + report "
             f"{100 * r['tracking_share']['median']:.0f}%, Prefect {100 * r['prefect_share']['median']:.0f}%; "
-            f"{100 * r['overhead_share_running_server']['median']:.0f}% on a running server)"
+            f"{100 * r['overhead_share_running_server']['median']:.0f}% on a running server, "
+            f"{100 * r['overhead_share_running_server_no_report']['median']:.0f}% there without the "
+            f"report: {t['flow_server_no_report']:.1f} s)"
         )
     if name == "cold_start":
         return (
