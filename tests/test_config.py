@@ -68,3 +68,14 @@ def test_it_loads_a_partial_json_file(tmp_path) -> None:
 def test_it_round_trips_through_json() -> None:
     config = PipelineConfig().with_overrides({"model.hidden_size": 16})
     assert PipelineConfig.model_validate_json(config.model_dump_json()) == config
+
+
+def test_a_null_end_means_through_the_latest_day() -> None:
+    import datetime as dt
+
+    config = load_config({"data": {"end": None}})
+    assert config.data.end is None and config.data.last_date == dt.date.today()
+    assert config.flat()["data.end"] is None  # logged as such: the run's data.range tag has dates
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    with pytest.raises(ConfigError, match="must be before end"):
+        load_config({"data": {"start": tomorrow.isoformat(), "end": None}})

@@ -69,3 +69,19 @@ def test_it_trains_on_cached_yahoo_data(tiny_config, monkeypatch, tmp_path) -> N
     run = tracking.client().get_run(result.run_id)
     assert run.data.tags["source"] == "yfinance" and run.data.tags["tickers"] == "AAA,BBB"
     assert result.metrics["baseline/zero/test/rmse"] > 0
+
+
+def test_a_null_end_loads_through_the_latest_day(tiny_config: PipelineConfig, tmp_path) -> None:
+    """``data.end: null`` (a scheduled retrain on live data): the sample, which ends 2018-12-31,
+    is loaded to its last day, and the run records the dates it really got."""
+    import pandas as pd
+
+    from stockpred.pipeline import RunContext, load_data
+
+    config = tiny_config.with_overrides({"data.start": "2018-06-01", "data.end": None})
+    with tracking.tracked_run(config) as run_id:
+        path = load_data(RunContext(run_id, tmp_path, config))
+    dates = pd.read_parquet(path).index.get_level_values("date")
+    assert dates.max() == pd.Timestamp("2018-12-31")
+    tags = tracking.client().get_run(run_id).data.tags
+    assert tags["data.range"].endswith("..2018-12-31")

@@ -27,7 +27,11 @@ class DataConfig(FrozenModel):
 
     tickers: tuple[str, ...] = ("^GSPC", "^IXIC")
     start: dt.date = dt.date(1999, 1, 1)
-    end: dt.date = dt.date(2018, 12, 31)
+    end: dt.date | None = Field(
+        dt.date(2018, 12, 31),
+        description="last date; null: through the latest day available when the run starts "
+        "(for scheduled retrains on live data)",
+    )
     source: Literal["sample", "yfinance"] = "sample"
     cache_dir: str | None = Field(
         None, description="price cache folder for yfinance; default data/cache in the project"
@@ -65,9 +69,14 @@ class DataConfig(FrozenModel):
 
     @model_validator(mode="after")
     def _check_dates(self) -> DataConfig:
-        if self.start >= self.end:
-            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        if self.start >= self.last_date:
+            raise ValueError(f"start ({self.start}) must be before end ({self.last_date})")
         return self
+
+    @property
+    def last_date(self) -> dt.date:
+        """``end``, or today when ``end`` is null (the latest data available)."""
+        return self.end or dt.date.today()
 
 
 class FeatureConfig(FrozenModel):

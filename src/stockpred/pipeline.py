@@ -304,14 +304,14 @@ def load_data(ctx: RunContext) -> Path:
     prices = load_prices(
         data.tickers,
         data.start,
-        data.end,
+        data.last_date,
         source=data.source,
         cache_dir=data.cache_dir,
         refresh=data.refresh,
         on_bad_rows=data.on_bad_rows,
         max_gap_days=data.max_gap_days,
     )
-    name = f"{data.source}:{','.join(data.tickers)}:{data.start}..{data.end}"
+    name = f"{data.source}:{','.join(data.tickers)}:{data.start}..{data.last_date}"
     first, last = prices.index.get_level_values("date")[[0, -1]]
     seen = {"rows": str(len(prices)), "range": f"{first.date()}..{last.date()}",
             "digest": prices_digest(prices)}  # fmt: skip

@@ -327,7 +327,7 @@ def prepare_run_data(config: PipelineConfig) -> Prepared:
     from stockpred.prepare import prepare
 
     data = config.data
-    prices = load_prices(data.tickers, data.start, data.end, source=data.source,
+    prices = load_prices(data.tickers, data.start, data.last_date, source=data.source,
                          cache_dir=data.cache_dir, refresh=data.refresh,
                          on_bad_rows=data.on_bad_rows, max_gap_days=data.max_gap_days)  # fmt: skip
     features = make_features(prices, config.features)
