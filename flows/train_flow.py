@@ -42,29 +42,26 @@ def as_task(stage: Callable[..., Any]) -> Callable[..., Any]:
 def train_flow(
     config: PipelineConfig = PipelineConfig(),  # noqa: B008
     resume: str | None = None,
-    progress_bar: bool | None = None,
+    resume_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate the LSTM on the configured data; the run is tracked in MLflow.
 
     ``resume``: an interrupted run's id (or ``last``) to continue from its last checkpoint, in
-    the same MLflow run and with the config it was started with (``config`` is then not used).
-    ``progress_bar``: show Lightning's progress bar (default: as the config says).
+    the same MLflow run and with the config it was started with: ``config`` is then not used,
+    and ``resume_overrides`` may change what a resume may (``train.progress_bar``,
+    ``data.refresh``).
     """
-    if resume is not None:
+    if resume is None:
+        result = run_training(config, runner=as_task)
+    else:
         print(f"resuming MLflow run {resume!r} with its own config; the config parameter is unused")
         kept = None
-        if progress_bar is not None:  # the one setting a resumed run may change
+        if resume_overrides:
             from stockpred import tracking
 
-            own = tracking.load_run_config(
-                tracking.resumable_run(resume, config.tracking.experiment)
-            )
-            kept = own.with_overrides({"train.progress_bar": progress_bar})
+            run_id = tracking.resumable_run(resume, config.tracking.experiment)
+            kept = tracking.load_run_config(run_id).with_overrides(resume_overrides)
         result = run_training(kept, runner=as_task, resume=resume)
-    else:
-        if progress_bar is not None:
-            config = config.with_overrides({"train.progress_bar": progress_bar})
-        result = run_training(config, runner=as_task)
     create_markdown_artifact(
         markdown=run_markdown(result),
         key="training-run",
@@ -101,7 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the ``stockpred train`` options, run the flow, print the run summary."""
     import argparse
 
-    from stockpred.cli import add_config_options, config_from_args, report_errors, resume_run_id
+    from stockpred.cli import (
+        add_config_options,
+        config_from_args,
+        report_errors,
+        resume_overrides,
+        resume_run_id,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m flows.train_flow", description=train_flow.description
@@ -117,12 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # a bad option or a tracking server that is down fails here, before anything starts
         tracking.check_server()
-        resume = resume_run_id(args) if args.resume else None
-        config = PipelineConfig() if resume else config_from_args(args)  # resume: the run's own
+        if args.resume:
+            resume = resume_run_id(args, may_set=True)
+            config = PipelineConfig()  # unused: the run keeps its own
+            overrides = {**resume_overrides(args),
+                         **({"train.progress_bar": False} if args.no_progress else {})}  # fmt: skip
+        else:
+            resume, config, overrides = None, config_from_args(args), {}
         warm_start()
-        outcome = train_flow(
-            config, resume=resume, progress_bar=False if args.no_progress else None
-        )
+        outcome = train_flow(config, resume=resume, resume_overrides=overrides or None)
         print(TrainingResult(**outcome).summary())
 
     return report_errors(_run)

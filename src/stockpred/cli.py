@@ -209,7 +209,7 @@ def report_errors(func: Any, *args: Any) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from stockpred import resume, tracking
+    from stockpred import resume
     from stockpred.pipeline import run_training
 
     if args.resume:
@@ -217,12 +217,7 @@ def _train(args: argparse.Namespace) -> None:
         last = resume.last_checkpoint(run_id)
         where = f"after epoch {resume.checkpoint_epoch(last)}" if last else "from epoch 0"
         print(f"resuming MLflow run {run_id} {where}", flush=True)
-        overrides = dict(resume_overrides(args))
-        if args.no_progress:
-            overrides["train.progress_bar"] = False
-        kept = tracking.load_run_config(run_id) if overrides else None
-        config = kept.with_overrides(overrides) if kept else None
-        result = run_training(config, resume=run_id)
+        result = run_training(resume_config(args, run_id), resume=run_id)
     else:
         config = config_from_args(args)
         _note_interrupted(config.tracking.experiment)
@@ -250,6 +245,17 @@ def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
             )
         overrides[key.strip()] = _parse_value(value)
     return overrides
+
+
+def resume_config(args: argparse.Namespace, run_id: str) -> PipelineConfig | None:
+    """The config a resume runs with: the run's own with the settings a resume may change
+    (``--set data.refresh=...``, ``--no-progress``), or None when nothing changes."""
+    from stockpred import tracking
+
+    overrides = dict(resume_overrides(args))
+    if args.no_progress:
+        overrides["train.progress_bar"] = False
+    return tracking.load_run_config(run_id).with_overrides(overrides) if overrides else None
 
 
 def resume_run_id(args: argparse.Namespace, may_set: bool = False) -> str:
