@@ -151,24 +151,15 @@ def tidy_runs(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def search_runs(
-    experiment: str = "stockpred",
-    *,
-    tickers: str | Sequence[str] | None = None,
-    window: int | None = None,
-    hidden_size: int | None = None,
-    num_layers: int | None = None,
-    horizon: int | None = None,
-    params: Mapping[str, Any] | None = None,
-    status: str | None = "FINISHED",
-    max_results: int = 1000,
+    experiment: str = "stockpred", *, max_results: int = 1000, **criteria: Any
 ) -> pd.DataFrame:
     """Finished runs of ``experiment`` with these config values, newest first, as ``tidy_runs``.
 
-    Runs without an LSTM test score (a walk-forward parent, a run stopped before evaluation) are
-    left out.
+    ``criteria`` are those of ``run_filter`` (tickers, window, hidden_size, num_layers, horizon,
+    params, status). Runs without an LSTM test score (a walk-forward parent, a run stopped before
+    evaluation) are left out.
     """
-    where = run_filter(tickers=tickers, window=window, hidden_size=hidden_size,
-                       num_layers=num_layers, horizon=horizon, params=params, status=status)  # fmt: skip
+    where = run_filter(**criteria)
     runs = tidy_runs(tracking.search_runs(experiment, where, max_results=max_results))
     return runs[runs["lstm_rmse"].notna()].reset_index(drop=True)
 
