@@ -29,7 +29,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.ingest_flow import ingest_flow
-from flows.predict_flow import predict_flow
+from flows.predict_flow import add_predict_options, predict_flow
 from stockpred.predict import load_champion
 
 
@@ -88,10 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m flows.daily_flow",
                                      description=daily_flow.description)  # fmt: skip
-    parser.add_argument("--model", default="stockpred-lstm")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
-                        help="default: today (with Yahoo ingest first)")  # fmt: skip
-    parser.add_argument("--max-stale-days", type=int, default=5)
+    add_predict_options(parser, as_of_help="default: today (with Yahoo ingest first)")
     args = parser.parse_args(argv)
 
     def _run() -> None:

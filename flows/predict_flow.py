@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -18,6 +18,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from stockpred.predict import predict_next, save_predictions
+
+if TYPE_CHECKING:
+    import argparse
 
 
 @task(name="predict", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30,
@@ -46,6 +49,13 @@ def predict_flow(
     return str(path)
 
 
+def add_predict_options(parser: argparse.ArgumentParser, as_of_help: str) -> None:
+    """``--model``, ``--as-of``, ``--max-stale-days``: the parameters of a forecast."""
+    parser.add_argument("--model", default="stockpred-lstm")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help=as_of_help)
+    parser.add_argument("--max-stale-days", type=int, default=5)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.predict_flow [--model NAME] [--as-of YYYY-MM-DD]``."""
     import argparse
@@ -54,10 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m flows.predict_flow",
                                      description=predict_flow.description)  # fmt: skip
-    parser.add_argument("--model", default="stockpred-lstm")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
-                        help="default: today (the embedded sample ends 2018-12-31)")  # fmt: skip
-    parser.add_argument("--max-stale-days", type=int, default=5)
+    add_predict_options(parser, as_of_help="default: today (the embedded sample ends 2018-12-31)")
     args = parser.parse_args(argv)
     return report_errors(lambda: predict_flow(args.model, args.as_of, args.max_stale_days))
 
