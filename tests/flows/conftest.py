@@ -9,3 +9,12 @@ def prefect_server() -> Iterator[None]:
     """A temporary SQLite-backed Prefect server for the whole session."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def completed_task_names() -> set[str]:
+    """The names (without Prefect's run suffix) of every completed task run on the server."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {t.name.rsplit("-", 1)[0] for t in client.read_task_runs()
+                if t.state and t.state.is_completed()}  # fmt: skip

@@ -3,12 +3,12 @@
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
 
 from flows.train_flow import train_flow
 from stockpred import tracking
 from stockpred.config import load_config
 from tests.conftest import TINY
+from tests.flows.conftest import completed_task_names
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,5 @@ def test_the_run_has_its_gate_report_as_html_with_embedded_figures(reported_run)
 
 
 def test_the_report_ran_as_a_task_of_the_flow(reported_run) -> None:
-    with get_client(sync_client=True) as client:
-        names = {
-            t.name.rsplit("-", 1)[0]
-            for t in client.read_task_runs()
-            if t.state and t.state.is_completed()
-        }
+    names = completed_task_names()
     assert "render-diagnostics" in names

@@ -11,6 +11,7 @@ from prefect.client.orchestration import get_client
 from flows.train_flow import main, train_flow
 from stockpred import tracking
 from stockpred.config import PipelineConfig
+from tests.flows.conftest import completed_task_names
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +85,7 @@ def test_it_publishes_a_markdown_summary_with_the_run_id(flow_run) -> None:
 
 
 def test_each_stage_ran_as_a_completed_task(flow_run) -> None:
-    with get_client(sync_client=True) as client:
-        names = {
-            t.name.rsplit("-", 1)[0]
-            for t in client.read_task_runs()
-            if t.state and t.state.is_completed()
-        }
+    names = completed_task_names()
     assert {
         "load-data",
         "build-features",
