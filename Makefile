@@ -34,14 +34,13 @@ $(VENV)/.installed: pyproject.toml
 run: setup  ## train on the embedded sample through the Prefect flow (offline)
 	$(BIN)/python -m flows.train_flow $(ARGS)
 
-test: setup  ## lint, then the whole test suite
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: lint  ## lint, then the whole test suite with a coverage report of src/stockpred
+	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-lint: setup
+lint: setup  ## ruff (lint + format check) and mypy on src/ (config in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .

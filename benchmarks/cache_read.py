@@ -40,8 +40,16 @@ def synthetic_prices(ticker_index: int, dates: pd.DatetimeIndex) -> pd.DataFrame
     open_ = close * np.exp(rng.normal(0, 0.003, n))
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n))
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                         "volume": rng.integers(10**5, 10**7, n)}, index=dates.rename("date"))  # fmt: skip
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": rng.integers(10**5, 10**7, n),
+        },
+        index=dates.rename("date"),
+    )
 
 
 def median_seconds(func: Callable[[], object], repeats: int) -> tuple[float, float, float]:
@@ -80,8 +88,15 @@ def main() -> None:
     start, end = dates[0].date(), dates[-1].date()
 
     def through_load_prices() -> pd.DataFrame:
-        return load_prices(names, start, end, "yfinance", cache_dir=str(root), refresh=False,
-                           today=end + dt.timedelta(days=1))  # fmt: skip
+        return load_prices(
+            names,
+            start,
+            end,
+            "yfinance",
+            cache_dir=str(root),
+            refresh=False,
+            today=end + dt.timedelta(days=1),
+        )
 
     rows = len(through_load_prices())
     timings = {
@@ -92,14 +107,26 @@ def main() -> None:
     floor = timings["one_parquet_file"][0]
     print(f"{args.tickers} tickers x {args.years} years = {rows:,} rows, median of {args.repeats}")
     for name, (median, low, high) in timings.items():
-        print(f"  {name:<18} {median:7.3f} s  (min {low:.3f}, max {high:.3f})  "
-              f"{median / floor:6.1f}x one file, {rows / median / 1e6:5.2f} M rows/s")  # fmt: skip
+        print(
+            f"  {name:<18} {median:7.3f} s  (min {low:.3f}, max {high:.3f})  "
+            f"{median / floor:6.1f}x one file, {rows / median / 1e6:5.2f} M rows/s"
+        )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cache_read.json").write_text(json.dumps(
-        {"benchmark": "cache_read", "tickers": args.tickers, "years": args.years, "rows": rows,
-         "repeats": args.repeats,
-         "seconds": {k: {"median": v[0], "min": v[1], "max": v[2]} for k, v in timings.items()}},
-        indent=2))  # fmt: skip
+    (RESULTS / "cache_read.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "cache_read",
+                "tickers": args.tickers,
+                "years": args.years,
+                "rows": rows,
+                "repeats": args.repeats,
+                "seconds": {
+                    k: {"median": v[0], "min": v[1], "max": v[2]} for k, v in timings.items()
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

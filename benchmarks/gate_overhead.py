@@ -32,28 +32,27 @@ def main() -> None:
 
     import torch
 
-    from stockpred import tracking
+    from stockpred import experiment, tracking
     from stockpred.config import PipelineConfig
-    from stockpred.data import load_prices
-    from stockpred.features import make_features, make_target
-    from stockpred.gate_plots import gate_artifacts
-    from stockpred.gates import GateMonitor, diagnostic_indices
-    from stockpred.prepare import prepare
-    from stockpred.split import TRAIN, VAL
-    from stockpred.train import fit_forecaster
+    from stockpred.figures.gates import gate_artifacts
+    from stockpred.gates import GateMonitor
+    from stockpred.split import TRAIN
 
     config = PipelineConfig()
     config = config.with_overrides(
-        {"train.max_epochs": args.epochs, "train.patience": args.epochs + 1,
-         "train.progress_bar": False, "tracking.experiment": "bench"}
-    )  # fmt: skip
-    data = config.data
-    prices = load_prices(data.tickers, data.start, data.end, data.source)
-    prepared = prepare(make_features(prices, config.features),
-                       make_target(prices, config.features.horizon), config)  # fmt: skip
+        {
+            "train.max_epochs": args.epochs,
+            "train.patience": args.epochs + 1,
+            "train.progress_bar": False,
+            "tracking.experiment": "bench",
+        }
+    )
+    prepared = experiment.build(experiment.load_prices(config.data), config)
     window = config.model.window
-    train, val = prepared.dataset(TRAIN, window), prepared.dataset(VAL, window)
-    batch = val.__getitems__(diagnostic_indices(len(val), config.gates.batch_size))[0]
+    train = prepared.dataset(TRAIN)
+    diagnostics = experiment.gate_diagnostics(prepared, config.gates)
+    assert diagnostics is not None
+    batch = diagnostics.monitor.batch
 
     def fit(with_gates: bool) -> tuple[float, GateMonitor | None]:
         monitor = (
@@ -61,9 +60,12 @@ def main() -> None:
         )
         with tracking.tracked_run(config) as run_id:
             started = time.perf_counter()
-            fit_forecaster(train, val, config.model, config.train,
-                           logger=tracking.lightning_logger(run_id),
-                           callbacks=[monitor] if monitor else [])  # fmt: skip
+            experiment.fit(
+                prepared,
+                config,
+                logger=tracking.lightning_logger(run_id),
+                callbacks=[monitor] if monitor else [],
+            )
             return time.perf_counter() - started, monitor
 
     fit(True)  # warm-up: imports, first-touch allocations
@@ -75,17 +77,17 @@ def main() -> None:
             seconds[with_gates], mon = fit(with_gates)
             monitor = mon or monitor
         pairs.append((seconds[False], seconds[True]))
-        print(f"repeat {repeat}: without {seconds[False]:.2f} s, with {seconds[True]:.2f} s, "
-              f"ratio {seconds[True] / seconds[False]:.3f}", flush=True)  # fmt: skip
+        print(
+            f"repeat {repeat}: without {seconds[False]:.2f} s, with {seconds[True]:.2f} s, "
+            f"ratio {seconds[True] / seconds[False]:.3f}",
+            flush=True,
+        )
     assert monitor is not None
     started = time.perf_counter()
     rendered = list(gate_artifacts(monitor, None))
-    import matplotlib.pyplot as plt
-
     for _, item in rendered:
         if hasattr(item, "savefig"):
             item.savefig(Path(tempfile.mkdtemp()) / "f.png")
-            plt.close(item)
     render = time.perf_counter() - started
 
     ratios = [with_ / without for without, with_ in pairs]
@@ -111,11 +113,15 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
-    print(f"\ngate diagnostics, training time with / without: median {result['ratio_median']:.3f} "
-          f"(min {result['ratio_min']:.3f}, max {result['ratio_max']:.3f}) over {args.repeats} pairs; "
-          f"target <= 1.05")  # fmt: skip
-    print(f"artifacts drawn after training: {render:.1f} s = {result['render_in_epochs']:.1f} epochs "
-          f"of {epoch:.2f} s")  # fmt: skip
+    print(
+        f"\ngate diagnostics, training time with / without: median {result['ratio_median']:.3f} "
+        f"(min {result['ratio_min']:.3f}, max {result['ratio_max']:.3f}) over {args.repeats} pairs; "
+        f"target <= 1.05"
+    )
+    print(
+        f"artifacts drawn after training: {render:.1f} s = {result['render_in_epochs']:.1f} epochs "
+        f"of {epoch:.2f} s"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gate_overhead.json").write_text(json.dumps(result, indent=2))
 

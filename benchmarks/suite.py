@@ -31,7 +31,7 @@ def training_overhead(quick: bool) -> dict[str, Any]:
 
     from stockpred.config import ModelConfig, TrainConfig
     from stockpred.model import LitForecaster, LSTMForecaster
-    from stockpred.train import fit_forecaster
+    from stockpred.training import fit_forecaster
     from stockpred.windows import WindowDataset
 
     rows, features, window, batch = 12_000, 9, 60, 256
@@ -41,8 +41,9 @@ def training_overhead(quick: bool) -> dict[str, Any]:
     data = WindowDataset.from_arrays(x, y, torch.zeros(rows, dtype=torch.long).numpy(), window)
     model_cfg = ModelConfig(window=window, hidden_size=64, num_layers=2, dropout=0.0)
     epochs = 2 if quick else 3
-    train_cfg = TrainConfig(max_epochs=epochs, batch_size=batch, patience=100, progress_bar=False,
-                            gradient_clip=0.0)  # fmt: skip
+    train_cfg = TrainConfig(
+        max_epochs=epochs, batch_size=batch, patience=100, progress_bar=False, gradient_clip=0.0
+    )
 
     class EpochClock(pl.Callback):
         def __init__(self) -> None:
@@ -56,8 +57,13 @@ def training_overhead(quick: bool) -> dict[str, Any]:
 
     def lightning_epoch() -> float:
         clock = EpochClock()
-        fit_forecaster(data, data.__class__(data.features, data.target, data.ends[:256], window),
-                       model_cfg, train_cfg, callbacks=[clock])  # fmt: skip
+        fit_forecaster(
+            data,
+            data.__class__(data.features, data.target, data.ends[:256], window),
+            model_cfg,
+            train_cfg,
+            callbacks=[clock],
+        )
         return min(clock.times[1:])  # epoch 0 pays warm-up
 
     def bare_epoch() -> float:
@@ -85,8 +91,12 @@ def training_overhead(quick: bool) -> dict[str, Any]:
         lightning, bare = (b, a) if repeat % 2 else (a, b)
         ratios.append(lightning / bare)
         bare_times.append(bare)
-    return {"ratio": spread(ratios), "bare_epoch_s": spread(bare_times), "target": "<= 1.05",
-            "met": spread(ratios)["median"] <= 1.05}  # fmt: skip
+    return {
+        "ratio": spread(ratios),
+        "bare_epoch_s": spread(bare_times),
+        "target": "<= 1.05",
+        "met": spread(ratios)["median"] <= 1.05,
+    }
 
 
 def data_path(quick: bool) -> dict[str, Any]:
@@ -158,12 +168,20 @@ def feature_engineering(quick: bool) -> dict[str, Any]:
 def gate_diagnostics(quick: bool) -> dict[str, Any]:
     """4. Epoch time with vs without GateMonitor (benchmarks.gate_overhead)."""
     reps, epochs = ("3", "3") if quick else ("7", "5")
-    subprocess.run([PY, "-m", "benchmarks.gate_overhead", "--repeats", reps, "--epochs", epochs],
-                   cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [PY, "-m", "benchmarks.gate_overhead", "--repeats", reps, "--epochs", epochs],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     result = json.loads((RESULTS / "gate_overhead.json").read_text())
-    return {"ratio_median": result["ratio_median"], "ratio_min": result["ratio_min"],
-            "ratio_max": result["ratio_max"], "target": "<= 1.05",
-            "met": result["ratio_median"] <= 1.05}  # fmt: skip
+    return {
+        "ratio_median": result["ratio_median"],
+        "ratio_min": result["ratio_min"],
+        "ratio_max": result["ratio_max"],
+        "target": "<= 1.05",
+        "met": result["ratio_median"] <= 1.05,
+    }
 
 
 def orchestration(quick: bool) -> dict[str, Any]:
@@ -178,8 +196,12 @@ def orchestration(quick: bool) -> dict[str, Any]:
     """
     import tempfile
 
-    env = {**os.environ, "STOCKPRED_HOME": tempfile.mkdtemp(prefix="stockpred-bench-orch-"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STOCKPRED_HOME": tempfile.mkdtemp(prefix="stockpred-bench-orch-"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MPLBACKEND": "Agg",
+    }
     for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         env.pop(key, None)
     arms = {
@@ -204,8 +226,11 @@ def orchestration(quick: bool) -> dict[str, Any]:
             times = {}
             for name in names:
                 run_env = server_env if name.startswith("flow_server") else env
-                times[name] = timed(lambda c=arms[name], e=run_env: subprocess.run(
-                    c, cwd=ROOT, env=e, check=True, capture_output=True))  # fmt: skip
+                times[name] = timed(
+                    lambda c=arms[name], e=run_env: subprocess.run(
+                        c, cwd=ROOT, env=e, check=True, capture_output=True
+                    )
+                )
             rounds.append(times)
     finally:
         server.terminate()
@@ -216,12 +241,16 @@ def orchestration(quick: bool) -> dict[str, Any]:
         return spread([(r[slow] - r[fast]) / r[slow] for r in rounds])
 
     total = share("flow", "untracked")
-    return {"seconds": seconds, "overhead_share": total,
-            "tracking_share": share("tracked", "untracked"),
-            "prefect_share": share("flow", "tracked"),
-            "overhead_share_running_server": share("flow_server", "untracked"),
-            "overhead_share_running_server_no_report": share("flow_server_no_report", "untracked"),
-            "target": "<= 15% of the job's wall time", "met": total["median"] <= 0.15}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "overhead_share": total,
+        "tracking_share": share("tracked", "untracked"),
+        "prefect_share": share("flow", "tracked"),
+        "overhead_share_running_server": share("flow_server", "untracked"),
+        "overhead_share_running_server_no_report": share("flow_server_no_report", "untracked"),
+        "target": "<= 15% of the job's wall time",
+        "met": total["median"] <= 0.15,
+    }
 
 
 def _prefect_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -234,9 +263,20 @@ def _prefect_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server_env = {**env, "PREFECT_HOME": tempfile.mkdtemp(prefix="stockpred-bench-prefect-")}
-    server = subprocess.Popen([str(Path(PY).parent / "prefect"), "server", "start", "--host",
-                               "127.0.0.1", "--port", str(port)],
-                              env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            str(Path(PY).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     api = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 180
     while True:
@@ -256,21 +296,42 @@ def cold_start(quick: bool) -> dict[str, Any]:
     cli = [str(Path(PY).parent / "stockpred"), "--help"]
     help_s = [timed(lambda: subprocess.run(cli, capture_output=True, check=True)) for _ in range(5)]
     bare_s = [timed(lambda: subprocess.run([PY, "-c", "pass"], check=True)) for _ in range(5)]
-    trace = subprocess.run([PY, "-X", "importtime", "-c",
-                            "from stockpred.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass"],
-                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in trace.stderr.splitlines()
-                if "|" in line}  # fmt: skip
+    trace = subprocess.run(
+        [
+            PY,
+            "-X",
+            "importtime",
+            "-c",
+            "from stockpred.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in trace.stderr.splitlines()
+        if "|" in line
+    }
     heavy = sorted(imported & set(HEAVY))
-    return {"help_s": spread(help_s), "python_pass_s": spread(bare_s),
-            "ratio": spread(help_s)["median"] / spread(bare_s)["median"], "heavy_imports": heavy,
-            "target": "--help imports none of torch, lightning, prefect, mlflow", "met": not heavy}  # fmt: skip
+    return {
+        "help_s": spread(help_s),
+        "python_pass_s": spread(bare_s),
+        "ratio": spread(help_s)["median"] / spread(bare_s)["median"],
+        "heavy_imports": heavy,
+        "target": "--help imports none of torch, lightning, prefect, mlflow",
+        "met": not heavy,
+    }
 
 
 def cache_read(quick: bool) -> dict[str, Any]:
     """7. 50 tickers x 20 years from the Parquet cache (benchmarks.cache_read)."""
-    subprocess.run([PY, "-m", "benchmarks.cache_read", "--repeats", "3" if quick else "7"],
-                   cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [PY, "-m", "benchmarks.cache_read", "--repeats", "3" if quick else "7"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     result = json.loads((RESULTS / "cache_read.json").read_text())
     seconds = {k: v["median"] for k, v in result["seconds"].items()}
     return {**seconds, "rows": result["rows"], "target": "reported", "met": True}

@@ -24,20 +24,32 @@ def main() -> None:
     from stockpred.config import load_config
     from stockpred.synthetic import ar1_prices, optimum_check
 
-    config = load_config({"data": {"tickers": ["SYN"]}, "gates": {"enabled": False},
-                          "train": {"progress_bar": False}})  # fmt: skip
+    config = load_config(
+        {
+            "data": {"tickers": ["SYN"]},
+            "gates": {"enabled": False},
+            "train": {"progress_bar": False},
+        }
+    )
     rows = []
     for seed in range(args.seeds):
         for phi in (0.3, 0.0):
             check = optimum_check(ar1_prices(args.days, phi, seed=seed), phi, config)
-            row = {"seed": seed, "phi": phi, "rows": check.rows, "mse_lstm": check.mse_lstm,
-                   "mse_zero": check.mse_zero, "mse_optimal": check.mse_optimal,
-                   "lstm_vs_zero": check.mse_lstm / check.mse_zero,
-                   "gap_closed": check.gap_closed if phi else None}  # fmt: skip
+            row = {
+                "seed": seed,
+                "phi": phi,
+                "rows": check.rows,
+                "mse_lstm": check.mse_lstm,
+                "mse_zero": check.mse_zero,
+                "mse_optimal": check.mse_optimal,
+                "lstm_vs_zero": check.mse_lstm / check.mse_zero,
+                "gap_closed": check.gap_closed if phi else None,
+            }
             rows.append(row)
             gap = f"gap closed {row['gap_closed']:.3f} (target >= 0.8)" if phi else "no structure"
-            print(f"seed {seed} phi {phi}: MSE lstm/zero {row['lstm_vs_zero']:.4f}, {gap}",
-                  flush=True)  # fmt: skip
+            print(
+                f"seed {seed} phi {phi}: MSE lstm/zero {row['lstm_vs_zero']:.4f}, {gap}", flush=True
+            )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "synthetic_optimum.json").write_text(json.dumps(rows, indent=2))
 

@@ -42,8 +42,13 @@ def champion_data(model: str) -> dict[str, Any]:
     """Which data the champion of ``model`` reads: its version, tickers, source and cache."""
     champion = load_champion(model)
     data = champion.config.data
-    return {"version": champion.version, "tickers": list(data.tickers), "start": data.start,
-            "source": data.source, "cache_dir": data.cache_dir}  # fmt: skip
+    return {
+        "version": champion.version,
+        "tickers": list(data.tickers),
+        "start": data.start,
+        "source": data.source,
+        "cache_dir": data.cache_dir,
+    }
 
 
 @flow(name="daily", log_prints=True)
@@ -55,8 +60,13 @@ def daily_flow(
     what = f"{model} champion v{data['version']} ({', '.join(data['tickers'])}, {data['source']})"
     if data["source"] == "yfinance":
         end = as_of or dt.date.today()
-        state = ingest_flow(data["tickers"], start=data["start"], end=end,
-                            cache_dir=data["cache_dir"], return_state=True)  # fmt: skip
+        state = ingest_flow(
+            data["tickers"],
+            start=data["start"],
+            end=end,
+            cache_dir=data["cache_dir"],
+            return_state=True,
+        )
         if not state.is_completed():
             raise IngestFailedError(
                 f"ingest for {what} did not complete ({state.message}); no forecast made, "
@@ -86,8 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from stockpred.cli import report_errors
 
-    parser = argparse.ArgumentParser(prog="python -m flows.daily_flow",
-                                     description=daily_flow.description)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.daily_flow", description=daily_flow.description
+    )
     add_predict_options(parser, as_of_help="default: today (with Yahoo ingest first)")
     args = parser.parse_args(argv)
 

@@ -82,8 +82,9 @@ def _healthy(api_url: str) -> bool:
 
 
 @contextmanager
-def local_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 timeout: float = 120) -> Iterator[str]:  # fmt: skip
+def local_server(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, timeout: float = 120
+) -> Iterator[str]:
     """A Prefect server on ``host:port`` (SQLite in ``.prefect/``); yields its API URL.
 
     Reuses a server already answering there; one it started is stopped on exit.
@@ -99,15 +100,26 @@ def local_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
-    command = [str(prefect) if prefect.exists() else "prefect", "server", "start",
-               "--host", host, "--port", str(port)]  # fmt: skip
-    print(f"Starting a Prefect server at http://{host}:{port} (database {home}/prefect.db, "
-          f"log {log})", flush=True)  # fmt: skip
+    command = [
+        str(prefect) if prefect.exists() else "prefect",
+        "server",
+        "start",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    print(
+        f"Starting a Prefect server at http://{host}:{port} (database {home}/prefect.db, "
+        f"log {log})",
+        flush=True,
+    )
     with log.open("ab") as out:
         # its own session: Ctrl-C reaches only this process, which pauses the schedules while
         # the server still runs and then stops it
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(api_url):
@@ -150,30 +162,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    parser = argparse.ArgumentParser(prog="python -m flows.deploy", description=__doc__.split(
-        "\n")[0])  # fmt: skip
-    parser.add_argument("--local-server", action="store_true",
-                        help="start (or reuse) a local Prefect server and serve against it")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.deploy", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--local-server",
+        action="store_true",
+        help="start (or reuse) a local Prefect server and serve against it",
+    )
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--poll-seconds", type=float, default=None,
-                        help="how often to look for due runs (default: Prefect's, 10 s)")  # fmt: skip
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=None,
+        help="how often to look for due runs (default: Prefect's, 10 s)",
+    )
     args = parser.parse_args(argv)
-    _stop_on_hangup()
+    if not args.local_server and not PREFECT_API_URL.value():
+        print(
+            "python -m flows.deploy: no Prefect server: set PREFECT_API_URL (e.g. "
+            "http://127.0.0.1:4200/api), or pass --local-server (what `make serve` does)",
+            file=sys.stderr,
+        )
+        return 2
+    _stop_on_hangup()  # only once it is going to serve: a refused start changes no handler
     if not args.local_server:
-        if not PREFECT_API_URL.value():
-            print("python -m flows.deploy: no Prefect server: set PREFECT_API_URL (e.g. "
-                  "http://127.0.0.1:4200/api), or pass --local-server (what `make serve` does)",
-                  file=sys.stderr)  # fmt: skip
-            return 2
         serve(args.poll_seconds)
         return 0
     try:
         with local_server(args.host, args.port) as api_url:
             os.environ["PREFECT_API_URL"] = api_url  # for anything started from here
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                print(f"For the prefect CLI in another shell: export PREFECT_API_URL={api_url}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"For the prefect CLI in another shell: export PREFECT_API_URL={api_url}",
+                    flush=True,
+                )
                 serve(args.poll_seconds)
     except RuntimeError as exc:
         print(f"python -m flows.deploy: {exc}", file=sys.stderr)

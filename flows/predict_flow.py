@@ -23,8 +23,15 @@ if TYPE_CHECKING:
     import argparse
 
 
-@task(name="predict", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30,
-      retry_condition_fn=lambda task, run, state: not isinstance(state.data, LookupError | ValueError))  # fmt: skip
+@task(
+    name="predict",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=30,
+    retry_condition_fn=lambda task, run, state: (
+        not isinstance(state.data, LookupError | ValueError)
+    ),
+)
 def predict_task(model: str, as_of: dt.date | None, max_stale_days: int) -> list[dict[str, Any]]:
     """Forecast with the champion (data loading may retry; bad input does not)."""
     return predict_next(model, as_of, max_stale_days).to_dict("records")
@@ -39,12 +46,16 @@ def predict_flow(
 
     rows = predict_task(model, as_of, max_stale_days)
     path = save_predictions(pd.DataFrame(rows))
-    create_table_artifact(table=rows, key="predictions",
-                          description=f"{model} v{rows[0]['model_version']} forecasts as of "
-                                      f"{rows[0]['as_of']}")  # fmt: skip
+    create_table_artifact(
+        table=rows,
+        key="predictions",
+        description=f"{model} v{rows[0]['model_version']} forecasts as of {rows[0]['as_of']}",
+    )
     for row in rows:
-        print(f"{row['ticker']:<8} {row['direction']:<5} {row['predicted_log_return']:+.5f} "
-              f"(as of {row['as_of']}, {model} v{row['model_version']})")  # fmt: skip
+        print(
+            f"{row['ticker']:<8} {row['direction']:<5} {row['predicted_log_return']:+.5f} "
+            f"(as of {row['as_of']}, {model} v{row['model_version']})"
+        )
     print(f"saved {path}")
     return str(path)
 
@@ -62,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from stockpred.cli import report_errors
 
-    parser = argparse.ArgumentParser(prog="python -m flows.predict_flow",
-                                     description=predict_flow.description)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.predict_flow", description=predict_flow.description
+    )
     add_predict_options(parser, as_of_help="default: today (the embedded sample ends 2018-12-31)")
     args = parser.parse_args(argv)
     return report_errors(lambda: predict_flow(args.model, args.as_of, args.max_stale_days))

@@ -36,7 +36,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.runners import dask_address, dask_runner
 from stockpred.config import ConfigError, PipelineConfig
 from stockpred.sweep import (
-    SELECTION_METRIC,
     SearchSpace,
     SweepError,
     SweepResult,
@@ -49,6 +48,7 @@ from stockpred.sweep import (
     run_trial,
     trials,
 )
+from stockpred.tasks import TASKS
 
 DEFAULT_SPACE = SearchSpace(
     params={"model.hidden_size": (32, 64), "train.learning_rate": (1e-3, 3e-3)}
@@ -113,13 +113,22 @@ def sweep_flow(
         subflow = trials_flow.with_options(task_runner=tasks)
         return subflow(list(trial_list), parent_id)
 
-    result = run_sweep(config, space, execute=execute,
-                       on_parent=lambda run_id: print(f"MLflow parent run {run_id}"))  # fmt: skip
-    create_markdown_artifact(markdown=sweep_markdown(result), key="sweep",
-                             description=f"sweep {result.run_name}: {len(result.outcomes)} trials")  # fmt: skip
+    result = run_sweep(
+        config,
+        space,
+        execute=execute,
+        on_parent=lambda run_id: print(f"MLflow parent run {run_id}"),
+    )
+    create_markdown_artifact(
+        markdown=sweep_markdown(result),
+        key="sweep",
+        description=f"sweep {result.run_name}: {len(result.outcomes)} trials",
+    )
     best = result.best
-    print(f"best: trial {best.number} {best.overrides} ({SELECTION_METRIC} {best.score:.4f}, "
-          f"run {best.run_id}); {len(result.failed)} of {len(result.outcomes)} trials failed")  # fmt: skip
+    print(
+        f"best: trial {best.number} {best.overrides} ({best.selection_metric} {best.score:.4f}, "
+        f"run {best.run_id}); {len(result.failed)} of {len(result.outcomes)} trials failed"
+    )
     return {
         "run_id": result.run_id,
         "run_name": result.run_name,
@@ -136,13 +145,14 @@ def sweep_markdown(result: SweepResult) -> str:
     """The Prefect artifact: the space, the best trial and the table, best first."""
     table = result.table.sort_values("rank")
     swept = [c for c in table.columns if "." in c]
-    head = ["rank", "trial", "status", *swept, SELECTION_METRIC, "test/rmse_vs_zero", "run id"]
+    selection, test = result.best.selection_metric, f"test/{TASKS[result.task].relative_name}"
+    head = ["rank", "trial", "status", *swept, selection, test, "run id"]
     lines = [
         f"# Sweep `{result.run_name}`",
         "",
         f"- MLflow parent run: `{result.run_id}`",
         f"- space: {result.space}",
-        f"- best: trial {result.best.number}, chosen by {SELECTION_METRIC} on the validation "
+        f"- best: trial {result.best.number}, chosen by {selection} on the validation "
         "period (test metrics are shown, never used to choose)",
         *([f"- registry: {result.registry}"] if result.registry else []),
         "",
@@ -150,8 +160,15 @@ def sweep_markdown(result: SweepResult) -> str:
         "|" + "---|" * len(head),
     ]
     for row in table.to_dict("records"):
-        cells = [row["rank"], row["trial"], row["status"], *(row[c] for c in swept),
-                 row[SELECTION_METRIC], row["test/rmse_vs_zero"], f"`{row['run_id']}`"]  # fmt: skip
+        cells = [
+            row["rank"],
+            row["trial"],
+            row["status"],
+            *(row[c] for c in swept),
+            row[selection],
+            row[test],
+            f"`{row['run_id']}`",
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     failed = [o for o in result.outcomes if o.error]
     if failed:
@@ -177,10 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "that logs the comparison table and figure and the best trial (by validation).",
     )
     search = parser.add_argument_group("search space")
-    search.add_argument("--grid", nargs="+", default=[], metavar="SECTION.FIELD=V1,V2",
-                        help="values per setting, e.g. model.hidden_size=8,16 "
-                        "train.learning_rate=1e-3,3e-3; with --random also low..high and "
-                        "log:low..high ranges")  # fmt: skip
+    search.add_argument(
+        "--grid",
+        nargs="+",
+        default=[],
+        metavar="SECTION.FIELD=V1,V2",
+        help="values per setting, e.g. model.hidden_size=8,16 "
+        "train.learning_rate=1e-3,3e-3; with --random also low..high and "
+        "log:low..high ranges",
+    )
     search.add_argument(
         "--random",
         type=int,
@@ -196,9 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     search.add_argument("--space", metavar="FILE", help="JSON search space (see stockpred.sweep)")
     run = parser.add_argument_group("execution")
-    run.add_argument("--dask", action="store_true",
-                     help="run trials in Dask worker processes (a LocalCluster, or the scheduler "
-                     "at --dask-address / $STOCKPRED_DASK_ADDRESS)")  # fmt: skip
+    run.add_argument(
+        "--dask",
+        action="store_true",
+        help="run trials in Dask worker processes (a LocalCluster, or the scheduler "
+        "at --dask-address / $STOCKPRED_DASK_ADDRESS)",
+    )
     run.add_argument("--dask-address", metavar="HOST:PORT", help="a running Dask scheduler")
     run.add_argument(
         "--max-parallel",
@@ -238,8 +263,14 @@ def _space_from_args(args: Any) -> SearchSpace:
         raise ConfigError("say what to vary: --grid model.hidden_size=8,16 ... (or --space FILE)")
     params = dict(parse_values(spec, random=args.random is not None) for spec in args.grid)
     if args.random is not None:
-        return load_space({"method": "random", "n_trials": args.random,
-                           "seed": args.random_seed, "params": params})  # fmt: skip
+        return load_space(
+            {
+                "method": "random",
+                "n_trials": args.random,
+                "seed": args.random_seed,
+                "params": params,
+            }
+        )
     return load_space({"params": params})
 
 

@@ -18,8 +18,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.warm import warm_start
+from stockpred import tracking
 from stockpred.config import PipelineConfig
-from stockpred.pipeline import MODELS, TrainingResult, load_data, run_training
+from stockpred.pipeline import TrainingResult, load_data, run_training
+from stockpred.resume.runs import resumable_run
+from stockpred.tasks import TASKS
 
 
 def _transient(_task: Any, _run: Any, state: Any) -> bool:
@@ -57,9 +60,7 @@ def train_flow(
         print(f"resuming MLflow run {resume!r} with its own config; the config parameter is unused")
         kept = None
         if resume_overrides:
-            from stockpred import tracking
-
-            run_id = tracking.resumable_run(resume, config.tracking.experiment)
+            run_id = resumable_run(resume, config.tracking.experiment)
             kept = tracking.load_run_config(run_id).with_overrides(resume_overrides)
         result = run_training(kept, runner=as_task, resume=resume)
     create_markdown_artifact(
@@ -72,26 +73,26 @@ def train_flow(
 
 def run_markdown(result: TrainingResult) -> str:
     """The Prefect artifact: where the run is and the test metrics beside the baselines."""
-    lines = [
-        f"# Training run `{result.run_name}`",
-        "",
-        f"- MLflow run id: `{result.run_id}` (experiment `{result.experiment}`)",
-        f"- tracking: `{result.tracking_uri}`",
-        f"- model: `{result.model_uri}`",
-        "",
-        "| model | test RMSE | test MAE | directional accuracy |",
-        "|---|---|---|---|",
-    ]
-    for model in MODELS:
-        prefix = "test" if model == "lstm" else f"baseline/{model}/test"
-        if f"{prefix}/rmse" in result.metrics:
-            m = result.metrics
-            lines.append(
-                f"| {model} | {m[f'{prefix}/rmse']:.5f} | {m[f'{prefix}/mae']:.5f} "
-                f"| {m[f'{prefix}/dir_acc']:.3f} |"
-            )
-    lines += ["", f"Open the MLflow UI: `{result.ui_command}`"]
-    return "\n".join(lines)
+    task = TASKS[result.task]
+    rows = task.summary_rows(result.metrics)
+    return "\n".join(
+        [
+            f"# Training run `{result.run_name}`",
+            "",
+            f"- MLflow run id: `{result.run_id}` (experiment `{result.experiment}`)",
+            f"- tracking: `{result.tracking_uri}`",
+            f"- model: `{result.model_uri}`",
+            *([f"- registry: {result.registry}"] if result.registry else []),
+            "",
+            " ".join(rows[:2]),
+            "",
+            "```",
+            *rows[2:],
+            "```",
+            "",
+            f"Open the MLflow UI: `{result.ui_command}`",
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,21 +111,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m flows.train_flow", description=train_flow.description
     )
     add_config_options(parser)
-    parser.add_argument("--resume", metavar="RUN_ID",
-                        help="continue an interrupted run (its id, or `last`) from its last "
-                        "checkpoint, with its own config; see `stockpred interrupted`")  # fmt: skip
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue an interrupted run (its id, or `last`) from its last "
+        "checkpoint, with its own config; see `stockpred interrupted`",
+    )
     args = parser.parse_args(argv)
 
     def _run() -> None:
-        from stockpred import tracking
-
         # a bad option or a tracking server that is down fails here, before anything starts
         tracking.check_server()
         if args.resume:
             resume = resume_run_id(args, may_set=True)
             config = PipelineConfig()  # unused: the run keeps its own
-            overrides = {**resume_overrides(args),
-                         **({"train.progress_bar": False} if args.no_progress else {})}  # fmt: skip
+            overrides = {
+                **resume_overrides(args),
+                **({"train.progress_bar": False} if args.no_progress else {}),
+            }
         else:
             resume, config, overrides = None, config_from_args(args), {}
         warm_start()

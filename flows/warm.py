@@ -18,11 +18,7 @@ TRAINING_MODULES = (
     "torch",
     "pytorch_lightning",
     "mlflow.pytorch",
-    "stockpred.train",
-    "stockpred.gates",
-    "stockpred.gate_plots",
-    "stockpred.evaluate",
-    "stockpred.prepare",
+    "stockpred.pipeline",
 )
 
 

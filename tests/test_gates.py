@@ -8,7 +8,7 @@ import torch
 from pytorch_lightning.loggers import Logger
 
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.gate_plots import gate_artifacts
+from stockpred.figures.gates import gate_artifacts
 from stockpred.gates import (
     GATES,
     GateActivations,
@@ -20,7 +20,7 @@ from stockpred.gates import (
     unit_table,
 )
 from stockpred.model import LitForecaster, LSTMForecaster
-from stockpred.train import fit_forecaster
+from stockpred.training import fit_forecaster
 from tests.test_model import _learnable
 
 
@@ -112,10 +112,14 @@ def _constant_acts(values: dict[str, list[float]]) -> GateActivations:
 
 
 def test_statistics_match_hand_computed_values() -> None:
-    acts = _constant_acts({
-        "input": [0.05, 0.5, 0.95, 0.99], "forget": [0.9, 0.9, 0.9, 0.9],
-        "cell": [-0.95, 0.0, 0.5, 0.95], "output": [0.5, 0.5, 0.5, 0.5],
-    })  # fmt: skip
+    acts = _constant_acts(
+        {
+            "input": [0.05, 0.5, 0.95, 0.99],
+            "forget": [0.9, 0.9, 0.9, 0.9],
+            "cell": [-0.95, 0.0, 0.5, 0.95],
+            "output": [0.5, 0.5, 0.5, 0.5],
+        }
+    )
     stats = gate_statistics(acts)
     assert stats["gates/l0/input/sat_left"] == pytest.approx(0.25)
     assert stats["gates/l0/input/sat_right"] == pytest.approx(0.5)
@@ -163,10 +167,13 @@ class MemoryLogger(Logger):
 def _fit_with(monitor: GateMonitor, logger: Logger | None, epochs: int = 3):
     train, val = _learnable(300, 2), _learnable(100, 3)
     return fit_forecaster(
-        train, val, ModelConfig(window=6, hidden_size=8, num_layers=2, dropout=0.0),
+        train,
+        val,
+        ModelConfig(window=6, hidden_size=8, num_layers=2, dropout=0.0),
         TrainConfig(max_epochs=epochs, batch_size=64, patience=10, progress_bar=False),
-        logger=logger if logger is not None else False, callbacks=[monitor],
-    )  # fmt: skip
+        logger=logger if logger is not None else False,
+        callbacks=[monitor],
+    )
 
 
 def test_the_monitor_logs_every_epoch_and_keeps_snapshots() -> None:

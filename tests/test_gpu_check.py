@@ -18,10 +18,22 @@ FORBIDDEN = {"prefect", "mlflow", "pydantic"}
 def test_it_runs_on_cpu_says_so_and_imports_only_the_training_core(tmp_path: Path) -> None:
     out = tmp_path / "gpu_check.json"
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", str(SCRIPT), "--epochs", "2", "--tiny", "--json",
-         str(out)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(SCRIPT),
+            "--epochs",
+            "2",
+            "--tiny",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     # -X importtime writes one "import time: ... | package.module" line per imported module
     imported = {
@@ -53,5 +65,10 @@ def test_a_replay_outside_its_tolerance_fails_the_check(monkeypatch: pytest.Monk
 
 
 def _no_training(batch: int) -> dict[str, object]:
-    return {"batch_size": batch, "epoch_s": 1.0, "samples_per_s": 1.0, "epochs_s": [1.0],
-            "loss": 0.0}  # fmt: skip
+    return {
+        "batch_size": batch,
+        "epoch_s": 1.0,
+        "samples_per_s": 1.0,
+        "epochs_s": [1.0],
+        "loss": 0.0,
+    }

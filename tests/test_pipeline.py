@@ -3,7 +3,10 @@ import pytest
 from stockpred import tracking
 from stockpred.config import PipelineConfig
 from stockpred.data import DataError
-from stockpred.pipeline import MODELS, run_training
+from stockpred.pipeline import run_training
+from stockpred.tasks import TASKS
+
+MODELS = TASKS["return"].models
 
 
 def test_it_trains_and_scores_the_lstm_beside_every_baseline(tiny_config: PipelineConfig) -> None:
@@ -19,8 +22,15 @@ def test_it_trains_and_scores_the_lstm_beside_every_baseline(tiny_config: Pipeli
     run = tracking.client().get_run(result.run_id)
     assert run.info.status == "FINISHED"
     # where the time went: one metric per stage, together no more than the whole run
-    stages = ("load_data", "build_features", "prepare_data", "train_model", "evaluate_model",
-              "log_trained_model", "render_diagnostics")  # fmt: skip
+    stages = (
+        "load_data",
+        "build_features",
+        "prepare_data",
+        "train_model",
+        "evaluate_model",
+        "log_trained_model",
+        "render_diagnostics",
+    )
     seconds = [run.data.metrics[f"time/{stage}_s"] for stage in stages]
     assert all(s >= 0 for s in seconds) and sum(seconds) <= result.seconds
     assert max(seconds) == run.data.metrics["time/train_model_s"]
@@ -34,16 +44,14 @@ def test_the_same_config_and_seed_give_the_same_metrics(tiny_config: PipelineCon
     assert first.model_uri is None
 
 
-def test_a_bad_data_range_fails_the_run_clearly(tiny_config: PipelineConfig) -> None:
-    config = tiny_config.with_overrides({"data.start": "2030-01-01", "data.end": "2031-01-01"})
+def test_a_bad_data_range_is_a_clear_error_that_creates_no_run(tiny_config: PipelineConfig) -> None:
+    config = tiny_config.with_overrides(
+        {"data.start": "2030-01-01", "data.end": "2031-01-01", "tracking.experiment": "no-run"}
+    )
     with pytest.raises(DataError, match="the sample covers"):
         run_training(config)
-    runs = tracking.client().search_runs(
-        [tracking.experiment_id(config.tracking.experiment)],
-        order_by=["attributes.start_time DESC"],
-    )
-    assert runs[0].info.status == "FAILED"
-    assert "the sample covers" in runs[0].data.tags["error"]
+    runs = tracking.client().search_runs([tracking.experiment_id(config.tracking.experiment)])
+    assert runs == []  # checked before the run was created: no FAILED run to clean up
 
 
 def test_it_trains_on_cached_yahoo_data(tiny_config, monkeypatch, tmp_path) -> None:
@@ -59,11 +67,18 @@ def test_it_trains_on_cached_yahoo_data(tiny_config, monkeypatch, tmp_path) -> N
         ["AAA", "BBB"], dt.date(2015, 1, 1), dt.date(2018, 12, 31), str(tmp_path), min_pause=0
     )
     assert all(r.ok for r in results) and len(fake.calls) == 1
-    config = tiny_config.with_overrides({
-        "data.source": "yfinance", "data.tickers": ["AAA", "BBB"], "data.start": "2015-01-01",
-        "data.end": "2018-12-31", "data.cache_dir": str(tmp_path), "data.refresh": False,
-        "tracking.log_model": False, "gates.enabled": False,
-    })  # fmt: skip
+    config = tiny_config.with_overrides(
+        {
+            "data.source": "yfinance",
+            "data.tickers": ["AAA", "BBB"],
+            "data.start": "2015-01-01",
+            "data.end": "2018-12-31",
+            "data.cache_dir": str(tmp_path),
+            "data.refresh": False,
+            "tracking.log_model": False,
+            "gates.enabled": False,
+        }
+    )
     result = run_training(config)
     assert len(fake.calls) == 1  # training read the cache only
     run = tracking.client().get_run(result.run_id)
@@ -76,12 +91,11 @@ def test_a_null_end_loads_through_the_latest_day(tiny_config: PipelineConfig, tm
     is loaded to its last day, and the run records the dates it really got."""
     import pandas as pd
 
-    from stockpred.pipeline import RunContext, load_data
+    from stockpred.data.lineage import data_record
+    from stockpred.pipeline import load_data
 
     config = tiny_config.with_overrides({"data.start": "2018-06-01", "data.end": None})
-    with tracking.tracked_run(config) as run_id:
-        path = load_data(RunContext(run_id, tmp_path, config))
-    dates = pd.read_parquet(path).index.get_level_values("date")
+    prices = load_data(config)
+    dates = prices.index.get_level_values("date")
     assert dates.max() == pd.Timestamp("2018-12-31")
-    tags = tracking.client().get_run(run_id).data.tags
-    assert tags["data.range"].endswith("..2018-12-31")
+    assert data_record(config, prices).range.endswith("..2018-12-31")

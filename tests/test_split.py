@@ -84,44 +84,6 @@ def test_a_feature_empty_on_every_training_date_is_a_clear_error() -> None:
         prepare(features, make_target(prices, 1), config)
 
 
-def test_it_saves_and_loads_losslessly(tmp_path) -> None:
-    prepared = _prepared(synthetic_prices(10, 200))
-    loaded = type(prepared).load(prepared.save(tmp_path / "p.npz"))
-    np.testing.assert_array_equal(loaded.features, prepared.features)
-    np.testing.assert_array_equal(loaded.tickers, prepared.tickers)
-    np.testing.assert_array_equal(loaded.dates, prepared.dates)
-    assert loaded.split == prepared.split
-    assert loaded.dataset(VAL, 5).ends.tolist() == prepared.dataset(VAL, 5).ends.tolist()
-
-
-@pytest.mark.parametrize("scheme", ["expanding", "rolling"])
-def test_walk_forward_folds_never_test_on_training_or_embargoed_dates(scheme) -> None:
-    from stockpred.split import walk_forward_splits
-
-    dates = pd.bdate_range("2000-01-03", periods=1000)
-    folds = walk_forward_splits(dates, folds=4, fold_test_fraction=0.1, val_fraction=0.1,
-                                embargo=15, scheme=scheme)  # fmt: skip
-    assert len(folds) == 4
-    position = {d: i for i, d in enumerate(dates)}
-    train_lengths = []
-    for k, fold in enumerate(folds):
-        train_start, train_end = (position[d] for d in fold.train)
-        val_start, val_end = (position[d] for d in fold.val)
-        test_start, test_end = (position[d] for d in fold.test)
-        assert val_start - train_end - 1 == 15 and test_start - val_end - 1 == 15  # embargoes
-        assert train_end < val_start <= val_end < test_start <= test_end
-        assert test_end - test_start + 1 == 100
-        train_lengths.append(train_end - train_start + 1)
-        if k:  # consecutive, non-overlapping test blocks
-            assert test_start == position[folds[k - 1].test[1]] + 1
-    assert position[folds[-1].test[1]] == 999
-    if scheme == "expanding":
-        assert all(fold.train[0] == dates[0] for fold in folds)
-        assert train_lengths == sorted(train_lengths) and len(set(train_lengths)) == 4
-    else:
-        assert len(set(train_lengths)) == 1 and folds[-1].train[0] > dates[0]
-
-
 def test_walk_forward_refuses_too_little_history() -> None:
     from stockpred.split import walk_forward_splits
 

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from stockpred.config import ConfigError
+from stockpred.figures.runs import sweep_trials_figure
 from stockpred.sweep import (
-    SELECTION_METRIC,
     SearchSpace,
     SweepError,
     TrialOutcome,
     Uniform,
     best_trial,
-    comparison_figure,
     comparison_table,
     load_space,
     parse_values,
     trials,
 )
+from stockpred.tasks import TASKS
 
 GRID = {"params": {"model.hidden_size": [8, 16, 32], "train.learning_rate": [1e-3, 3e-3]}}
 RANDOM = {
@@ -41,16 +41,23 @@ def test_a_grid_is_every_combination_in_order(tiny_config) -> None:
     found = trials(tiny_config, space)
     assert [t.number for t in found] == list(range(6))
     assert [(t.config.model.hidden_size, t.config.train.learning_rate) for t in found] == [
-        (8, 1e-3), (8, 3e-3), (16, 1e-3), (16, 3e-3), (32, 1e-3), (32, 3e-3),
-    ]  # fmt: skip
+        (8, 1e-3),
+        (8, 3e-3),
+        (16, 1e-3),
+        (16, 3e-3),
+        (32, 1e-3),
+        (32, 3e-3),
+    ]
     # everything else comes from the base config; trials never register models
     assert all(t.config.model.window == tiny_config.model.window for t in found)
     assert all(t.config.evaluation.register_model is False for t in found)
     assert tiny_config.evaluation.register_model is True
     assert found[3].name == "trial-3 hidden_size=16 learning_rate=0.003"
     assert found[3].tags("abc") == {
-        "mlflow.parentRunId": "abc", "run.kind": "sweep_trial", "sweep.trial": "3",
-    }  # fmt: skip
+        "mlflow.parentRunId": "abc",
+        "run.kind": "sweep_trial",
+        "sweep.trial": "3",
+    }
 
 
 def test_random_search_is_reproducible_with_its_seed_and_stays_in_bounds(tiny_config) -> None:
@@ -99,14 +106,33 @@ def test_log_uniform_draws_are_uniform_in_log_space() -> None:
         ({"params": {"model.dropout": {"low": 0, "high": 0.5}}}, "a grid needs lists"),
         ({"method": "random", "params": {"model.dropout": [0.1]}}, "needs n_trials"),
         ({"params": {"model.dropout": [0.1]}, "n_trials": 3}, "n_trials is for random search"),
-        ({"method": "random", "n_trials": 2,
-          "params": {"train.learning_rate": {"low": 0, "high": 1, "log": True}}}, "low > 0"),
-        ({"method": "random", "n_trials": 2,
-          "params": {"model.dropout": {"low": 0.5, "high": 0.1}}}, "low < high"),
-        ({"params": {"model.hidden_size": list(range(1, 30)),
-                     "model.window": list(range(10, 40))}}, "870 combinations"),
+        (
+            {
+                "method": "random",
+                "n_trials": 2,
+                "params": {"train.learning_rate": {"low": 0, "high": 1, "log": True}},
+            },
+            "low > 0",
+        ),
+        (
+            {
+                "method": "random",
+                "n_trials": 2,
+                "params": {"model.dropout": {"low": 0.5, "high": 0.1}},
+            },
+            "low < high",
+        ),
+        (
+            {
+                "params": {
+                    "model.hidden_size": list(range(1, 30)),
+                    "model.window": list(range(10, 40)),
+                }
+            },
+            "870 combinations",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_space_is_a_clear_config_error(space, message) -> None:
     with pytest.raises(ConfigError, match="search space") as error:
         load_space(space)
@@ -122,8 +148,11 @@ def test_bad_values_are_reported_for_every_bad_trial_before_any_runs(tiny_config
     assert "trial 0 (model.dropout=0.0, model.window=3)" in text and "ar_order" in text
     assert "model.dropout: Input should be less than 1" in text
     # a random range is checked at its extremes, before anything is drawn
-    ranged = {"method": "random", "n_trials": 2,
-              "params": {"model.window": {"low": 2, "high": 20, "integer": True}}}  # fmt: skip
+    ranged = {
+        "method": "random",
+        "n_trials": 2,
+        "params": {"model.window": {"low": 2, "high": 20, "integer": True}},
+    }
     with pytest.raises(ConfigError, match=r"model.window uniform integers in \[2, 20\]"):
         trials(tiny_config, ranged)
 
@@ -135,21 +164,35 @@ def test_cli_specs_parse_lists_and_ranges() -> None:
     key, dist = parse_values("train.learning_rate=log:1e-4..1e-2", random=True)
     assert key == "train.learning_rate" and dist == Uniform(low=1e-4, high=1e-2, log=True)
     assert parse_values("model.hidden_size=8..64", random=True)[1].integer
-    for bad, random, message in [("model.hidden_size", False, "expected section.field=v1,v2"),
-                                 ("model.hidden_size=8..64", False, "needs random search"),
-                                 ("train.learning_rate=a..b", True, "low..high with numbers"),
-                                 ("model.dropout=0.5..0.1", True, "low < high")]:  # fmt: skip
+    for bad, random, message in [
+        ("model.hidden_size", False, "expected section.field=v1,v2"),
+        ("model.hidden_size=8..64", False, "needs random search"),
+        ("train.learning_rate=a..b", True, "low..high with numbers"),
+        ("model.dropout=0.5..0.1", True, "low < high"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             parse_values(bad, random=random)
     space = SearchSpace(params=dict([parse_values("model.hidden_size=8,16")]))
     assert space.describe() == "grid of 2: model.hidden_size in [8, 16]"
 
 
+TASK = TASKS["return"]
+SELECTION_METRIC = TASK.selection_metric
+
+
 def _outcome(number: int, val: float | None, test: float = 1.0, **kw) -> TrialOutcome:
     metrics = {} if val is None else {SELECTION_METRIC: val, "test/rmse_vs_zero": test}
     status = "FINISHED" if val is not None else "FAILED"
-    return TrialOutcome(number, {"model.hidden_size": 8 * (number + 1)}, f"run{number}", status,
-                        metrics, error="" if val is not None else "ValueError: boom", **kw)  # fmt: skip
+    return TrialOutcome(
+        number,
+        {"model.hidden_size": 8 * (number + 1)},
+        f"run{number}",
+        status,
+        metrics,
+        error="" if val is not None else "ValueError: boom",
+        selection_metric=SELECTION_METRIC,
+        **kw,
+    )
 
 
 def test_the_best_trial_is_chosen_on_validation_never_test() -> None:
@@ -162,14 +205,14 @@ def test_the_best_trial_is_chosen_on_validation_never_test() -> None:
 
 def test_the_table_has_one_row_per_trial_failures_included() -> None:
     outcomes = [_outcome(1, 0.99), _outcome(2, None), _outcome(0, 1.02)]
-    table = comparison_table(outcomes)
+    table = comparison_table(outcomes, TASK)
     assert list(table["trial"]) == [0, 1, 2]
     assert list(table["status"]) == ["FINISHED", "FINISHED", "FAILED"]
     assert list(table["model.hidden_size"]) == [8, 16, 24]
     assert table["rank"].tolist()[:2] == [2, 1] and table["rank"].isna().tolist()[2]
     assert math.isnan(table[SELECTION_METRIC].iloc[2]) and table["error"].iloc[2]
     assert list(table["run_id"]) == ["run0", "run1", "run2"]
-    fig = comparison_figure(table)
+    fig = sweep_trials_figure(table, SELECTION_METRIC, "test/rmse_vs_zero")
     ax = fig.axes[0]
     assert any(line.get_ydata()[0] == 1.0 for line in ax.get_lines())  # the zero-forecast line
     assert len(ax.get_xticklabels()) == 3

@@ -5,13 +5,20 @@ import pytest
 from stockpred.config import load_config
 from stockpred.synthetic import ar1_prices, optimum_check
 
-CONFIG = load_config({
-    "data": {"tickers": ["SYN"]},
-    "model": {"window": 5, "hidden_size": 8, "num_layers": 1, "dropout": 0.0},
-    "train": {"max_epochs": 8, "batch_size": 256, "patience": 3, "learning_rate": 1e-2,
-              "progress_bar": False},
-    "gates": {"enabled": False},
-})  # fmt: skip
+CONFIG = load_config(
+    {
+        "data": {"tickers": ["SYN"]},
+        "model": {"window": 5, "hidden_size": 8, "num_layers": 1, "dropout": 0.0},
+        "train": {
+            "max_epochs": 8,
+            "batch_size": 256,
+            "patience": 3,
+            "learning_rate": 1e-2,
+            "progress_bar": False,
+        },
+        "gates": {"enabled": False},
+    }
+)
 
 
 def test_the_lstm_closes_most_of_the_gap_to_the_optimal_ar1_forecast() -> None:

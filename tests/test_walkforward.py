@@ -7,16 +7,22 @@ from stockpred.walkforward import run_walk_forward
 
 
 def test_it_retrains_per_fold_and_aggregates(tiny_config) -> None:
-    config = tiny_config.with_overrides({
-        "evaluation.folds": 2, "evaluation.fold_test_fraction": 0.1, "train.max_epochs": 2,
-        "gates.enabled": False, "tracking.experiment": "walk-forward",
-    })  # fmt: skip
+    config = tiny_config.with_overrides(
+        {
+            "evaluation.folds": 2,
+            "evaluation.fold_test_fraction": 0.1,
+            "train.max_epochs": 2,
+            "gates.enabled": False,
+            "tracking.experiment": "walk-forward",
+        }
+    )
     result = run_walk_forward(config)
     client = tracking.client()
     parent = client.get_run(result.run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["run.kind"] == "walk_forward"
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{result.run_id}'")  # fmt: skip
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
     assert sorted(c.data.tags["fold"] for c in children) == ["0", "1"]
     for child in children:
         assert "test/rmse" in child.data.metrics and "baseline/ar/test/rmse" in child.data.metrics

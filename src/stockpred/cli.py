@@ -160,8 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "as a Prefect flow with `python -m flows.predict_flow`.",
     )
     predict.add_argument("--model", default="stockpred-lstm")
-    predict.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
-                         help="default: today (the embedded sample ends 2018-12-31)")  # fmt: skip
+    predict.add_argument(
+        "--as-of",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="default: today (the embedded sample ends 2018-12-31)",
+    )
     predict.add_argument("--max-stale-days", type=int, default=5)
     interrupted = sub.add_parser(
         "interrupted",
@@ -209,13 +213,15 @@ def report_errors(func: Any, *args: Any) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from stockpred import resume
+    # cold start: training imports torch, Lightning and MLflow only when a run starts
     from stockpred.pipeline import run_training
+    from stockpred.resume.checkpoints import checkpoint_epoch
+    from stockpred.resume.lock import last_checkpoint
 
     if args.resume:
         run_id = resume_run_id(args, may_set=True)
-        last = resume.last_checkpoint(run_id)
-        where = f"after epoch {resume.checkpoint_epoch(last)}" if last else "from epoch 0"
+        last = last_checkpoint(run_id)
+        where = f"after epoch {checkpoint_epoch(last)}" if last else "from epoch 0"
         print(f"resuming MLflow run {run_id} {where}", flush=True)
         result = run_training(resume_config(args, run_id), resume=run_id)
     else:
@@ -231,8 +237,8 @@ RESUME_OPTIONS = frozenset({"resume", "experiment", "no_progress"})
 
 def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--set`` settings that a resume may change (``data.refresh``); others raise."""
-    from stockpred.config import ConfigError
-    from stockpred.pipeline import RESUME_MAY_CHANGE
+    from stockpred.config import ConfigError  # cold start: pydantic only when parsing settings
+    from stockpred.resume.session import RESUME_MAY_CHANGE  # cold start: MLflow
 
     overrides: dict[str, Any] = {}
     for item in args.set:
@@ -261,11 +267,14 @@ def resume_config(args: argparse.Namespace, run_id: str) -> PipelineConfig | Non
 def resume_run_id(args: argparse.Namespace, may_set: bool = False) -> str:
     """The run id ``--resume`` names (``last``: the newest interrupted run of --experiment).
     ``may_set``: the caller applies ``resume_overrides`` (else any ``--set`` is refused)."""
-    from stockpred import tracking
-    from stockpred.config import ConfigError
+    from stockpred.config import ConfigError  # cold start: pydantic
+    from stockpred.resume.runs import resumable_run  # cold start: MLflow
 
-    given = [name for name in (*OPTION_FIELDS, "config", "no_model")
-             if name not in RESUME_OPTIONS and getattr(args, name, None)]  # fmt: skip
+    given = [
+        name
+        for name in (*OPTION_FIELDS, "config", "no_model")
+        if name not in RESUME_OPTIONS and getattr(args, name, None)
+    ]
     if may_set and not given:
         resume_overrides(args)
     elif given or args.set:
@@ -276,37 +285,39 @@ def resume_run_id(args: argparse.Namespace, may_set: bool = False) -> str:
             f"--resume continues the run with the config it was started with: drop {shown} "
             "(or start a new run to change settings)"
         )
-    return tracking.resumable_run(args.resume, args.experiment or "stockpred")
+    return resumable_run(args.resume, args.experiment or "stockpred")
 
 
 def _note_interrupted(experiment: str) -> None:
     """Before a new run: say which runs of the experiment were interrupted and how to resume."""
-    from stockpred import tracking
+    from stockpred.resume.runs import interrupted_runs  # cold start: MLflow
 
     try:
-        found = tracking.interrupted_runs(experiment, max_results=50)
+        found = interrupted_runs(experiment, max_results=50)
     except Exception:  # a note must never stop a run (e.g. a server that is down fails later)
         return
     resumable = [run for run in found if run.resumable]
     if resumable:
         newest = resumable[0]
-        print(f"stockpred: note: {len(resumable)} interrupted run(s) in experiment "
-              f"{experiment!r} can be resumed (`stockpred interrupted` lists them); the newest, "
-              f"{newest.run_name} ({newest.status}, {newest.why}), with: {newest.resume_command}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"stockpred: note: {len(resumable)} interrupted run(s) in experiment "
+            f"{experiment!r} can be resumed (`stockpred interrupted` lists them); the newest, "
+            f"{newest.run_name} ({newest.status}, {newest.why}), with: {newest.resume_command}",
+            file=sys.stderr,
+        )
 
 
 def _interrupted(args: argparse.Namespace) -> None:
-    from stockpred import tracking
-    from stockpred.config import ConfigError
+    from stockpred.config import ConfigError  # cold start: pydantic
+    from stockpred.resume.runs import abandon_run, interrupted_runs  # cold start: MLflow
 
     if args.force and not args.abandon:
         raise ConfigError("--force goes with --abandon RUN_ID")
     if args.abandon:
-        status = tracking.abandon_run(args.abandon, force=args.force)
+        status = abandon_run(args.abandon, force=args.force)
         print(f"abandoned run {args.abandon} ({status}); its checkpoints are deleted")
         return
-    found = tracking.interrupted_runs(args.experiment)
+    found = interrupted_runs(args.experiment)
     if not found:
         print(f"no interrupted runs in experiment {args.experiment!r}")
         return
@@ -314,8 +325,10 @@ def _interrupted(args: argparse.Namespace) -> None:
     print(f"  {'run id':<33}{'name':<24}{'status':<9}{'started':<18}{'epoch':>6}  why")
     for run in found:
         epoch = "-" if run.checkpoint_epoch is None else str(run.checkpoint_epoch)
-        print(f"  {run.run_id:<33}{run.run_name[:23]:<24}{run.status:<9}{run.started:<18}"
-              f"{epoch:>6}  {'sweep trial; ' * run.sweep_trial}{run.why[:100]}")  # fmt: skip
+        print(
+            f"  {run.run_id:<33}{run.run_name[:23]:<24}{run.status:<9}{run.started:<18}"
+            f"{epoch:>6}  {'sweep trial; ' * run.sweep_trial}{run.why[:100]}"
+        )
     print(
         "resume one with:  stockpred train --resume RUN_ID   (the newest: --resume last"
         + ("" if args.experiment == "stockpred" else f" --experiment {args.experiment}")
@@ -323,8 +336,10 @@ def _interrupted(args: argparse.Namespace) -> None:
     )
     print("('epoch': the last epoch its checkpoint completed; training continues after it)")
     if any(run.sweep_trial for run in found):
-        print("sweep trials are resumed only by id (not by --resume last); their sweep's table "
-              "will not include the resumed result")  # fmt: skip
+        print(
+            "sweep trials are resumed only by id (not by --resume last); their sweep's table "
+            "will not include the resumed result"
+        )
     if any(not run.resumable for run in found):
         print("runs with no checkpoint folder here cannot be resumed; end them with --abandon")
 
@@ -335,8 +350,10 @@ def _backtest(args: argparse.Namespace) -> None:
     config = config_from_args(args)
     result = run_walk_forward(config)
     ev = config.evaluation
-    print(f"walk-forward, {ev.folds} {ev.scheme} folds (MLflow run {result.run_id}); "
-          "mean and std over folds, RMSE relative to the zero forecast:")  # fmt: skip
+    print(
+        f"walk-forward, {ev.folds} {ev.scheme} folds (MLflow run {result.run_id}); "
+        "mean and std over folds, RMSE relative to the zero forecast:"
+    )
     print(result.table())
 
 
@@ -354,8 +371,10 @@ def _fetch(args: argparse.Namespace) -> None:
     results = ingest(args.tickers, dt.date.fromisoformat(args.start), end, args.cache_dir)
     print(f"{'ticker':<10}{'status':<11}{'fetched':>8}{'cached':>8}  first       last")
     for r in results:
-        print(f"{r.ticker:<10}{r.status:<11}{r.rows_fetched:>8}{r.rows_cached:>8}  "
-              f"{r.first or '-':<11} {r.last or '-'}")  # fmt: skip
+        print(
+            f"{r.ticker:<10}{r.status:<11}{r.rows_fetched:>8}{r.rows_cached:>8}  "
+            f"{r.first or '-':<11} {r.last or '-'}"
+        )
     failed = [r for r in results if not r.ok]
     if failed:
         raise DataError(describe_failures(failed))
@@ -368,8 +387,11 @@ def _predict(args: argparse.Namespace) -> None:
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     frame = predict_next(args.model, as_of, args.max_stale_days)
-    print(frame[["ticker", "as_of", "direction", "predicted_log_return", "model_version"]]
-          .to_string(index=False))  # fmt: skip
+    print(
+        frame[["ticker", "as_of", "direction", "predicted_log_return", "model_version"]].to_string(
+            index=False
+        )
+    )
     print(f"saved {save_predictions(frame)}")
 
 
@@ -377,19 +399,26 @@ def _ui(_: argparse.Namespace) -> None:
     import os
     import shlex
 
-    from stockpred.tracking import store_dir, ui_command
+    from stockpred.tracking import store_dir, ui_argv  # cold start: MLflow only for the UI
 
     (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
-    command = shlex.split(ui_command())
-    print(" ".join(command), flush=True)
+    command = ui_argv()  # a list: a project path with spaces stays one argument
+    print(shlex.join(command), flush=True)
     os.execvp(command[0], command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stockpred`` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "backtest": _backtest, "config": _config, "fetch": _fetch,
-                "predict": _predict, "ui": _ui, "interrupted": _interrupted}  # fmt: skip
+    handlers = {
+        "train": _train,
+        "backtest": _backtest,
+        "config": _config,
+        "fetch": _fetch,
+        "predict": _predict,
+        "ui": _ui,
+        "interrupted": _interrupted,
+    }
     handler = handlers[args.command]
     return report_errors(handler, args)
 

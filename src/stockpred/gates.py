@@ -61,7 +61,7 @@ def lstm_gate_activations(lstm: nn.LSTM, x: torch.Tensor) -> GateActivations:
     The model is not modified (no mode switch, no gradients).
     """
     check_supported(lstm)
-    weight = lstm.weight_ih_l0
+    weight = lstm.all_weights[0][0]  # weight_ih_l0, typed as a tensor
     x = x.to(device=weight.device, dtype=weight.dtype)
     if x.ndim != 3:
         raise ValueError(f"expected a 3-d input batch, got shape {tuple(x.shape)}")
@@ -96,8 +96,8 @@ def lstm_gate_activations(lstm: nn.LSTM, x: torch.Tensor) -> GateActivations:
         layers["gates"].append(torch.stack(gate_steps, dim=1))  # (B, T, 4H)
         layers["c"].append(torch.stack(c_steps, dim=1))
         layers["h"].append(layer_input)
-    gates = torch.stack(layers["gates"]).chunk(4, dim=-1)  # 4 x (L, B, T, H)
-    return GateActivations(*gates, c=torch.stack(layers["c"]), h=torch.stack(layers["h"]))
+    i, f, g, o = torch.stack(layers["gates"]).chunk(4, dim=-1)  # 4 x (L, B, T, H)
+    return GateActivations(i, f, g, o, c=torch.stack(layers["c"]), h=torch.stack(layers["h"]))
 
 
 def gate_statistics(acts: GateActivations) -> dict[str, float]:
@@ -312,8 +312,15 @@ def history_to_frame(rows: Iterable[dict[str, float]]) -> pd.DataFrame:
             if key == "epoch":
                 continue
             _, layer, gate, stat = key.split("/")
-            records.append({"epoch": epoch, "layer": int(layer[1:]), "gate": gate, "stat": stat,
-                            "value": value})  # fmt: skip
+            records.append(
+                {
+                    "epoch": epoch,
+                    "layer": int(layer[1:]),
+                    "gate": gate,
+                    "stat": stat,
+                    "value": value,
+                }
+            )
     return pd.DataFrame.from_records(records, columns=["epoch", "layer", "gate", "stat", "value"])
 
 

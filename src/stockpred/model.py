@@ -34,16 +34,21 @@ class LSTMForecaster(nn.Module):
 
 
 class LitForecaster(pl.LightningModule):
-    """Trains an injected ``LSTMForecaster`` with MSE; logs ``train/loss`` and ``val/loss``."""
+    """Trains an injected ``LSTMForecaster`` with the task's loss (default MSE); logs
+    ``train/loss`` and ``val/loss``."""
 
     def __init__(
-        self, model: LSTMForecaster, learning_rate: float = 1e-3, weight_decay: float = 0.0
+        self,
+        model: LSTMForecaster,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.loss = nn.MSELoss()
+        self.loss = loss if loss is not None else nn.MSELoss()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from stockpred import tracking
+from stockpred import experiment, tracking
 from stockpred.config import PipelineConfig
-from stockpred.data import DataError, load_prices
+from stockpred.data import DataError
 from stockpred.features import make_features
 from stockpred.paths import project_root
+from stockpred.tasks import task_for
+from stockpred.tracking import NoChampionError
+
+__all__ = ["Champion", "NoChampionError", "load_champion", "predict_next", "save_predictions"]
 
 HISTORY_DAYS = 3  # calendar days of history loaded per trading day of window + feature warm-up
-
-
-class NoChampionError(LookupError):
-    """No model version carries the ``champion`` alias yet."""
 
 
 @dataclass(frozen=True)
@@ -36,52 +37,38 @@ class Champion:
 
 def load_champion(name: str) -> Champion:
     """The version of ``name`` aliased ``champion``, with its run's config and scaling."""
-    from mlflow.exceptions import MlflowException
-
     tracking.check_server()
-    mlflow_client = tracking.client()
-    try:
-        version = mlflow_client.get_model_version_by_alias(name, tracking.CHAMPION)
-    except MlflowException as exc:
-        raise NoChampionError(
-            f"no '{tracking.CHAMPION}' version of model {name!r} in {tracking.tracking_uri()}: "
-            "train one first (`make run`), or check the model name"
-        ) from exc
-    config = tracking.load_run_config(version.run_id)
+    version, run_id = tracking.champion_version(name)
     return Champion(
         name=name,
-        version=str(version.version),
-        run_id=version.run_id,
+        version=version,
+        run_id=run_id,
         model_uri=f"models:/{name}@{tracking.CHAMPION}",
-        config=config,
-        preprocessing=tracking.load_dict(version.run_id, "preprocessing.json"),
+        config=tracking.load_run_config(run_id),
+        preprocessing=tracking.load_dict(run_id, "preprocessing.json"),
     )
 
 
 def predict_next(
     name: str = "stockpred-lstm", as_of: dt.date | None = None, max_stale_days: int = 5
 ) -> pd.DataFrame:
-    """The champion's forecast of the next ``horizon``-day return per ticker, as of ``as_of``.
+    """The champion's forecast of the next ``horizon`` days per ticker, as of ``as_of``.
 
     Loads the champion's tickers up to ``as_of`` (default today) from its source, rebuilds the
     features, scales them with the champion's training statistics and feeds each ticker's last
     window. Raises ``DataError`` if a ticker's last row is more than ``max_stale_days`` calendar
     days before ``as_of``.
     """
-    import mlflow.pytorch
-    import torch
-
     champion = load_champion(name)
     config, prep = champion.config, champion.preprocessing
+    task = task_for(config)
     as_of = as_of or dt.date.today()
     window = config.model.window
     start = as_of - dt.timedelta(days=HISTORY_DAYS * (window + 60))
-    data = config.data
-    prices = load_prices(data.tickers, start, as_of, source=data.source, cache_dir=data.cache_dir,
-                         refresh=data.refresh, on_bad_rows=data.on_bad_rows)  # fmt: skip
+    prices = experiment.load_prices(config.data, start=start, end=as_of)
     features = make_features(prices, config.features)[prep["feature_names"]]
     scaled = (features - np.asarray(prep["feature_mean"])) / np.asarray(prep["feature_scale"])
-    model = mlflow.pytorch.load_model(champion.model_uri, map_location="cpu").eval()
+    model = tracking.load_model(champion.model_uri)
     rows = []
     for ticker, part in scaled.groupby(level="ticker", sort=False):
         last = part.index.get_level_values("date").max().date()
@@ -96,12 +83,19 @@ def predict_next(
             raise DataError(f"{ticker}: fewer than {window} complete feature rows before {as_of}")
         with torch.no_grad():
             scaled_pred = model(torch.from_numpy(values)[None]).item()  # (1, W, F) -> (1,)
-        predicted = scaled_pred * prep["target_scale"] + prep["target_mean"]
-        rows.append({
-            "ticker": ticker, "as_of": last.isoformat(), "horizon_days": config.features.horizon,
-            "predicted_log_return": predicted, "direction": "up" if predicted > 0 else "down",
-            "model": champion.name, "model_version": champion.version, "run_id": champion.run_id,
-        })  # fmt: skip
+        predicted = np.array([scaled_pred * prep["target_scale"] + prep["target_mean"]])
+        forecast = {k: v[0] for k, v in task.forecast_columns(predicted).items()}
+        rows.append(
+            {
+                "ticker": ticker,
+                "as_of": last.isoformat(),
+                "horizon_days": config.features.horizon,
+                **forecast,
+                "model": champion.name,
+                "model_version": champion.version,
+                "run_id": champion.run_id,
+            }
+        )
     return pd.DataFrame(rows)
 
 

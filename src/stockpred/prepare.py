@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +23,8 @@ from stockpred.split import (
 )
 from stockpred.windows import WindowDataset
 
+CLOSE = "_close"  # a column name no feature can take
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -42,10 +42,14 @@ class Prepared:
     feature_scale: np.ndarray  # (F,)
     target_mean: float
     target_scale: float
+    window: int  # the input window length the datasets serve
+    close: np.ndarray  # (N,) float64 close price (for figures); NaN when not given
 
-    def dataset(self, part: int, window: int) -> WindowDataset:
+    def dataset(self, part: int, window: int | None = None) -> WindowDataset:
         """Windows whose every row lies in ``part`` of one ticker (no straddling)."""
-        return WindowDataset.from_arrays(self.features, self.target, self.groups(part), window)
+        return WindowDataset.from_arrays(
+            self.features, self.target, self.groups(part), window or self.window
+        )
 
     def groups(self, part: int) -> np.ndarray:
         """Row group ids for ``part``: one per ticker, -1 for rows outside the part."""
@@ -56,17 +60,10 @@ class Prepared:
         """Model outputs back in log-return units."""
         return np.asarray(scaled, dtype=np.float64) * self.target_scale + self.target_mean
 
-    def price_path(self, end: int, window: int) -> np.ndarray | None:
-        """The close of one ticker over the window ending at row ``end``, rebased to 100.
-
-        Rebuilt from the 1-day log return feature (None when that feature is not configured).
-        """
-        if "ret_1d" not in self.feature_names:
-            return None
-        column = self.feature_names.index("ret_1d")
-        scaled = self.features[end - window + 1 : end + 1, column].astype(np.float64)
-        returns = scaled * self.feature_scale[column] + self.feature_mean[column]
-        return 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(returns[1:])]))
+    def price_path(self, end: int) -> np.ndarray:
+        """The close of one ticker over the window ending at row ``end``, rebased to 100."""
+        close = self.close[end - self.window + 1 : end + 1]
+        return 100.0 * close / close[0]
 
     def preprocessing(self) -> dict[str, Any]:
         """What a prediction needs to reproduce the scaling, as plain JSON."""
@@ -81,52 +78,13 @@ class Prepared:
             "rows": {SPLIT_NAMES[k]: int((self.labels == k).sum()) for k in SPLIT_NAMES},
         }
 
-    def save(self, path: Path) -> Path:
-        """Write to ``path`` (.npz) with the metadata beside it as JSON."""
-        np.savez(
-            path,
-            features=self.features,
-            target=self.target,
-            actual=self.actual,
-            labels=self.labels,
-            dates=self.dates.astype("datetime64[ns]").astype(np.int64),
-            tickers=self.tickers.astype(str),
-        )
-        path.with_suffix(".json").write_text(json.dumps(self.preprocessing()))
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> Prepared:
-        """Read what ``save`` wrote."""
-        meta = json.loads(path.with_suffix(".json").read_text())
-        split = meta["split"]
-        with np.load(path) as arrays:
-            return cls(
-                features=arrays["features"],
-                target=arrays["target"],
-                actual=arrays["actual"],
-                labels=arrays["labels"],
-                dates=arrays["dates"].astype("datetime64[ns]"),
-                tickers=arrays["tickers"],
-                feature_names=tuple(meta["feature_names"]),
-                split=SplitDates(
-                    train=(pd.Timestamp(split["train_start"]), pd.Timestamp(split["train_end"])),
-                    val=(pd.Timestamp(split["val_start"]), pd.Timestamp(split["val_end"])),
-                    test=(pd.Timestamp(split["test_start"]), pd.Timestamp(split["test_end"])),
-                    embargo=meta["embargo"],
-                ),
-                feature_mean=np.asarray(meta["feature_mean"]),
-                feature_scale=np.asarray(meta["feature_scale"]),
-                target_mean=meta["target_mean"],
-                target_scale=meta["target_scale"],
-            )
-
 
 def prepare(
     features: pd.DataFrame,
     target: pd.Series,
     config: PipelineConfig,
     split: SplitDates | None = None,
+    close: pd.Series | None = None,
 ) -> Prepared:
     """Split by date with an embargo (or use ``split``), fit the scalers on training rows only,
     scale everything.
@@ -134,7 +92,10 @@ def prepare(
     Targets whose horizon ends past their own part are purged (NaN): so nothing fitted on the
     training part - scalers, model, baselines - depends on a price after its last date.
     """
-    frame = features.join(target.rename(TARGET)).sort_index(level=["ticker", "date"])
+    frame = features.join(target.rename(TARGET))
+    if close is not None:
+        frame = frame.join(close.rename(CLOSE))
+    frame = frame.sort_index(level=["ticker", "date"])
     dates = frame.index.get_level_values("date")
     if split is None:
         split = chronological_split(
@@ -142,8 +103,8 @@ def prepare(
         )
     labels = assign_split(dates, split)
     raw = frame[list(features.columns)].to_numpy(dtype=np.float64)
-    empty = [name for name, ok in zip(features.columns, np.isfinite(raw[labels == TRAIN]).any(0),
-                                      strict=True) if not ok]  # fmt: skip
+    has_value = np.isfinite(raw[labels == TRAIN]).any(0)
+    empty = [name for name, ok in zip(features.columns, has_value, strict=True) if not ok]
     if empty:
         raise ValueError(
             f"feature(s) {empty} have no value on any training date: their look-back is longer "
@@ -169,6 +130,10 @@ def prepare(
         feature_scale=scaler.scale_.copy(),
         target_mean=target_mean,
         target_scale=target_scale,
+        window=config.model.window,
+        close=frame[CLOSE].to_numpy(dtype=np.float64)
+        if close is not None
+        else np.full(len(frame), np.nan),
     )
 
 

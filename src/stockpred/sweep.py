@@ -20,26 +20,27 @@ executor runs them one after the other (a notebook, a test).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from stockpred import tracking
 from stockpred.config import ConfigError, FrozenModel, PipelineConfig, describe_validation_error
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
+from stockpred.figures.runs import sweep_trials_figure
+from stockpred.pipeline import run_training
+from stockpred.tasks import TASKS, ForecastTask, task_for
 
 log = logging.getLogger(__name__)
 
-SELECTION_METRIC = "val/rmse_vs_zero"  # validation, never test: see the module docstring
 MAX_TRIALS = 500
 # The trials' tracking belongs to the sweep (one experiment, nested under one parent), and the
 # registry is updated once per sweep: these settings cannot vary per trial.
@@ -48,17 +49,20 @@ FIXED = ("tracking.", "evaluation.register_model", "evaluation.registered_name")
 # and the periods cannot vary either (a trial with other split fractions could validate on
 # another trial's test dates, leaking the test period into the choice).
 SAME_DATA = ("data.", "split.", "features.horizon")
-TABLE_METRICS = (
-    "val/rmse_vs_zero",
-    "val/rmse",
-    "test/rmse_vs_zero",
-    "test/rmse",
-    "test/dir_acc",
-    "test/ic",
-    "test/sharpe",
-    "train/epochs",
-    "train/best_epoch",
-)
+
+
+def table_metrics(task: ForecastTask) -> tuple[str, ...]:
+    """The metrics of the trials table: the selection metric first (validation, never test: see
+    the module docstring), then the test scores shown beside it."""
+    relative, metric = task.relative_name, task.relative_metric
+    return (
+        task.selection_metric,
+        f"val/{metric}",
+        f"test/{relative}",
+        *(f"test/{m}" for m in task.headline),
+        "train/epochs",
+        "train/best_epoch",
+    )
 
 
 class Uniform(FrozenModel):
@@ -192,10 +196,15 @@ class SearchSpace(FrozenModel):
 
     def describe(self) -> str:
         """One line, e.g. ``grid of 4: model.hidden_size in [8, 16] x train.learning_rate ...``."""
-        parts = [f"{k} {v.describe()}" if isinstance(v, Uniform) else f"{k} in {list(v)}"
-                 for k, v in self.params.items()]  # fmt: skip
-        head = (f"grid of {self.size}" if self.method == "grid"
-                else f"random search, {self.size} trials, seed {self.seed}")  # fmt: skip
+        parts = [
+            f"{k} {v.describe()}" if isinstance(v, Uniform) else f"{k} in {list(v)}"
+            for k, v in self.params.items()
+        ]
+        head = (
+            f"grid of {self.size}"
+            if self.method == "grid"
+            else f"random search, {self.size} trials, seed {self.seed}"
+        )
         return f"{head}: " + " x ".join(parts)
 
 
@@ -258,8 +267,11 @@ class Trial:
 
     def tags(self, parent_id: str) -> dict[str, str]:
         """The child run's tags: ``mlflow.parentRunId`` nests it under the sweep in the UI."""
-        return {"mlflow.parentRunId": parent_id, "run.kind": "sweep_trial",
-                "sweep.trial": str(self.number)}  # fmt: skip
+        return {
+            "mlflow.parentRunId": parent_id,
+            "run.kind": "sweep_trial",
+            "sweep.trial": str(self.number),
+        }
 
 
 def _short(value: Any) -> str:
@@ -292,8 +304,9 @@ def trials(base: PipelineConfig, space: SearchSpace | dict[str, Any]) -> list[Tr
         out.append(Trial(number, overrides, config))
     if errors:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise ConfigError(f"{len(errors)} of {space.size} trials are invalid: "
-                          + " | ".join(errors[:3]) + more)  # fmt: skip
+        raise ConfigError(
+            f"{len(errors)} of {space.size} trials are invalid: " + " | ".join(errors[:3]) + more
+        )
     return _same_periods(base, out)
 
 
@@ -305,10 +318,15 @@ def _same_periods(base: PipelineConfig, found: list[Trial]) -> list[Trial]:
     if base.split.embargo is not None or len(windows) < 2:
         return found
     embargo = max(windows) + base.features.horizon
-    log.info("windows %s: every trial gets split.embargo=%d, so all validate on the same "
-             "dates", sorted(windows), embargo)  # fmt: skip
-    return [Trial(t.number, t.overrides, t.config.with_overrides({"split.embargo": embargo}))
-            for t in found]  # fmt: skip
+    log.info(
+        "windows %s: every trial gets split.embargo=%d, so all validate on the same dates",
+        sorted(windows),
+        embargo,
+    )
+    return [
+        Trial(t.number, t.overrides, t.config.with_overrides({"split.embargo": embargo}))
+        for t in found
+    ]
 
 
 @dataclass(frozen=True)
@@ -322,31 +340,35 @@ class TrialOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None
     error: str = ""
+    selection_metric: str = ""  # the task's (``ForecastTask.selection_metric``)
 
     @property
     def score(self) -> float:
         """The selection metric (NaN when missing)."""
-        return float(self.metrics.get(SELECTION_METRIC, math.nan))
+        return float(self.metrics.get(self.selection_metric, math.nan))
 
 
 def run_trial(trial: Trial, parent_id: str) -> TrialOutcome:
     """Train one trial as a child run of ``parent_id``; raises if training fails (the child run
     is then FAILED with the error recorded, by ``run_training``)."""
-    from stockpred import tracking
-    from stockpred.pipeline import run_training
 
     config = trial.config.with_overrides({"tracking.run_name": trial.name})
     where = f"{socket.gethostname()}:{os.getpid()}"  # which worker trained it (Dask: a process)
     result = run_training(config, tags={**trial.tags(parent_id), "sweep.worker": where})
-    metrics = tracking.client().get_run(result.run_id).data.metrics  # with train/* and val/*
-    return TrialOutcome(trial.number, trial.overrides, result.run_id, "FINISHED",
-                        {**metrics, **result.metrics}, result.model_uri)  # fmt: skip
+    metrics = tracking.get_run(result.run_id).data.metrics  # with train/* and val/*
+    return TrialOutcome(
+        trial.number,
+        trial.overrides,
+        result.run_id,
+        "FINISHED",
+        {**metrics, **result.metrics},
+        result.model_uri,
+        selection_metric=task_for(config).selection_metric,
+    )
 
 
 def failed_outcome(trial: Trial, parent_id: str, error: BaseException | str) -> TrialOutcome:
     """The outcome of a trial that raised: its FAILED child run, found by its tags, if any."""
-    from stockpred import tracking
-
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     run_id = None
     try:
@@ -358,7 +380,14 @@ def failed_outcome(trial: Trial, parent_id: str, error: BaseException | str) -> 
             run_id = str(runs["run_id"].iloc[0])
     except LookupError:  # no experiment yet: the trial failed before its run was created
         pass
-    return TrialOutcome(trial.number, trial.overrides, run_id, "FAILED", error=message[:2000])
+    return TrialOutcome(
+        trial.number,
+        trial.overrides,
+        run_id,
+        "FAILED",
+        error=message[:2000],
+        selection_metric=task_for(trial.config).selection_metric,
+    )
 
 
 Executor = Callable[[Sequence[Trial], str], list[TrialOutcome]]
@@ -377,7 +406,7 @@ def run_sequentially(trial_list: Sequence[Trial], parent_id: str) -> list[TrialO
 
 
 def best_trial(outcomes: Sequence[TrialOutcome]) -> TrialOutcome:
-    """The finished trial with the lowest validation ``val/rmse_vs_zero`` (ties: lowest number)."""
+    """The finished trial with the lowest validation selection metric (ties: lowest number)."""
     scored = [o for o in outcomes if o.status == "FINISHED" and math.isfinite(o.score)]
     if not scored:
         raise SweepError(_all_failed(outcomes))
@@ -386,7 +415,8 @@ def best_trial(outcomes: Sequence[TrialOutcome]) -> TrialOutcome:
 
 def _all_failed(outcomes: Sequence[TrialOutcome]) -> str:
     errors = "; ".join(f"trial {o.number}: {o.error[:300]}" for o in outcomes[:3] if o.error)
-    return f"no trial of {len(outcomes)} finished with a {SELECTION_METRIC}" + (
+    metric = outcomes[0].selection_metric if outcomes else "selection metric"
+    return f"no trial of {len(outcomes)} finished with a {metric}" + (
         f" ({errors})" if errors else ""
     )
 
@@ -395,55 +425,21 @@ class SweepError(RuntimeError):
     """Every trial of a sweep failed."""
 
 
-def comparison_table(outcomes: Sequence[TrialOutcome]) -> pd.DataFrame:
+def comparison_table(outcomes: Sequence[TrialOutcome], task: ForecastTask) -> pd.DataFrame:
     """One row per trial: number, status, each swept field, the metrics, the rank by the
     selection metric (1 = best), child run id and error."""
-    import pandas as pd
-
     keys = list(dict.fromkeys(k for o in outcomes for k in o.overrides))
     rows = []
     for o in sorted(outcomes, key=lambda o: o.number):
         row: dict[str, Any] = {"trial": o.number, "status": o.status}
         row.update({k: o.overrides.get(k) for k in keys})
-        row.update({m: o.metrics.get(m, math.nan) for m in TABLE_METRICS})
+        row.update({m: o.metrics.get(m, math.nan) for m in table_metrics(task)})
         row.update({"run_id": o.run_id or "", "error": o.error})
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.insert(2, "rank", table[SELECTION_METRIC].rank(method="first").astype("Int64"))
+    ranks = table[task.selection_metric].rank(method="first", ascending=task.lower_is_better)
+    table.insert(2, "rank", ranks.astype("Int64"))
     return table
-
-
-def comparison_figure(table: pd.DataFrame) -> Figure:
-    """Validation (selection) and test RMSE relative to the zero forecast per trial; the
-    dashed line at 1.0 is the zero forecast, the best trial is outlined."""
-    import matplotlib.pyplot as plt
-
-    swept = [c for c in table.columns if "." in c]
-    labels = [f"{t}\n" + "\n".join(f"{c.rpartition('.')[2]}={_short(row[c])}" for c in swept)
-              for t, (_, row) in zip(table["trial"], table.iterrows(), strict=True)]  # fmt: skip
-    x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(table) + 2), 4.6))
-    val = table[SELECTION_METRIC].to_numpy(dtype=float)
-    test = table["test/rmse_vs_zero"].to_numpy(dtype=float)
-    bars = ax.bar(x - 0.2, val, 0.4, label="validation (selects the best)", color="C0")
-    ax.bar(x + 0.2, test, 0.4, label="test (shown, not used to select)", color="C1", alpha=0.6)
-    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="zero forecast")
-    if np.isfinite(val).any():
-        best = int(np.nanargmin(val))
-        bars[best].set_edgecolor("k")
-        bars[best].set_linewidth(2)
-        finite = np.concatenate([val[np.isfinite(val)], test[np.isfinite(test)], [1.0]])
-        spread = max(finite.max() - 1, 1 - finite.min(), 0.001)
-        ax.set_ylim(1 - 1.4 * spread, 1 + 1.4 * spread)
-    for i in np.flatnonzero(table["status"].to_numpy() != "FINISHED"):
-        ax.annotate("failed", (x[i], 1.0), ha="center", va="bottom", color="C3")
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("RMSE / RMSE(zero forecast)  (lower is better)")
-    ax.set_title("sweep: LSTM error relative to the zero forecast per trial")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 @dataclass(frozen=True)
@@ -457,6 +453,7 @@ class SweepResult:
     table: pd.DataFrame
     best: TrialOutcome
     registry: str = ""
+    task: str = "return"
 
     @property
     def failed(self) -> list[TrialOutcome]:
@@ -464,8 +461,7 @@ class SweepResult:
 
     def summary(self) -> str:
         """The lines printed at the end of a sweep."""
-        from stockpred import tracking
-
+        test = f"test/{TASKS[self.task].relative_name}"
         shown = self.table.drop(columns=["error"]).copy()
         shown["run_id"] = shown["run_id"].str[:8]
         best = ", ".join(f"{k}={_short(v)}" for k, v in self.best.overrides.items())
@@ -473,9 +469,8 @@ class SweepResult:
             [
                 f"sweep        {self.run_name}  (MLflow parent run id {self.run_id})",
                 f"space        {self.space}",
-                f"best         trial {self.best.number} ({best}): {SELECTION_METRIC} "
-                f"{self.best.score:.4f}, test/rmse_vs_zero "
-                f"{self.best.metrics.get('test/rmse_vs_zero', math.nan):.4f}",
+                f"best         trial {self.best.number} ({best}): {self.best.selection_metric} "
+                f"{self.best.score:.4f}, {test} {self.best.metrics.get(test, math.nan):.4f}",
                 *([f"registry     {self.registry}"] if self.registry else []),
                 *(f"failed       trial {o.number}: {o.error[:200]}" for o in self.failed),
                 "",
@@ -503,21 +498,27 @@ def run_sweep(
     validated before the parent run exists. The parent ends FAILED (and ``SweepError`` is raised)
     only if no trial finished; otherwise it finishes, failed trials listed in its table.
     """
-    from stockpred import tracking
-
     space = load_space(space)
+    task = task_for(base)
     trial_list = trials(base, space)  # raises before anything is created or trained
     tags = {"run.kind": "sweep", "sweep.method": space.method, "sweep.trials": str(space.size)}
     with tracking.tracked_run(base, tags=tags) as parent:
         if on_parent is not None:
             on_parent(parent)
         tracking.log_dict(parent, space.model_dump(mode="json"), "sweep/space.json")
-        tracking.log_params(parent, {"sweep.method": space.method, "sweep.n_trials": space.size,
-                                     "sweep.space": space.describe()[:6000]})  # fmt: skip
+        tracking.log_params(
+            parent,
+            {
+                "sweep.method": space.method,
+                "sweep.n_trials": space.size,
+                "sweep.space": space.describe()[:6000],
+            },
+        )
         outcomes = sorted(execute(trial_list, parent), key=lambda o: o.number)
-        table = comparison_table(outcomes)
+        table = comparison_table(outcomes, task)
         tracking.log_table(parent, table, "sweep/trials.json")
-        tracking.log_figure(parent, comparison_figure(table), "sweep/trials.png")
+        figure = sweep_trials_figure(table, task.selection_metric, f"test/{task.relative_name}")
+        tracking.log_figure(parent, figure, "sweep/trials.png")
         failed = [o for o in outcomes if o.status != "FINISHED"]
         tracking.set_tags(parent, {"sweep.failed": str(len(failed))})
         best = best_trial(outcomes)  # SweepError (parent FAILED) if none finished
@@ -525,34 +526,38 @@ def run_sweep(
         registry = ""
         if base.evaluation.register_model and best.model_uri and best.run_id:
             promotion = tracking.register_model(
-                best.run_id, best.model_uri, base.evaluation.registered_name
+                best.run_id, best.model_uri, base.evaluation.registered_name, task.selection_metric
             )
-            registry = (f"{promotion.name} v{promotion.version} (trial {best.number}): "
-                        f"{'promoted' if promotion.promoted else 'not promoted'}: "
-                        f"{promotion.reason}")  # fmt: skip
+            registry = (
+                f"{promotion.name} v{promotion.version} (trial {best.number}): "
+                f"{'promoted' if promotion.promoted else 'not promoted'}: "
+                f"{promotion.reason}"
+            )
             tracking.set_tags(parent, {"sweep.registry": registry})
-    run_name = tracking.client().get_run(parent).info.run_name
-    return SweepResult(parent, run_name, space.describe(), outcomes, table, best, registry)
+    run_name = tracking.get_run(parent).info.run_name
+    return SweepResult(
+        parent, run_name, space.describe(), outcomes, table, best, registry, task.kind
+    )
 
 
 def log_best(parent: str, best: TrialOutcome) -> None:
     """The best trial on the parent: ``best.<field>`` params, ``best/<metric>`` metrics, tags."""
-    from stockpred import tracking
-
     tracking.log_params(parent, {f"best.{k}": v for k, v in best.overrides.items()})
-    metrics = {f"best/{k}": v for k, v in best.metrics.items()
-               if k.startswith(("val/", "test/", "train/")) and math.isfinite(v)}  # fmt: skip
+    metrics = {
+        f"best/{k}": v
+        for k, v in best.metrics.items()
+        if k.startswith(("val/", "test/", "train/")) and math.isfinite(v)
+    }
     tracking.log_metrics(parent, {"best/trial": best.number, **metrics})
-    tracking.set_tags(parent, {"sweep.best_trial": str(best.number),
-                               "sweep.best_run_id": best.run_id or ""})  # fmt: skip
+    tracking.set_tags(
+        parent, {"sweep.best_trial": str(best.number), "sweep.best_run_id": best.run_id or ""}
+    )
 
 
 def parse_values(spec: str, *, random: bool = False) -> tuple[str, Values]:
     """``key=v1,v2,...`` (a list), or for random search ``key=low..high`` (uniform) and
     ``key=log:low..high`` (log-uniform; integer bounds draw integers). Values are JSON when they
     parse as JSON (numbers, true/false), else strings."""
-    import json
-
     key, sep, text = spec.partition("=")
     key, text = key.strip(), text.strip()
     if not sep or not key or not text:

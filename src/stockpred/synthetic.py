@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stockpred import experiment
 from stockpred.config import PipelineConfig
 
 
@@ -27,15 +28,17 @@ def ar1_prices(
     close = 100 * np.exp(np.cumsum(returns))
     open_ = np.concatenate([[100.0], close[:-1]])
     spread = np.abs(rng.normal(0, sigma / 2, days))
-    frame = pd.DataFrame(
-        {"open": open_, "high": np.maximum(open_, close) * (1 + spread),
-         "low": np.minimum(open_, close) * (1 - spread), "close": close,
-         "volume": rng.integers(10**5, 10**6, days)},
-        index=pd.MultiIndex.from_arrays(
-            [pd.bdate_range("2000-01-03", periods=days), [ticker] * days], names=["date", "ticker"]
-        ),
-    )  # fmt: skip
-    return frame
+    index = pd.MultiIndex.from_arrays(
+        [pd.bdate_range("2000-01-03", periods=days), [ticker] * days], names=["date", "ticker"]
+    )
+    columns = {
+        "open": open_,
+        "high": np.maximum(open_, close) * (1 + spread),
+        "low": np.minimum(open_, close) * (1 - spread),
+        "close": close,
+        "volume": rng.integers(10**5, 10**6, days),
+    }
+    return pd.DataFrame(columns, index=index)
 
 
 @dataclass(frozen=True)
@@ -55,22 +58,11 @@ class OptimumCheck:
 
 def optimum_check(prices: pd.DataFrame, phi: float, config: PipelineConfig) -> OptimumCheck:
     """Train on ``prices`` with ``config`` and compare the LSTM with zero and the optimum."""
-    from stockpred.features import make_features, make_target
-    from stockpred.pipeline import test_predictions
-    from stockpred.prepare import prepare
-    from stockpred.split import TRAIN, VAL
-    from stockpred.train import fit_forecaster
-
-    features = make_features(prices, config.features)
-    prepared = prepare(features, make_target(prices, 1), config)
-    window = config.model.window
-    fit = fit_forecaster(prepared.dataset(TRAIN, window), prepared.dataset(VAL, window),
-                         config.model, config.train)  # fmt: skip
-    frame, _ = test_predictions(prepared, fit.model, config)
+    outcome = experiment.run(config.with_overrides({"features.horizon": 1}), prices)
+    frame = outcome.evaluation.predictions
     today = np.log(prices["close"]).groupby(level="ticker").diff()  # r_t, known at t
-    optimal = (
-        phi * today.loc[pd.MultiIndex.from_arrays([frame["date"], frame["ticker"]])].to_numpy()
-    )
+    at = pd.MultiIndex.from_arrays([frame["date"], frame["ticker"]])
+    optimal = phi * today.loc[at].to_numpy()
     actual = frame["actual"].to_numpy()
     return OptimumCheck(
         mse_lstm=float(np.mean((frame["lstm"].to_numpy() - actual) ** 2)),

@@ -6,25 +6,17 @@ per fold (its training curves and every test metric of the LSTM and the baseline
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stockpred import tracking
+from stockpred import experiment, tracking
 from stockpred.config import PipelineConfig
-from stockpred.pipeline import (
-    MODELS,
-    RunContext,
-    build_features,
-    load_data,
-    score_predictions,
-    test_predictions,
-)
-
-SUMMARY_METRICS = ("rmse", "dir_acc", "ic", "sharpe")
+from stockpred.data.lineage import data_record
+from stockpred.figures.evaluation import fold_figure
+from stockpred.split import SplitDates, walk_forward_splits
+from stockpred.tasks import ForecastTask, task_for
 
 
 @dataclass(frozen=True)
@@ -42,39 +34,41 @@ class WalkForwardResult:
 
 def run_walk_forward(config: PipelineConfig) -> WalkForwardResult:
     """Walk-forward over ``config.evaluation.folds`` folds of the configured data."""
-    from stockpred.split import walk_forward_splits
-
     evaluation = config.evaluation
+    task = task_for(config)
+    prices = experiment.load_prices(config.data)  # before any run: a data error leaves none
     tags = {"run.kind": "walk_forward", "walk_forward.scheme": evaluation.scheme}
-    with (
-        tracking.tracked_run(config, tags=tags) as parent,
-        tempfile.TemporaryDirectory(prefix="stockpred-wf-") as scratch,
-    ):
-        ctx = RunContext(run_id=parent, workdir=Path(scratch), config=config)
-        frame = pd.read_parquet(build_features(ctx, load_data(ctx)))
+    with tracking.tracked_run(config, tags=tags) as parent:
+        tracking.log_data_record(parent, data_record(config, prices), prices, config.data.source)
+        frame = experiment.feature_frame(prices, config)
         splits = walk_forward_splits(
-            frame.index.get_level_values("date"), evaluation.folds, evaluation.fold_test_fraction,
-            config.split.val_fraction, config.embargo, evaluation.scheme,
-        )  # fmt: skip
+            frame.index.get_level_values("date"),
+            evaluation.folds,
+            evaluation.fold_test_fraction,
+            config.split.val_fraction,
+            config.embargo,
+            evaluation.scheme,
+        )
         rows = []
         for fold, split in enumerate(splits):
-            scores = _run_fold(config, parent, fold, split, frame)
+            scores = _run_fold(config, parent, fold, split, frame, prices["close"])
             for model, values in scores.items():
                 rows.append({"fold": fold, "model": model, **split.as_dict(), **values})
         folds = pd.DataFrame(rows)
-        zero = folds[folds["model"] == "zero"].set_index("fold")["rmse"]
-        folds["rmse_vs_zero"] = folds["rmse"] / folds["fold"].map(zero)
-        summary = summarise(folds)
-        tracking.log_metrics(parent, _parent_metrics(folds, summary))
+        reference = folds[folds["model"] == task.reference].set_index("fold")[task.relative_metric]
+        folds[task.relative_name] = folds[task.relative_metric] / folds["fold"].map(reference)
+        summary = summarise(folds, task)
+        tracking.log_metrics(parent, _parent_metrics(folds, summary, task))
         tracking.log_table(parent, folds, "walk_forward/folds.json")
         tracking.log_table(parent, summary, "walk_forward/summary.json")
-        tracking.log_figure(parent, fold_figure(folds), "walk_forward/folds.png")
+        figure = fold_figure(folds, list(task.models), task.colors(), task.relative_name)
+        tracking.log_figure(parent, figure, "walk_forward/folds.png")
     return WalkForwardResult(parent, folds, summary)
 
 
-def summarise(folds: pd.DataFrame) -> pd.DataFrame:
+def summarise(folds: pd.DataFrame, task: ForecastTask) -> pd.DataFrame:
     """Mean and standard deviation over folds of each model's headline metrics."""
-    columns = ["rmse_vs_zero", *SUMMARY_METRICS]
+    columns = [task.relative_name, *task.headline]
     grouped = folds.groupby("model", sort=False)[columns]
     mean, std = grouped.mean(), grouped.std(ddof=1)
     out = pd.DataFrame({"model": mean.index})
@@ -85,69 +79,35 @@ def summarise(folds: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run_fold(
-    config: PipelineConfig, parent: str, fold: int, split, frame: pd.DataFrame
+    config: PipelineConfig,
+    parent: str,
+    fold: int,
+    split: SplitDates,
+    frame: pd.DataFrame,
+    close: pd.Series,
 ) -> dict[str, dict[str, float]]:
-    from stockpred.prepare import prepare
-    from stockpred.split import TRAIN, VAL
-    from stockpred.train import fit_forecaster
-
     tags = {"mlflow.parentRunId": parent, "run.kind": "walk_forward_fold", "fold": str(fold)}
     with tracking.tracked_run(config, tags=tags, run_name=f"fold-{fold}") as run_id:
-        prepared = prepare(frame.drop(columns="target"), frame["target"], config, split)
+        prepared = experiment.prepare_frame(frame, config, split, close)
         tracking.log_params(run_id, {f"split.{k}": v for k, v in split.as_dict().items()})
-        window = config.model.window
-        fit = fit_forecaster(
-            prepared.dataset(TRAIN, window), prepared.dataset(VAL, window), config.model,
-            config.train, logger=tracking.lightning_logger(run_id),
-        )  # fmt: skip
-        predictions, fitted = test_predictions(prepared, fit.model, config)
-        scores, metrics = score_predictions(predictions, config)
-        tracking.log_params(run_id, fitted)
-        tracking.log_metrics(run_id, metrics)
-    return scores
+        fitted = experiment.fit(prepared, config, logger=tracking.lightning_logger(run_id))
+        evaluation = experiment.evaluate(prepared, fitted.model, config)
+        tracking.log_params(run_id, evaluation.params)
+        tracking.log_metrics(run_id, evaluation.metrics)
+    return evaluation.scores
 
 
-def _parent_metrics(folds: pd.DataFrame, summary: pd.DataFrame) -> dict[str, float]:
+def _parent_metrics(
+    folds: pd.DataFrame, summary: pd.DataFrame, task: ForecastTask
+) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    for row in folds.itertuples(index=False):
-        prefix = f"fold/{row.fold}/" + (
-            "test" if row.model == "lstm" else f"baseline/{row.model}/test"
-        )
-        for name in ("rmse", *SUMMARY_METRICS[1:], "rmse_vs_zero"):
-            value = getattr(row, name)
+    for row in folds.to_dict("records"):
+        for name in (*task.headline, task.relative_name):
+            value = row[name]
             if np.isfinite(value):
-                metrics[f"{prefix}/{name}"] = float(value)
+                metrics[f"fold/{row['fold']}/" + task.metric_key(row["model"], name)] = float(value)
     for row in summary.to_dict("records"):
-        prefix = "test" if row["model"] == "lstm" else f"baseline/{row['model']}/test"
         for key, value in row.items():
             if key != "model" and np.isfinite(value):
-                metrics[f"{prefix}/{key}"] = float(value)
+                metrics[task.metric_key(row["model"], key)] = float(value)
     return metrics
-
-
-def fold_figure(folds: pd.DataFrame):  # -> Figure
-    """Per fold, each model's RMSE relative to zero and its long/short Sharpe."""
-    import matplotlib.pyplot as plt
-
-    models = [m for m in MODELS if m in set(folds["model"])]
-    n_folds = folds["fold"].nunique()
-    width = 0.8 / len(models)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
-    for panel, (column, label) in zip(axes, (("rmse_vs_zero", "test RMSE / RMSE(zero)"),
-                                            ("sharpe", "long/short Sharpe (annualised, net)")),
-                                      strict=True):  # fmt: skip
-        for i, model in enumerate(models):
-            values = folds[folds["model"] == model].sort_values("fold")[column].to_numpy()
-            panel.bar(np.arange(n_folds) + i * width, values, width, label=model, color=f"C{i}")
-        panel.axhline(1.0 if column == "rmse_vs_zero" else 0.0, color="k", lw=0.8, ls="--")
-        panel.set_xticks(np.arange(n_folds) + 0.4 - width / 2,
-                         [f"fold {k}" for k in range(n_folds)])  # fmt: skip
-        panel.set_ylabel(label)
-        panel.set_title(f"{label} per walk-forward fold")
-    if folds["rmse_vs_zero"].notna().any():
-        values = folds["rmse_vs_zero"]
-        spread = max(values.max() - 1, 1 - values.min(), 0.001)
-        axes[0].set_ylim(1 - 1.3 * spread, 1 + 1.3 * spread)
-    axes[0].legend(fontsize=8, ncols=len(models))
-    fig.tight_layout()
-    return fig

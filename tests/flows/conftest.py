@@ -16,5 +16,8 @@ def completed_task_names() -> set[str]:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        return {t.name.rsplit("-", 1)[0] for t in client.read_task_runs()
-                if t.state and t.state.is_completed()}  # fmt: skip
+        return {
+            t.name.rsplit("-", 1)[0]
+            for t in client.read_task_runs()
+            if t.state and t.state.is_completed()
+        }

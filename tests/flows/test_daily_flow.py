@@ -40,11 +40,17 @@ def sample_champion() -> str:
 @pytest.fixture(scope="module")
 def yahoo_champion(fake: FakeYahoo, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     cache = tmp_path_factory.mktemp("daily-cache")
-    config = load_config(TINY).with_overrides({
-        "data.tickers": ["AAA", "BBB"], "data.source": "yfinance", "data.cache_dir": str(cache),
-        "data.start": "2016-01-01", "data.end": "2018-12-31",
-        "evaluation.registered_name": "daily-yahoo", "gates.enabled": False,
-    })  # fmt: skip
+    config = load_config(TINY).with_overrides(
+        {
+            "data.tickers": ["AAA", "BBB"],
+            "data.source": "yfinance",
+            "data.cache_dir": str(cache),
+            "data.start": "2016-01-01",
+            "data.end": "2018-12-31",
+            "evaluation.registered_name": "daily-yahoo",
+            "gates.enabled": False,
+        }
+    )
     run_training(config)
     return "daily-yahoo", cache
 

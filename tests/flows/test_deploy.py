@@ -114,12 +114,18 @@ def test_prefect_deploy_registers_prefect_yaml_on_a_process_pool(
     from prefect.client.schemas.actions import WorkPoolCreate
 
     with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(name="stockpred-process", type="process"),
-                                overwrite=True)  # fmt: skip
+        client.create_work_pool(
+            WorkPoolCreate(name="stockpred-process", type="process"), overwrite=True
+        )
     prefect = Path(sys.executable).with_name("prefect")
-    done = subprocess.run([str(prefect), "--no-prompt", "deploy", "--all"], cwd=ROOT,
-                          env=_env(PWD=str(ROOT), PREFECT_HOME=str(tmp_path)),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [str(prefect), "--no-prompt", "deploy", "--all"],
+        cwd=ROOT,
+        env=_env(PWD=str(ROOT), PREFECT_HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with get_client(sync_client=True) as client:
         for name, cron in NAMES.items():
@@ -141,21 +147,29 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
 ) -> None:
     run_name = f"deploy-{uuid.uuid4().hex[:8]}"
     config = load_config(TINY).with_overrides(
-        {"tracking.run_name": run_name, "evaluation.registered_name": "deploy-test",
-         "gates.enabled": False}  # the gates are tested elsewhere; this is about the run
-    )  # fmt: skip
+        {
+            "tracking.run_name": run_name,
+            "evaluation.registered_name": "deploy-test",
+            "gates.enabled": False,
+        }  # the gates are tested elsewhere; this is about the run
+    )
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "flows.deploy", "--poll-seconds", "1"], cwd=ROOT,
+            [sys.executable, "-m", "flows.deploy", "--poll-seconds", "1"],
+            cwd=ROOT,
             env=_env(PREFECT_HOME=str(tmp_path / "prefect-home")),
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_until_served(server, log)
-        flow_run = run_deployment("train/weekly-retrain",
-                                  parameters={"config": config.model_dump(mode="json")},
-                                  timeout=150, poll_interval=1)  # fmt: skip
+        flow_run = run_deployment(
+            "train/weekly-retrain",
+            parameters={"config": config.model_dump(mode="json")},
+            timeout=150,
+            poll_interval=1,
+        )
         assert flow_run.state is not None and flow_run.state.is_completed(), (
             f"{flow_run.state}\n{log.read_text()[-4000:]}"
         )
@@ -184,11 +198,20 @@ def _wait_until_served(server: subprocess.Popen[bytes], log: Path, timeout: floa
         time.sleep(0.5)
 
 
-def test_serving_without_a_server_says_what_to_do(capsys) -> None:
+def test_serving_without_a_server_says_what_to_do_and_changes_no_signal_handler(capsys) -> None:
+    import signal
+
     from prefect.settings import temporary_settings
 
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        assert deploy.main([]) == 2
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            assert deploy.main([]) == 2
+        after = {s: signal.getsignal(s) for s in before}
+    finally:  # a leaked handler would turn a later test's SIGTERM into a KeyboardInterrupt
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    assert after == before
     err = capsys.readouterr().err
     assert "set PREFECT_API_URL" in err and "--local-server" in err and "make serve" in err
 

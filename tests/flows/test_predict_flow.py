@@ -15,8 +15,9 @@ from stockpred.predict import NoChampionError, predict_next
 
 @pytest.fixture(scope="module")
 def champion(tiny_config_module):
-    config = tiny_config_module.with_overrides({"evaluation.registered_name": "predict-test",
-                                                "gates.enabled": False})  # fmt: skip
+    config = tiny_config_module.with_overrides(
+        {"evaluation.registered_name": "predict-test", "gates.enabled": False}
+    )
     return run_training(config)
 
 

@@ -101,8 +101,9 @@ def test_the_training_flow_logs_to_a_remote_server_readable_over_http(
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert metrics["test/rmse"] == pytest.approx(outcome["metrics"]["test/rmse"])
     assert "gates/l0/forget/mean" in metrics
-    history = _get(f"{url}/api/2.0/mlflow/metrics/get-history", run_id=outcome["run_id"],
-                   metric_key="val/loss")["metrics"]  # fmt: skip
+    history = _get(
+        f"{url}/api/2.0/mlflow/metrics/get-history", run_id=outcome["run_id"], metric_key="val/loss"
+    )["metrics"]
     assert sorted(m["step"] for m in history) == list(range(len(history)))  # one per epoch
     # artifacts went through the server into its artifact destination, not the project store
     listed = _get(f"{url}/api/2.0/mlflow/artifacts/list", run_id=outcome["run_id"])

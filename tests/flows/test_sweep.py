@@ -20,8 +20,11 @@ from prefect.client.schemas.filters import (
 from flows.sweep_flow import main, sweep_flow
 from stockpred import tracking
 from stockpred.config import ConfigError, PipelineConfig, load_config
-from stockpred.sweep import SELECTION_METRIC, SweepError
+from stockpred.sweep import SweepError
+from stockpred.tasks import TASKS
 from tests.conftest import TINY
+
+SELECTION_METRIC = TASKS["return"].selection_metric
 
 EXPERIMENT = "tests-sweep"
 REGISTERED = "tests-sweep-lstm"
@@ -31,10 +34,13 @@ SPACE = {"params": {"features.volatility_window": [5, 10, 5000]}}
 
 
 def _config(**sections: Any) -> PipelineConfig:
-    base = {**TINY, "train": {**TINY["train"], "max_epochs": 2},
-            "tracking": {**TINY["tracking"], "experiment": EXPERIMENT},
-            "evaluation": {"registered_name": REGISTERED},
-            "gates": {"enabled": False}}  # fmt: skip
+    base = {
+        **TINY,
+        "train": {**TINY["train"], "max_epochs": 2},
+        "tracking": {**TINY["tracking"], "experiment": EXPERIMENT},
+        "evaluation": {"registered_name": REGISTERED},
+        "gates": {"enabled": False},
+    }
     return load_config({**base, **sections})
 
 
@@ -84,8 +90,10 @@ def test_the_best_trial_has_the_lowest_validation_metric(sweep) -> None:
     assert parent.metrics[f"best/{SELECTION_METRIC}"] == best[f"metrics.{SELECTION_METRIC}"]
     assert parent.metrics["best/test/rmse"] == best["metrics.test/rmse"]
     assert parent.metrics["best/trial"] == best["trial"]
-    assert (parent.params["best.features.volatility_window"]
-            == best["params.features.volatility_window"])  # fmt: skip
+    assert (
+        parent.params["best.features.volatility_window"]
+        == best["params.features.volatility_window"]
+    )
     assert parent.tags["sweep.best_run_id"] == best["run_id"]
     assert parent.tags["sweep.failed"] == "1"
 
@@ -114,8 +122,11 @@ def test_only_the_best_trial_is_registered(sweep) -> None:
 def test_prefect_shows_a_task_per_trial_and_the_table(sweep) -> None:
     with get_client(sync_client=True) as client:
         # this sweep's artifact (other sweeps of the session publish theirs under the same key)
-        [artifact] = [a for a in client.read_artifacts()
-                      if a.key == "sweep" and f"`{sweep['run_id']}`" in a.data]  # fmt: skip
+        [artifact] = [
+            a
+            for a in client.read_artifacts()
+            if a.key == "sweep" and f"`{sweep['run_id']}`" in a.data
+        ]
         [subflow] = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["sweep-trials"])),
             flow_run_filter=FlowRunFilter(
@@ -148,8 +159,16 @@ def test_a_bad_space_fails_before_anything_runs(prefect_server, capsys) -> None:
     before = _count()
     with pytest.raises(ConfigError, match=r"trial 0 .model.window=3.*ar_order"):
         sweep_flow(_config(), {"params": {"model.window": [3, 10]}})
-    common = ["--tickers", "^GSPC", "--start", "2012-01-01", "--end", "2014-12-31",
-              "--experiment", EXPERIMENT]  # fmt: skip
+    common = [
+        "--tickers",
+        "^GSPC",
+        "--start",
+        "2012-01-01",
+        "--end",
+        "2014-12-31",
+        "--experiment",
+        EXPERIMENT,
+    ]
     assert main(["--grid", "model.window=3,10", *common]) == 2
     assert "1 of 2 trials are invalid: trial 0 (model.window=3)" in capsys.readouterr().err
     assert main(["--grid", "model.hiden_size=8,16", *common]) == 2

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from stockpred import report_plots
+from stockpred import figures
 from stockpred.split import chronological_split
 
 
@@ -20,7 +20,7 @@ def prices() -> pd.DataFrame:
 
 
 def test_prices_are_rebased_to_100_per_ticker_with_returns_below(prices) -> None:
-    fig = report_plots.prices_figure(prices)
+    fig = figures.prices_figure(prices)
     top, bottom = fig.axes
     assert isinstance(fig, Figure)
     assert [line.get_label() for line in top.lines] == ["AAA", "BBB"]
@@ -33,10 +33,15 @@ def test_prices_are_rebased_to_100_per_ticker_with_returns_below(prices) -> None
 def test_the_split_timeline_shades_each_part_and_both_embargoes(prices) -> None:
     dates = prices.index.get_level_values("date").unique()
     split = chronological_split(dates, 0.2, 0.2, embargo=5)
-    ax = report_plots.split_timeline_figure(prices, split).axes[0]
+    ax = figures.split_timeline_figure(prices, split).axes[0]
     spans = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
-    expected = [split.train, split.val, split.test,
-                (split.train[1], split.val[0]), (split.val[1], split.test[0])]  # fmt: skip
+    expected = [
+        split.train,
+        split.val,
+        split.test,
+        (split.train[1], split.val[0]),
+        (split.val[1], split.test[0]),
+    ]
     np.testing.assert_allclose(spans, [[mdates.date2num(d) for d in pair] for pair in expected])
     labels = ax.get_legend_handles_labels()[1]
     assert labels == ["AAA", "BBB", "train", "validation", "test", "embargo (5 trading days)"]
@@ -46,10 +51,13 @@ def test_the_split_timeline_shades_each_part_and_both_embargoes(prices) -> None:
 
 def test_loss_curves_show_both_losses_and_the_best_epoch() -> None:
     history = pd.DataFrame(
-        {"key": ["train/loss"] * 3 + ["val/loss"] * 3, "step": [0, 1, 2] * 2,
-         "value": [1.0, 0.8, 0.7, 1.2, 0.9, 1.1]}
-    )  # fmt: skip
-    ax = report_plots.loss_curves_figure(history).axes[0]
+        {
+            "key": ["train/loss"] * 3 + ["val/loss"] * 3,
+            "step": [0, 1, 2] * 2,
+            "value": [1.0, 0.8, 0.7, 1.2, 0.9, 1.1],
+        }
+    )
+    ax = figures.loss_curves_figure(history).axes[0]
     train, val, best = ax.lines
     assert list(train.get_ydata()) == [1.0, 0.8, 0.7]
     assert list(val.get_ydata()) == [1.2, 0.9, 1.1]
@@ -60,7 +68,7 @@ def test_the_correlation_heatmap_shows_the_frames_correlations() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
     frame = pd.DataFrame({"a": x, "b": -x + rng.normal(size=300), "c": rng.normal(size=300)})
-    ax = report_plots.correlation_figure(frame).axes[0]
+    ax = figures.correlation_figure(frame).axes[0]
     np.testing.assert_allclose(ax.images[0].get_array(), frame.corr().to_numpy())
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
 
@@ -68,13 +76,16 @@ def test_the_correlation_heatmap_shows_the_frames_correlations() -> None:
 def test_feature_histograms_draw_one_panel_per_column_and_label_units() -> None:
     index = pd.MultiIndex.from_product([range(50), ["X", "Y"]], names=["date", "ticker"])
     frame = pd.DataFrame({"ret_1d": np.arange(100) / 100, "rsi_14": 0.5, "target": 0.0}, index)
-    fig = report_plots.feature_histograms_figure(frame)
+    fig = figures.feature_histograms_figure(frame)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["ret_1d", "rsi_14", "target"]
     assert [ax.get_xlabel() for ax in visible] == [
-        "log return", "RSI scaled to [-1, 1]", "forward log return"]  # fmt: skip
-    assert report_plots.feature_unit("vol_20d") == "std of daily log returns"
-    assert report_plots.feature_unit("unknown") == ""
+        "log return",
+        "RSI scaled to [-1, 1]",
+        "forward log return",
+    ]
+    assert figures.feature_unit("vol_20d") == "std of daily log returns"
+    assert figures.feature_unit("unknown") == ""
 
 
 def test_timescales_are_sorted_per_layer_and_epoch_against_the_window() -> None:
@@ -86,7 +97,7 @@ def test_timescales_are_sorted_per_layer_and_epoch_against_the_window() -> None:
             "timescale": [2.0, 5.0, np.inf, 3.0, 1.0, 8.0],
         }
     )
-    ax = report_plots.timescale_figure(units, window=10).axes[0]
+    ax = figures.timescale_figure(units, window=10).axes[0]
     epoch0, epoch4, window, one_day = ax.lines
     assert list(epoch0.get_ydata()) == [1e4, 5.0, 2.0]  # an infinite timescale drawn at the top
     assert list(epoch4.get_ydata()) == [8.0, 3.0, 1.0]
@@ -102,7 +113,7 @@ def test_run_comparison_bars_are_each_models_error_relative_to_zero() -> None:
             "dir_acc": [0.52, 0.45, 0.49, 0.47],
         }
     )
-    left, right = report_plots.run_comparison_figure(scores).axes
+    left, right = figures.run_comparison_figure(scores).axes
     assert [bar.get_width() for bar in left.patches] == pytest.approx([0.99, 1.02, 1.0, 1.0])
     assert [bar.get_width() for bar in right.patches] == pytest.approx([0.52, 0.49, 0.45, 0.47])
     assert [t.get_text() for t in left.get_yticklabels()] == ["r1", "r2"]
@@ -110,12 +121,32 @@ def test_run_comparison_bars_are_each_models_error_relative_to_zero() -> None:
 
 def test_a_sweep_draws_one_line_per_hue_value_ordered_by_the_setting() -> None:
     runs = pd.DataFrame(
-        {"window": [40, 20, 20, 40], "hidden_size": [8, 8, 16, 16],
-         "rmse_vs_zero": [1.01, 0.99, 1.0, 1.02]}
-    )  # fmt: skip
-    ax = report_plots.sweep_figure(runs).axes[0]
+        {
+            "window": [40, 20, 20, 40],
+            "hidden_size": [8, 8, 16, 16],
+            "rmse_vs_zero": [1.01, 0.99, 1.0, 1.02],
+        }
+    )
+    ax = figures.sweep_figure(runs).axes[0]
     h8, h16, zero = ax.lines
     assert h8.get_label() == "hidden_size = 8"
     assert list(h8.get_xdata()) == [20, 40] and list(h8.get_ydata()) == [0.99, 1.01]
     assert list(h16.get_ydata()) == [1.0, 1.02]
     assert list(zero.get_ydata()) == [1, 1]
+
+
+def test_the_forecast_figure_has_one_row_per_ticker_with_labelled_axes() -> None:
+    frame = pd.DataFrame(
+        {
+            "date": list(pd.bdate_range("2020-01-01", periods=5)) * 2,
+            "ticker": ["A"] * 5 + ["B"] * 5,
+            "actual": np.linspace(-0.01, 0.01, 10),
+            "lstm": np.zeros(10),
+            "ridge": np.zeros(10),
+        }
+    )
+    fig = figures.predicted_vs_actual_figure(frame, horizon=1)
+    assert len(fig.axes) == 6  # per ticker: realised, the forecast on its own axis, the scatter
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert len(titled) == 4 and all(ax.get_xlabel() and ax.get_ylabel() for ax in titled)
+    assert all(ax.get_ylabel() for ax in fig.axes)  # the forecasts' own axis is labelled too

@@ -30,10 +30,14 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from stockpred import resume, tracking, train
+from stockpred import experiment as core
+from stockpred import resume, tracking
 from stockpred.cli import _note_interrupted, main
 from stockpred.config import ConfigError, PipelineConfig, load_config
-from stockpred.pipeline import DataChangedError, RunContext, load_data, run_training
+from stockpred.data.lineage import data_record
+from stockpred.pipeline import DataChangedError, run_training
+from stockpred.resume import checkpoints as resume_checkpoints
+from stockpred.resume import runs as resume_runs
 from tests.conftest import TINY
 
 EPOCHS = 6
@@ -101,7 +105,7 @@ def checkpoint_epoch(experiment: str) -> tuple[str, int] | None:
         last = resume.last_checkpoint(run_id)
         if last is not None:
             try:
-                return run_id, resume.checkpoint_epoch(last)
+                return run_id, resume_checkpoints.checkpoint_epoch(last)
             except ValueError:  # being written
                 return None
     return None
@@ -123,8 +127,11 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Interrupt
     """One training SIGKILLed, one SIGTERMed and one Ctrl-C'd (SIGINT), each after its first
     checkpointed epoch >= 1."""
     folder = tmp_path_factory.mktemp("resume")
-    plan = {signal.SIGKILL: "resume-killed", signal.SIGTERM: "resume-terminated",
-            signal.SIGINT: "resume-ctrl-c"}  # fmt: skip
+    plan = {
+        signal.SIGKILL: "resume-killed",
+        signal.SIGTERM: "resume-terminated",
+        signal.SIGINT: "resume-ctrl-c",
+    }
     for experiment in plan.values():  # the store and experiments first: no creation races
         tracking.experiment_id(experiment)
     procs = {  # the SIGKILLed run checks the gate diagnostics and the model, the other not
@@ -199,10 +206,12 @@ def test_killed_run_is_reported_and_resumes_in_the_same_run(
     assert killed.returncode == -signal.SIGKILL
     run = tracking.client().get_run(killed.run_id)
     assert run.info.status == "RUNNING"  # dangling: nothing could end it
-    [found] = tracking.interrupted_runs(killed.experiment)
+    [found] = resume_runs.interrupted_runs(killed.experiment)
     assert (found.run_id, found.status, found.resumable) == (killed.run_id, "RUNNING", True)
-    assert found.why == f"its process ({run.data.tags['stockpred.pid']} on " \
-                        f"{run.data.tags['stockpred.host']}) is gone"  # fmt: skip
+    assert (
+        found.why == f"its process ({run.data.tags['stockpred.pid']} on "
+        f"{run.data.tags['stockpred.host']}) is gone"
+    )
     kept = found.checkpoint_epoch
     assert kept is not None and kept >= killed.epoch
 
@@ -231,7 +240,7 @@ def test_killed_run_is_reported_and_resumes_in_the_same_run(
     tags = tracking.client().get_run(killed.run_id).data.tags
     assert tags["resume.previous_status"] == "RUNNING"
     assert tags["stockpred.pid"] == str(os.getpid())  # the owner is now this process
-    assert tracking.interrupted_runs(killed.experiment) == []
+    assert resume_runs.interrupted_runs(killed.experiment) == []
 
 
 def test_sigterm_ends_the_run_killed_and_it_resumes(
@@ -245,11 +254,13 @@ def test_sigterm_ends_the_run_killed_and_it_resumes(
     assert run.data.tags["error"].startswith("Terminated: terminated by SIGTERM")
     last = resume.last_checkpoint(terminated.run_id)
     assert last is not None
-    kept = resume.checkpoint_epoch(last)
-    [found] = tracking.interrupted_runs(terminated.experiment)
+    kept = resume_checkpoints.checkpoint_epoch(last)
+    [found] = resume_runs.interrupted_runs(terminated.experiment)
     assert (found.run_id, found.status, found.checkpoint_epoch) == (
-        terminated.run_id, "KILLED", kept
-    )  # fmt: skip
+        terminated.run_id,
+        "KILLED",
+        kept,
+    )
 
     result = run_training(resume=terminated.run_id)
     assert result.run_id == terminated.run_id
@@ -299,12 +310,16 @@ def test_a_dangling_run_without_checkpoints_is_listed_and_can_be_abandoned(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """E.g. a walk-forward run whose process died: reported, not resumable, ended on request."""
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     owner = {"stockpred.host": socket.gethostname(), "stockpred.pid": gone.stdout.strip()}
     run_id = tracking.client().create_run(tracking.experiment_id("resume-dangling"), tags=owner)
     run_id = run_id.info.run_id
-    [found] = tracking.interrupted_runs("resume-dangling")
+    [found] = resume_runs.interrupted_runs("resume-dangling")
     assert (found.run_id, found.status, found.resumable) == (run_id, "RUNNING", False)
     with pytest.raises(LookupError, match="has no checkpoint folder"):
         run_training(resume=run_id)
@@ -312,7 +327,7 @@ def test_a_dangling_run_without_checkpoints_is_listed_and_can_be_abandoned(
     assert "cannot be resumed; end them with --abandon" in capsys.readouterr().out
     assert main(["interrupted", "--abandon", run_id]) == 0
     assert tracking.client().get_run(run_id).info.status == "KILLED"
-    assert tracking.interrupted_runs("resume-dangling") == []
+    assert resume_runs.interrupted_runs("resume-dangling") == []
 
 
 def test_ctrl_c_ends_the_run_killed_with_its_checkpoints_and_the_resume_hint(
@@ -321,15 +336,17 @@ def test_ctrl_c_ends_the_run_killed_with_its_checkpoints_and_the_resume_hint(
     """Ctrl-C during ``fit`` acts like SIGTERM (Lightning alone would ``sys.exit(1)``)."""
     stopped = interrupted[signal.SIGINT]
     assert stopped.returncode == 130, stopped.output
-    assert (f"stockpred: interrupted by Ctrl-C (SIGINT): MLflow run {stopped.run_id} is KILLED, "
-            f"its checkpoints kept; resume it with `stockpred train --resume {stopped.run_id}`"
-            in stopped.output)  # fmt: skip
+    assert (
+        f"stockpred: interrupted by Ctrl-C (SIGINT): MLflow run {stopped.run_id} is KILLED, "
+        f"its checkpoints kept; resume it with `stockpred train --resume {stopped.run_id}`"
+        in stopped.output
+    )
     run = tracking.client().get_run(stopped.run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["error"].startswith("KeyboardInterrupt: interrupted by Ctrl-C (SIGINT)")
     last = resume.last_checkpoint(stopped.run_id)
-    assert last is not None and resume.checkpoint_epoch(last) >= stopped.epoch
-    assert tracking.abandon_run(stopped.run_id) == "KILLED"  # its checkpoints go
+    assert last is not None and resume_checkpoints.checkpoint_epoch(last) >= stopped.epoch
+    assert resume_runs.abandon_run(stopped.run_id) == "KILLED"  # its checkpoints go
     assert not resume.run_dir(stopped.run_id).exists()
 
 
@@ -355,12 +372,12 @@ def test_a_keyboard_interrupt_in_fit_ends_the_run_killed_and_restores_sigint(
     """Lightning answers a ``KeyboardInterrupt`` in ``fit`` with ``sys.exit(1)`` and SIGINT
     ignored; ``run_training`` raises ``KeyboardInterrupt`` with the resume hint, the run is
     KILLED with its checkpoint kept, and Ctrl-C works again afterwards (e.g. in a notebook)."""
-    fit = train.fit_forecaster
+    fit = core.fit_forecaster
 
     def fit_with_ctrl_c(*args: object, callbacks: Sequence[Callback] = (), **kwargs: object):
         return fit(*args, callbacks=[*callbacks, CtrlCAtEpoch()], **kwargs)
 
-    monkeypatch.setattr(train, "fit_forecaster", fit_with_ctrl_c)
+    monkeypatch.setattr(core, "fit_forecaster", fit_with_ctrl_c)
     config = quick_config("resume-keyboard-interrupt").with_overrides({"train.max_epochs": 3})
     with pytest.raises(KeyboardInterrupt, match=r"is KILLED, its checkpoints kept") as caught:
         run_training(config)
@@ -370,14 +387,18 @@ def test_a_keyboard_interrupt_in_fit_ends_the_run_killed_and_restores_sigint(
     assert f"`stockpred train --resume {run_id}`" in str(caught.value)
     assert tracking.client().get_run(run_id).info.status == "KILLED"
     last = resume.last_checkpoint(run_id)
-    assert last is not None and resume.checkpoint_epoch(last) == 0
-    tracking.abandon_run(run_id)
+    assert last is not None and resume_checkpoints.checkpoint_epoch(last) == 0
+    resume_runs.abandon_run(run_id)
 
 
 def gone_pid() -> str:
     """The pid of a process that has ended."""
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return gone.stdout.strip()
 
 
@@ -391,8 +412,8 @@ def failed_run(
     with pytest.raises(RuntimeError, match="boom"), tracking.tracked_run(config, tags) as run_id:
         folder = resume.run_dir(run_id)
         folder.mkdir(parents=True)
-        load_data(RunContext(run_id, folder, config, folder))
-        (folder / "prices.parquet").unlink()  # the stage's output, written to its work folder
+        prices = core.load_prices(config.data)
+        tracking.log_data_record(run_id, data_record(config, prices), prices, config.data.source)
         raise RuntimeError("boom")
     if dangling:
         tracking.set_tags(run_id, {"stockpred.pid": gone_pid()})
@@ -408,14 +429,16 @@ def test_resume_refuses_a_run_another_process_holds_and_leaves_its_folder() -> N
     with resume.owner_lock(run_id) as folder:
         with pytest.raises(resume.RunBusy, match=f"run {run_id} is being trained by another"):
             run_training(resume=run_id)
-        assert (folder / resume.LOCK).read_text().split() == [str(os.getpid()),
-                                                               socket.gethostname()]  # fmt: skip
+        assert (folder / resume.LOCK).read_text().split() == [
+            str(os.getpid()),
+            socket.gethostname(),
+        ]
         with pytest.raises(resume.RunBusy):  # nor can it be abandoned under its owner
-            tracking.abandon_run(run_id)
+            resume_runs.abandon_run(run_id)
     assert folder.is_dir() and (folder / resume.LOCK).is_file()
     run = tracking.client().get_run(run_id)
     assert run.info.status == "FAILED" and "resume.count" not in run.data.tags
-    assert tracking.resumable_run(run_id) == run_id
+    assert resume_runs.resumable_run(run_id) == run_id
 
 
 def test_resume_refuses_data_that_changed_and_leaves_the_run_as_it_was(
@@ -440,7 +463,7 @@ def test_resume_refuses_data_that_changed_and_leaves_the_run_as_it_was(
     assert "resume.count" not in run.data.tags and run.data.tags["data.digest"] == "0" * 16
     assert "data.train_windows" not in run.data.params  # nothing trained
     assert resume.run_dir(run_id).is_dir()
-    assert [r.run_id for r in tracking.interrupted_runs("resume-data-changed")] == [run_id]
+    assert [r.run_id for r in resume_runs.interrupted_runs("resume-data-changed")] == [run_id]
     tracking.set_tags(run_id, {"data.digest": digest})
     assert main(["train", "--resume", run_id, "--set", "data.refresh=false"]) == 0
     assert tracking.client().get_run(run_id).info.status == "FINISHED"
@@ -454,19 +477,19 @@ def test_resume_last_passes_over_sweep_trials(caplog: pytest.LogCaptureFixture) 
     config = quick_config("resume-sweep")
     sweep = {"mlflow.parentRunId": "f" * 32, "run.kind": "sweep_trial"}
     trial = failed_run(config, sweep, dangling=True)
-    [found] = tracking.interrupted_runs("resume-sweep")
+    [found] = resume_runs.interrupted_runs("resume-sweep")
     assert (found.run_id, found.sweep_trial) == (trial, True)
     with pytest.raises(
         LookupError, match=r"1 interrupted sweep trial\(s\) are left to their sweep"
     ):
-        tracking.resumable_run("last", "resume-sweep")
+        resume_runs.resumable_run("last", "resume-sweep")
     alone = failed_run(config, dangling=True)
-    assert tracking.resumable_run("last", "resume-sweep") == alone
+    assert resume_runs.resumable_run("last", "resume-sweep") == alone
     with caplog.at_level("WARNING", logger="stockpred.pipeline"):
         assert run_training(resume=trial).run_id == trial
     assert f"run {trial} is a trial of sweep run {'f' * 32}" in caplog.text
     assert "will not be in the sweep's trials table" in caplog.text
-    assert tracking.resumable_run("last", "resume-sweep") == alone
+    assert resume_runs.resumable_run("last", "resume-sweep") == alone
 
 
 def test_abandon_refuses_a_run_whose_owner_cannot_be_checked_here(

@@ -5,7 +5,7 @@ import pytest
 
 from stockpred import tracking
 from stockpred.config import PipelineConfig
-from stockpred.paths import PROJECT_ENV
+from stockpred.paths import PROJECT_ENV, project_root
 
 
 def test_the_default_store_is_sqlite_under_the_project_not_the_cwd(
@@ -20,8 +20,8 @@ def test_the_default_store_is_sqlite_under_the_project_not_the_cwd(
 def test_without_an_override_the_project_is_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PROJECT_ENV)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
-    checkout = Path(__file__).resolve().parents[1]
-    assert tracking.project_root() == checkout
+    checkout = Path(__file__).resolve().parents[2]
+    assert project_root() == checkout
     assert tracking.tracking_uri() == f"sqlite:///{checkout / 'mlflow' / 'mlflow.db'}"
 
 

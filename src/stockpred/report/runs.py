@@ -1,43 +1,45 @@
-"""What the notebooks call: tidy tables of tracked runs, predictions of a logged model, the report.
+"""What the notebooks call: tidy tables of tracked runs and predictions of a logged model.
 
 Notebooks hold only calls into ``stockpred`` and plots; the computing they need lives here.
-``render_report(run_id)`` executes ``notebooks/03-gate-diagnostics.ipynb`` for one run and
-converts it to HTML; the training pipeline attaches that file to every run as ``report/``.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from stockpred import tracking
-from stockpred.pipeline import MODELS
+from stockpred.experiment import build, load_prices, predict
+from stockpred.gates import GATES
+from stockpred.split import TEST
+from stockpred.tasks import TASKS, ForecastTask
 
 if TYPE_CHECKING:
-    from nbformat import NotebookNode
     from torch import nn
 
     from stockpred.config import PipelineConfig
     from stockpred.prepare import Prepared
 
-# MLflow draws a progress bar for every artifact download: noise in the notebooks' figure cells.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-REPORT_NOTEBOOK = "03-gate-diagnostics.ipynb"
-REPORT_FILE = "gate-diagnostics.html"
-SCORES = ("rmse", "mae", "dir_acc")
-GATES = ("input", "forget", "cell", "output")  # stockpred.gates.GATES, without importing torch
+RETURN = TASKS["return"]
+SCORES = RETURN.table_scores
 # the columns of ``tidy_runs`` that identify a run and say how it did, for overview tables
-RUN_OVERVIEW = ["run_name", "start_time", "tickers", "start", "end", "window", "hidden_size",
-                "num_layers", "epochs", "val_loss", "rmse_vs_zero", "lstm_dir_acc"]  # fmt: skip
+RUN_OVERVIEW = [
+    "run_name",
+    "start_time",
+    "tickers",
+    "start",
+    "end",
+    "window",
+    "hidden_size",
+    "num_layers",
+    "epochs",
+    "val_loss",
+    "rmse_vs_zero",
+    "lstm_dir_acc",
+]
 # run filters by short name -> the flattened config parameter they match
 FILTER_PARAMS = {
     "tickers": "data.tickers",
@@ -48,32 +50,15 @@ FILTER_PARAMS = {
 }
 
 
-def notebooks_dir() -> Path:
-    """The checkout's ``notebooks/`` folder (the notebooks are not part of an installed wheel)."""
-    folder = Path(__file__).resolve().parents[2] / "notebooks"
-    if not (folder / REPORT_NOTEBOOK).is_file():
-        raise FileNotFoundError(
-            f"{folder / REPORT_NOTEBOOK} does not exist: the report needs a source checkout of "
-            "stockpred (pip install -e .)"
-        )
-    return folder
-
-
-def metric_key(model: str, score: str) -> str:
-    """The MLflow key of a test score: ``test/rmse`` for the LSTM, ``baseline/zero/test/rmse``."""
-    return f"test/{score}" if model == "lstm" else f"baseline/{model}/test/{score}"
-
-
-def metrics_table(metrics: Mapping[str, float]) -> pd.DataFrame:
-    """A run's test metrics as a table: one row per model, rmse, mae, dir_acc, rmse_vs_zero."""
-    from stockpred.evaluate import comparison_table
-
+def metrics_table(metrics: Mapping[str, float], task: ForecastTask = RETURN) -> pd.DataFrame:
+    """A run's test metrics as a table: one row per model, the task's scores and its relative
+    score (for the return task: rmse, mae, dir_acc, rmse_vs_zero)."""
     scores = {
-        model: {score: metrics[metric_key(model, score)] for score in SCORES}
-        for model in MODELS
-        if metric_key(model, "rmse") in metrics
+        model: {score: metrics[task.metric_key(model, score)] for score in task.table_scores}
+        for model in task.models
+        if task.metric_key(model, task.relative_metric) in metrics
     }
-    return comparison_table(scores).set_index("model")
+    return task.comparison_table(scores).set_index("model")
 
 
 def run_filter(
@@ -88,8 +73,13 @@ def run_filter(
 ) -> str:
     """An MLflow filter string for runs with these config values (``params``: any ``section.field``)."""
     wanted: dict[str, Any] = dict(params or {})
-    given = {"tickers": tickers, "window": window, "hidden_size": hidden_size,
-             "num_layers": num_layers, "horizon": horizon}  # fmt: skip
+    given = {
+        "tickers": tickers,
+        "window": window,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "horizon": horizon,
+    }
     for name, value in given.items():
         if value is not None:
             wanted[FILTER_PARAMS[name]] = value
@@ -135,9 +125,9 @@ def tidy_runs(raw: pd.DataFrame) -> pd.DataFrame:
         },
         index=raw.index,
     )
-    for model in MODELS:
+    for model in RETURN.models:
         for score in SCORES:
-            out[f"{model}_{score}"] = number(f"metrics.{metric_key(model, score)}")
+            out[f"{model}_{score}"] = number(f"metrics.{RETURN.metric_key(model, score)}")
     out["rmse_vs_zero"] = out["lstm_rmse"] / out["zero_rmse"]
     out["model_uri"] = column("model_uri")
     # names can repeat (a fixed run name, or names drawn after a seeded RNG): the id keeps it unique
@@ -168,7 +158,7 @@ def model_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """``tidy_runs`` in long form: one row per run and model it scored, rmse ... rmse_vs_zero."""
     rows = []
     for _, run in runs.iterrows():
-        for model in MODELS:
+        for model in RETURN.models:
             if pd.isna(run[f"{model}_rmse"]):  # a baseline added after this run was trained
                 continue
             rows.append(
@@ -186,7 +176,7 @@ def model_scores(runs: pd.DataFrame) -> pd.DataFrame:
 def score_table(scores: pd.DataFrame, value: str = "rmse_vs_zero") -> pd.DataFrame:
     """``model_scores`` as a grid: one row per run (in the given order), one column per model."""
     table = scores.pivot(index="label", columns="model", values=value)
-    models = [m for m in MODELS if m in table.columns]
+    models = [m for m in RETURN.models if m in table.columns]
     return table.reindex(index=list(dict.fromkeys(scores["label"])), columns=models)
 
 
@@ -206,9 +196,23 @@ def run_summary(run_id: str) -> pd.Series:
     """One run's identity, settings and headline scores, for the top of a notebook."""
     run = tidy_runs(pd.DataFrame([tracking.load_run_record(run_id)])).iloc[0]
     # no status: the report is rendered while its run is still open
-    keys = ["run_name", "run_id", "start_time", "tickers", "start", "end", "window",
-            "hidden_size", "num_layers", "epochs", "val_loss", "lstm_rmse", "zero_rmse",
-            "rmse_vs_zero", "lstm_dir_acc"]  # fmt: skip
+    keys = [
+        "run_name",
+        "run_id",
+        "start_time",
+        "tickers",
+        "start",
+        "end",
+        "window",
+        "hidden_size",
+        "num_layers",
+        "epochs",
+        "val_loss",
+        "lstm_rmse",
+        "zero_rmse",
+        "rmse_vs_zero",
+        "lstm_dir_acc",
+    ]
     return run[keys].rename(run["run_name"])
 
 
@@ -313,37 +317,23 @@ def split_table(prepared: Prepared) -> pd.DataFrame:
 
 def prepare_run_data(config: PipelineConfig) -> Prepared:
     """The prices, features, split and scaling of ``config``, rebuilt as the training run did."""
-    from stockpred.data import load_prices
-    from stockpred.features import make_features, make_target
-    from stockpred.prepare import prepare
-
-    data = config.data
-    prices = load_prices(data.tickers, data.start, data.last_date, source=data.source,
-                         cache_dir=data.cache_dir, refresh=data.refresh,
-                         on_bad_rows=data.on_bad_rows, max_gap_days=data.max_gap_days)  # fmt: skip
-    features = make_features(prices, config.features)
-    return prepare(features, make_target(prices, config.features.horizon), config)
+    return build(load_prices(config.data), config)
 
 
 def predict_test_windows(run_id: str, model: nn.Module) -> pd.DataFrame:
     """``model``'s forecasts for every test window of run ``run_id``, rebuilt from its config.
 
-    Columns date, ticker, actual, lstm (forward log returns), as in the run's
+    Columns date, ticker, actual, lstm (in target units), as in the run's
     ``evaluation/test_predictions.parquet``.
     """
-    from stockpred.split import TEST
-    from stockpred.train import predict
-
-    config = tracking.load_run_config(run_id)
-    prepared = prepare_run_data(config)
-    test = prepared.dataset(TEST, config.model.window)
-    rows = test.ends.numpy()
+    prepared = prepare_run_data(tracking.load_run_config(run_id))
+    rows = prepared.dataset(TEST).ends.numpy()
     return pd.DataFrame(
         {
             "date": prepared.dates[rows],
             "ticker": prepared.tickers[rows],
             "actual": prepared.actual[rows],
-            "lstm": prepared.unscale(predict(model, test)),
+            "lstm": predict(model, prepared, TEST),
         }
     )
 
@@ -353,93 +343,3 @@ def load_test_predictions(run_id: str) -> pd.DataFrame:
     return pd.read_parquet(
         tracking.download_artifact(run_id, "evaluation/test_predictions.parquet")
     )
-
-
-def inject_parameters(nb: NotebookNode, parameters: Mapping[str, Any]) -> NotebookNode:
-    """A copy of ``nb`` with ``parameters`` assigned right after its cell tagged ``parameters``.
-
-    Papermill's convention: the new cell is tagged ``injected-parameters`` (replacing an earlier
-    one); without a ``parameters`` cell it goes first.
-    """
-    from nbformat.v4 import new_code_cell
-
-    bad = [name for name in parameters if not name.isidentifier()]
-    if bad:
-        raise ValueError(f"parameter names must be Python identifiers, got {bad}")
-    nb = copy.deepcopy(nb)
-    lines = ["# Injected parameters", *(f"{k} = {v!r}" for k, v in parameters.items())]
-    cell = new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
-    cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
-    cells.insert(tagged[0] + 1 if tagged else 0, cell)
-    nb.cells = cells
-    return nb
-
-
-def execute_notebook(
-    path: Path, parameters: Mapping[str, Any] | None = None, *, timeout: int = 600
-) -> NotebookNode:
-    """Run a notebook headless in its folder on this interpreter; raises at the first cell error.
-
-    The kernel sees the same tracking store as this process (``MLFLOW_TRACKING_URI``).
-    """
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    if parameters:
-        nb = inject_parameters(nb, parameters)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
-    env.pop("MPLBACKEND", None)  # let the kernel draw inline, as in JupyterLab
-    NotebookClient(
-        nb,
-        kernel_name="python3",  # the kernel of the running interpreter
-        timeout=timeout,
-        startup_timeout=120,
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP notice on our stderr
-        resources={"metadata": {"path": str(Path(path).parent)}},
-    ).execute(env=env)
-    return nb
-
-
-def notebook_html(nb: NotebookNode, title: str) -> str:
-    """An executed notebook as one self-contained HTML page (figures embedded as data URIs)."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(
-        template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True
-    )
-    # nbconvert's accessibility check warns about images without alt text on the traitlets
-    # logger; matplotlib's PNG outputs carry none, and the warning is noise in every run's log.
-    logger = logging.getLogger("traitlets")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-    finally:
-        logger.setLevel(level)
-    return body
-
-
-def render_report(run_id: str, output_dir: Path | None = None, *, timeout: int = 600) -> Path:
-    """Execute the gate-diagnostics notebook for ``run_id`` and write it as HTML; returns the file.
-
-    A failing cell raises ``ReportError`` naming the cell's error.
-    """
-    from nbclient.exceptions import CellExecutionError
-
-    notebook = notebooks_dir() / REPORT_NOTEBOOK
-    try:
-        nb = execute_notebook(notebook, {"run_id": run_id}, timeout=timeout)
-    except CellExecutionError as exc:
-        raise ReportError(f"{notebook.name} failed: {exc.ename}: {exc.evalue}") from exc
-    name = tracking.load_run_record(run_id)["run_name"]
-    folder = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="stockpred-report-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / REPORT_FILE
-    path.write_text(notebook_html(nb, f"Gate diagnostics · {name}"), encoding="utf-8")
-    return path
-
-
-class ReportError(RuntimeError):
-    """The report notebook failed; the message names the error of the failing cell."""

@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
+from stockpred.figures.common import new_figure, plain_log_axis
 from stockpred.gates import GATES, SATURATION, GateMonitor, GateSnapshot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-LABELS = {"input": "input gate i", "forget": "forget gate f", "cell": "cell candidate g",
-          "output": "output gate o"}  # fmt: skip
+LABELS = {
+    "input": "input gate i",
+    "forget": "forget gate f",
+    "cell": "cell candidate g",
+    "output": "output gate o",
+}
 COLORS = {"input": "C0", "forget": "C3", "cell": "C2", "output": "C1"}
 
 
@@ -23,8 +28,8 @@ def saturation_figure(units: pd.DataFrame) -> Figure:
     """Per layer and gate, one point per unit at (fraction left-, fraction right-saturated)."""
     layers = sorted(units["layer"].unique())
     epoch = int(units["epoch"].iloc[0])
-    fig, axes = plt.subplots(len(layers), len(GATES), figsize=(3.3 * len(GATES), 3.2 * len(layers)),
-                             squeeze=False, sharex=True, sharey=True)  # fmt: skip
+    fig = new_figure(3.3 * len(GATES), 3.2 * len(layers))
+    axes = fig.subplots(len(layers), len(GATES), squeeze=False, sharex=True, sharey=True)
     for row, layer in zip(axes, layers, strict=True):
         for ax, gate in zip(row, GATES, strict=True):
             part = units[(units["layer"] == layer) & (units["gate"] == gate)]
@@ -37,7 +42,6 @@ def saturation_figure(units: pd.DataFrame) -> Figure:
             ax.set_xlabel(f"fraction left-saturated (< {low})")
             ax.set_ylabel(f"fraction right-saturated (> {high})")
     fig.suptitle(f"Gate saturation per unit, epoch {epoch} (Karpathy et al. 2015)", fontsize=12)
-    fig.tight_layout()
     return fig
 
 
@@ -46,7 +50,7 @@ def heatmap_figure(
 ) -> Figure:
     """Each gate's activation over time steps x units for one window, the input path above."""
     layers, steps, _ = snap.sample["input"].shape
-    fig = plt.figure(figsize=(4.2 * layers + 1.5, 2.0 + 2.3 * len(GATES)))
+    fig = new_figure(4.2 * layers + 1.5, 2.0 + 2.3 * len(GATES))
     grid = fig.add_gridspec(1 + len(GATES), layers, height_ratios=[1.0] + [1.4] * len(GATES))
     days = np.arange(-steps + 1, 1)
     top = fig.add_subplot(grid[0, :])
@@ -63,33 +67,45 @@ def heatmap_figure(
             ax = fig.add_subplot(grid[row, layer])
             values = snap.sample[gate][layer].T  # (H, T)
             low, high = (-1, 1) if gate == "cell" else (0, 1)
-            image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=low, vmax=high,
-                              interpolation="nearest",
-                              extent=(days[0] - 0.5, days[-1] + 0.5, values.shape[0] - 0.5, -0.5))  # fmt: skip
+            image = ax.imshow(
+                values,
+                aspect="auto",
+                cmap="viridis",
+                vmin=low,
+                vmax=high,
+                interpolation="nearest",
+                extent=(days[0] - 0.5, days[-1] + 0.5, values.shape[0] - 0.5, -0.5),
+            )
             ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
             ax.set_ylabel("unit")
             ax.set_xlabel("trading day")
             fig.colorbar(image, ax=ax, label="activation", fraction=0.046, pad=0.02)
-    fig.tight_layout()
     return fig
 
 
 def trajectory_figure(history: pd.DataFrame) -> Figure:
     """Gate means, saturation fractions and the forget gate's timescale over epochs, per layer."""
-    from matplotlib.ticker import MaxNLocator
-
     layers = sorted(history["layer"].unique())
-    stats = (("mean", "mean activation"), ("sat_right", "fraction right-saturated"),
-             ("sat_left", "fraction left-saturated"))  # fmt: skip
-    fig, axes = plt.subplots(len(layers), len(stats) + 1, figsize=(16, 3.3 * len(layers)),
-                             squeeze=False)  # fmt: skip
+    stats = (
+        ("mean", "mean activation"),
+        ("sat_right", "fraction right-saturated"),
+        ("sat_left", "fraction left-saturated"),
+    )
+    fig = new_figure(16, 3.3 * len(layers))
+    axes = fig.subplots(len(layers), len(stats) + 1, squeeze=False)
     for row, layer in zip(axes, layers, strict=True):
         mine = history[history["layer"] == layer]
         for ax, (stat, label) in zip(row[:-1], stats, strict=True):
             for gate in GATES:
                 part = mine[(mine["gate"] == gate) & (mine["stat"] == stat)].sort_values("epoch")
-                ax.plot(part["epoch"], part["value"], marker="o", ms=3, color=COLORS[gate],
-                        label=LABELS[gate])  # fmt: skip
+                ax.plot(
+                    part["epoch"],
+                    part["value"],
+                    marker="o",
+                    ms=3,
+                    color=COLORS[gate],
+                    label=LABELS[gate],
+                )
             ax.set_title(f"layer {layer} · {label}", fontsize=10)
             ax.set_ylabel(label)
         tau = mine[(mine["gate"] == "forget") & (mine["stat"] == "timescale")].sort_values("epoch")
@@ -102,15 +118,14 @@ def trajectory_figure(history: pd.DataFrame) -> Figure:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         row[0].legend(fontsize=8)
     fig.suptitle("Gate statistics over training (fixed batch of validation windows)", fontsize=12)
-    fig.tight_layout()
     return fig
 
 
 def histogram_figure(snap: GateSnapshot) -> Figure:
     """Histograms of each gate's activations over the diagnostic batch, per layer."""
     layers = snap.histograms["input"].shape[0]
-    fig, axes = plt.subplots(layers, len(GATES), figsize=(3.3 * len(GATES), 2.8 * layers),
-                             squeeze=False)  # fmt: skip
+    fig = new_figure(3.3 * len(GATES), 2.8 * layers)
+    axes = fig.subplots(layers, len(GATES), squeeze=False)
     for layer, row in enumerate(axes):
         for ax, gate in zip(row, GATES, strict=True):
             edges = snap.edges[gate]
@@ -121,9 +136,10 @@ def histogram_figure(snap: GateSnapshot) -> Figure:
             ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
             ax.set_xlabel("activation")
             ax.set_ylabel("density")
-    fig.suptitle(f"Gate activation distributions, epoch {snap.epoch} (dashed: saturation thresholds)",
-                 fontsize=12)  # fmt: skip
-    fig.tight_layout()
+    fig.suptitle(
+        f"Gate activation distributions, epoch {snap.epoch} (dashed: saturation thresholds)",
+        fontsize=12,
+    )
     return fig
 
 
@@ -141,3 +157,25 @@ def gate_artifacts(
         history = monitor.history_frame()
         yield "gates/history.parquet", history
         yield "gates/trajectories.png", trajectory_figure(history)
+
+
+def timescale_figure(units: pd.DataFrame, window: int) -> Figure:
+    """Per layer, every unit's forget-gate timescale, sorted, one line per epoch in ``units``."""
+    forget = units[units["gate"] == "forget"]
+    layers = sorted(forget["layer"].unique())
+    fig = new_figure(5.5 * len(layers), 4)
+    axes = np.atleast_1d(fig.subplots(1, len(layers), sharey=True))
+    for ax, layer in zip(axes, layers, strict=True):
+        for epoch, part in forget[forget["layer"] == layer].groupby("epoch"):
+            days = np.sort(part["timescale"].clip(upper=1e4).to_numpy())[::-1]
+            ax.plot(np.arange(len(days)), days, marker="o", ms=3, label=f"epoch {epoch}")
+        ax.axhline(window, color="k", ls="--", lw=0.8, label=f"input window ({window} days)")
+        ax.axhline(1, color="0.5", ls=":", lw=0.8, label="1 day")
+        plain_log_axis(ax)
+        ax.set_xlabel("unit, sorted by timescale")
+        ax.set_title(f"layer {layer}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("memory timescale -1 / ln(mean f) (trading days)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Forget-gate memory timescale per unit")
+    return fig

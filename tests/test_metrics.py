@@ -2,11 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockpred.evaluate import (
+from stockpred.metrics import (
     comparison_table,
-    fit_ridge,
-    predicted_vs_actual_figure,
+    information_coefficients,
     regression_metrics,
+    strategy_returns,
+    strategy_stats,
+    wilson_interval,
 )
 
 
@@ -33,34 +35,14 @@ def test_metrics_refuse_mismatched_or_empty_input() -> None:
         regression_metrics(np.zeros(0), np.zeros(0))
 
 
-def test_ridge_picks_its_penalty_on_validation_rows() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 3))
-    y = x @ np.array([0.5, 0.0, -0.2]) + rng.normal(0, 0.1, 400)
-    ridge = fit_ridge(x[:300], y[:300], x[300:], y[300:])
-    assert ridge.alpha <= 10.0
-    np.testing.assert_allclose(ridge.coef_, [0.5, 0.0, -0.2], atol=0.05)
-
-
 def test_the_comparison_table_is_relative_to_the_zero_baseline() -> None:
-    table = comparison_table({"lstm": {"rmse": 0.9, "mae": 1.0}, "zero": {"rmse": 1.0, "mae": 1.0}})
+    table = comparison_table(
+        {"lstm": {"rmse": 0.9, "mae": 1.0}, "zero": {"rmse": 1.0, "mae": 1.0}}, "zero", "rmse"
+    )
     assert table.set_index("model").loc["lstm", "rmse_vs_zero"] == pytest.approx(0.9)
 
 
-def test_the_figure_has_one_row_per_ticker_with_labelled_axes() -> None:
-    frame = pd.DataFrame({
-        "date": list(pd.bdate_range("2020-01-01", periods=5)) * 2,
-        "ticker": ["A"] * 5 + ["B"] * 5,
-        "actual": np.linspace(-0.01, 0.01, 10), "lstm": np.zeros(10), "ridge": np.zeros(10),
-    })  # fmt: skip
-    fig = predicted_vs_actual_figure(frame, horizon=1)
-    assert len(fig.axes) == 4
-    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
-
-
 def test_the_wilson_interval_matches_the_textbook_value() -> None:
-    from stockpred.evaluate import wilson_interval
-
     low, high = wilson_interval(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
     low, high = wilson_interval(0, 10)
@@ -72,16 +54,22 @@ def _frame(**columns) -> pd.DataFrame:
 
 
 def test_ic_is_time_series_for_one_ticker_and_cross_sectional_for_several() -> None:
-    from stockpred.evaluate import information_coefficients
-
-    one = _frame(date=[1, 2, 3, 4], ticker=["A"] * 4, actual=[0.01, 0.02, -0.01, 0.03],
-                 lstm=[1.0, 2.0, -1.0, 4.0])  # fmt: skip
+    one = _frame(
+        date=[1, 2, 3, 4],
+        ticker=["A"] * 4,
+        actual=[0.01, 0.02, -0.01, 0.03],
+        lstm=[1.0, 2.0, -1.0, 4.0],
+    )
     ics = information_coefficients(one, "lstm")
     assert ics["ic_cross_sectional"] == 0.0
     assert ics["ic"] == pytest.approx(np.corrcoef(one["lstm"], one["actual"])[0, 1])
     assert ics["rank_ic"] == pytest.approx(1.0)  # the same order: ranks 2,3,1,4 both
-    many = _frame(date=[1, 1, 1, 2, 2, 2], ticker=list("ABCABC"),
-                  actual=[0.01, 0.02, 0.03, 0.03, 0.02, 0.01], lstm=[1, 2, 3, 1, 2, 3])  # fmt: skip
+    many = _frame(
+        date=[1, 1, 1, 2, 2, 2],
+        ticker=list("ABCABC"),
+        actual=[0.01, 0.02, 0.03, 0.03, 0.02, 0.01],
+        lstm=[1, 2, 3, 1, 2, 3],
+    )
     cross = information_coefficients(many, "lstm")
     assert cross["ic_cross_sectional"] == 1.0
     assert cross["ic"] == pytest.approx(0.0) and cross["rank_ic"] == pytest.approx(0.0)  # +1 and -1
@@ -90,11 +78,12 @@ def test_ic_is_time_series_for_one_ticker_and_cross_sectional_for_several() -> N
 
 
 def test_sign_strategies_by_hand() -> None:
-    from stockpred.evaluate import strategy_returns, strategy_stats
-
-    frame = _frame(date=[1, 2, 3, 1, 2, 3], ticker=list("AAABBB"),
-                   actual=np.log([1.10, 0.90, 1.05, 1.00, 1.20, 0.80]),
-                   lstm=[0.1, -0.1, 0.2, -0.3, 0.1, 0.1])  # fmt: skip
+    frame = _frame(
+        date=[1, 2, 3, 1, 2, 3],
+        ticker=list("AAABBB"),
+        actual=np.log([1.10, 0.90, 1.05, 1.00, 1.20, 0.80]),
+        lstm=[0.1, -0.1, 0.2, -0.3, 0.1, 0.1],
+    )
     long_short = strategy_returns(frame, "lstm", "long_short", horizon=1, cost_bps=0)
     # date 1: A long +10%, B short 0% -> 5%; date 2: A short -(-10%)=+10%, B long +20% -> 15%;
     # date 3: A long +5%, B long -20% -> -7.5%
@@ -112,16 +101,3 @@ def test_sign_strategies_by_hand() -> None:
     assert stats["sharpe"] == pytest.approx(net.mean() / net.std(ddof=1) * np.sqrt(252))
     every_other = strategy_returns(frame, "lstm", "buy_hold", horizon=2, cost_bps=0)
     assert list(every_other.index) == [1, 3]  # non-overlapping periods
-
-
-def test_score_names_every_metric() -> None:
-    from stockpred.evaluate import score
-
-    rng = np.random.default_rng(0)
-    frame = _frame(date=np.repeat(np.arange(50), 3), ticker=list("ABC") * 50,
-                   actual=rng.normal(0, 0.01, 150), lstm=rng.normal(0, 0.01, 150))  # fmt: skip
-    metrics = score(frame, "lstm", horizon=1, cost_bps=5)
-    for key in ("rmse", "mae", "dir_acc", "dir_acc_low", "dir_acc_high", "ic", "rank_ic", "sharpe",
-                "long_flat/sharpe", "long_short/max_drawdown", "long_short/turnover"):  # fmt: skip
-        assert np.isfinite(metrics[key]), key
-    assert metrics["dir_acc_low"] < metrics["dir_acc"] < metrics["dir_acc_high"]

@@ -1,19 +1,12 @@
-"""Resuming interrupted training: where a run's checkpoints live, who owns the run, SIGTERM.
+"""A run's checkpoint folder and its owner lock: who trains the run, and whether they live.
 
 A run started by ``run_training`` keeps its training state in
 ``<project>/mlflow/checkpoints/<run_id>/`` (see ``stockpred.paths.checkpoints_dir``):
-
-- ``last.ckpt``: the full training state after the last completed epoch (weights, optimizer,
-  epoch and loop counters, early-stopping, checkpoint and gate-monitor state, random number
-  generators), rewritten after every epoch;
-- ``epoch=E-step=S.ckpt``: the best validation weights so far;
-- ``owner.lock``: held (``flock``) by the process training the run, for as long as it runs. The
-  kernel drops the lock when that process dies, however it dies (SIGKILL, out of memory, a
-  reboot), so ``owner_alive`` tells a live run from a dangling one without trusting a pid.
-
-The folder is deleted when the run finishes; it stays when the run fails or is killed, so
-``stockpred train --resume RUN_ID`` can continue from ``last.ckpt``. No MLflow here (that is
-``stockpred.tracking``), no torch at import.
+``last.ckpt`` (the full training state after the last completed epoch, ``resume.checkpoints``),
+``epoch=E-step=S.ckpt`` (the best validation weights so far), and ``owner.lock``: held
+(``flock``) by the process training the run, for as long as it runs. The kernel drops the lock
+when that process dies, however it dies (SIGKILL, out of memory, a reboot), so ``owner_alive``
+tells a live run from a dangling one without trusting a pid. No torch, no MLflow here.
 """
 
 from __future__ import annotations
@@ -22,7 +15,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -45,21 +37,6 @@ class RunBusy(ValueError):
     """The run is being trained by a live process."""
 
 
-class Terminated(BaseException):
-    """SIGTERM (``kill``, a scheduler, a Prefect cancellation) or Ctrl-C arrived during a run:
-    unwind it, ending the MLflow run KILLED with its checkpoints kept for a resume.
-
-    A ``BaseException`` so ``except Exception`` blocks do not swallow it, and deliberately not a
-    ``KeyboardInterrupt``: Lightning turns a ``KeyboardInterrupt`` inside ``fit`` into
-    ``sys.exit(1)`` (leaving SIGINT ignored), but re-raises any other exception.
-    ``run_training`` re-raises a Ctrl-C as ``KeyboardInterrupt`` once the run is ended.
-    """
-
-    def __init__(self, message: str = "terminated by SIGTERM", signum: int = signal.SIGTERM):
-        super().__init__(message)
-        self.signum = int(signum)
-
-
 def run_dir(run_id: str) -> Path:
     """The checkpoint folder of MLflow run ``run_id`` (it may not exist)."""
     if not _RUN_ID.match(run_id):
@@ -71,20 +48,6 @@ def last_checkpoint(run_id: str) -> Path | None:
     """The run's ``last.ckpt``, if it has one."""
     path = run_dir(run_id) / LAST
     return path if path.is_file() else None
-
-
-def checkpoint_epoch(path: Path) -> int:
-    """The last completed epoch saved in a Lightning checkpoint (training continues after it)."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign file
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); delete it to "
-            "retrain the run from its first epoch"
-        ) from exc
-    return int(state["epoch"])
 
 
 @contextlib.contextmanager
@@ -117,12 +80,12 @@ def _locked_handle(run_id: str) -> IO[str]:
         if fcntl is None:
             return path.open("a+")
         try:
-            handle = path.open("r+")
+            handle: IO[str] = path.open("r+")
         except FileNotFoundError:
-            handle = _create_locked(path)
-            if handle is None:  # another process created it first: contend for theirs
+            created = _create_locked(path)
+            if created is None:  # another process created it first: contend for theirs
                 continue
-            return handle
+            return created
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -214,40 +177,3 @@ def discard_if_empty(run_id: str) -> None:
     folder = run_dir(run_id)
     if folder.is_dir() and not any(folder.glob("*.ckpt")):
         discard(run_id)
-
-
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    """While inside, SIGTERM and Ctrl-C (SIGINT) raise ``Terminated`` in the main thread, so the
-    run is recorded as KILLED, its checkpoints stay, and ``fit`` unwinds like any error.
-
-    Installed only from the main thread, and only over Python's own handlers (SIGTERM's default,
-    SIGINT's ``default_int_handler``, which Jupyter kernels also use while a cell runs): an
-    orchestrator's handler (Prefect raises its ``TerminationSignal``) stays in charge. Both
-    handlers are restored on the way out, whatever happened inside (Lightning ignores SIGINT
-    after a ``KeyboardInterrupt`` in ``fit``; a notebook must get its Ctrl-C back). Lightning
-    adds its SIGTERM notice in front of this handler during ``fit`` and restores it afterwards.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum: int, _frame: object) -> None:
-        if signum == signal.SIGINT:
-            raise Terminated("interrupted by Ctrl-C (SIGINT)", signum)
-        raise Terminated(f"terminated by {signal.Signals(signum).name}", signum)
-
-    ours = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
-    previous = {signum: signal.getsignal(signum) for signum in ours}
-    try:
-        for signum, default in ours.items():
-            if previous[signum] is default:
-                signal.signal(signum, _raise)
-        yield
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:  # None: installed from C; cannot be put back from Python
-                signal.signal(signum, handler)
-
-
-sigterm_raises = signals_raise  # the earlier name

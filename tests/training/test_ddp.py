@@ -22,9 +22,10 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from stockpred import tracking
-from stockpred import train as training
 from stockpred.config import TrainConfig, load_config
 from stockpred.pipeline import run_training
+from stockpred.training import devices as training
+from stockpred.training import fit_forecaster
 from stockpred.windows import WindowDataset
 from tests.conftest import TINY
 
@@ -47,8 +48,16 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("ddp")
     config = folder / "tiny.json"
     config.write_text(json.dumps({**CONFIG, "tracking": {**TINY["tracking"], "experiment": "ddp"}}))
-    command = [str(Path(sys.executable).parent / "stockpred"), "train", "--config", str(config),
-               "--accelerator", "cpu", "--devices", "2"]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "stockpred"),
+        "train",
+        "--config",
+        str(config),
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     runs = _runs("ddp")
@@ -93,8 +102,11 @@ def test_it_logs_what_a_single_device_run_logs(ddp_run, single_run) -> None:
     assert metrics == {k for k, v in single_run.items() if k.startswith("metrics.") and v == v}
     gates = tracking.list_artifact_paths(ddp["run_id"], "gates")
     assert gates == tracking.list_artifact_paths(single_run["run_id"], "gates")
-    assert {"gates/history.parquet", "gates/trajectories.png",
-            f"gates/units_epoch_{EPOCHS - 1:03d}.parquet"} <= set(gates)  # fmt: skip
+    assert {
+        "gates/history.parquet",
+        "gates/trajectories.png",
+        f"gates/units_epoch_{EPOCHS - 1:03d}.parquet",
+    } <= set(gates)
     history = tracking.load_gate_stats(ddp["run_id"])
     assert sorted(history["epoch"].unique()) == list(range(EPOCHS))
 
@@ -189,7 +201,7 @@ def test_on_cuda_the_loaders_pin_memory_and_use_the_gpu_batch(monkeypatch) -> No
     monkeypatch.setattr(training, "uses_cuda", lambda accelerator: True)
     data = _dataset(300)
     config = TrainConfig(max_epochs=1, accelerator="cpu", progress_bar=False)
-    fit = training.fit_forecaster(data, data, load_config(TINY).model, config)
+    fit = fit_forecaster(data, data, load_config(TINY).model, config)
     assert fit.batch_size == 1024 and fit.strategy == "auto" and fit.world_size == 1
     assert [s["pin_memory"] for s in seen] == [True, True]
     assert [s["batch_size"] for s in seen] == [1024, 4096]
@@ -233,7 +245,7 @@ import numpy as np
 from pytorch_lightning.loggers import CSVLogger
 from stockpred.config import ModelConfig, TrainConfig
 from stockpred.gates import GateMonitor
-from stockpred.train import fit_forecaster
+from stockpred.training import fit_forecaster
 from stockpred.windows import WindowDataset
 rng = np.random.default_rng(0)
 x, y = rng.normal(size=(600, 3)).astype(np.float32), rng.normal(size=600).astype(np.float32)
@@ -257,8 +269,13 @@ def test_in_an_interactive_session_two_processes_fork_and_return_rank_zeros_resu
     """``python -i`` is what Lightning (and this code) sees in a notebook: no spawn there."""
     script = tmp_path / "fit.py"
     script.write_text(FORK_SCRIPT.format(folder=str(tmp_path / "logs")))
-    done = subprocess.run([sys.executable, "-i", str(script)], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-i", str(script)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     line = next((s for s in done.stdout.splitlines() if "FIT" in s), done.stdout + done.stderr)
     assert line.removeprefix(">>> ").startswith("FIT ddp_fork 2 2 "), line
     assert line.endswith("True [0, 1] [0, 1]"), line
@@ -273,8 +290,8 @@ import numpy as np
 import pytorch_lightning as pl
 
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.resume import sigterm_raises
-from stockpred.train import fit_forecaster
+from stockpred.resume import signals_raise as sigterm_raises
+from stockpred.training import fit_forecaster
 from stockpred.windows import WindowDataset
 
 
@@ -313,8 +330,12 @@ def test_sigterm_to_the_main_process_stops_the_workers(tmp_path: Path, strategy:
     train (10,000 epochs here), must stop them and exit, not wait for them to finish."""
     script = tmp_path / "train.py"
     script.write_text(TERM_SCRIPT)
-    process = subprocess.Popen([sys.executable, str(script), str(tmp_path), strategy],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), strategy],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     pids: list[int] = []
     try:
         deadline = time.monotonic() + 180  # imports and worker start-up, on a busy machine

@@ -1,0 +1,117 @@
+"""Every run's report: ``render_report(run_id)`` executes ``notebooks/03-gate-diagnostics.ipynb``
+for one run and converts it to HTML; the training pipeline attaches that file to every run as
+``report/``."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
+
+from stockpred import tracking
+
+REPORT_NOTEBOOK = "03-gate-diagnostics.ipynb"
+REPORT_FILE = "gate-diagnostics.html"
+
+
+def notebooks_dir() -> Path:
+    """The checkout's ``notebooks/`` folder (the notebooks are not part of an installed wheel)."""
+    folder = Path(__file__).resolve().parents[3] / "notebooks"
+    if not (folder / REPORT_NOTEBOOK).is_file():
+        raise FileNotFoundError(
+            f"{folder / REPORT_NOTEBOOK} does not exist: the report needs a source checkout of "
+            "stockpred (pip install -e .)"
+        )
+    return folder
+
+
+def inject_parameters(nb: NotebookNode, parameters: Mapping[str, Any]) -> NotebookNode:
+    """A copy of ``nb`` with ``parameters`` assigned right after its cell tagged ``parameters``.
+
+    Papermill's convention: the new cell is tagged ``injected-parameters`` (replacing an earlier
+    one); without a ``parameters`` cell it goes first.
+    """
+    bad = [name for name in parameters if not name.isidentifier()]
+    if bad:
+        raise ValueError(f"parameter names must be Python identifiers, got {bad}")
+    nb = copy.deepcopy(nb)
+    lines = ["# Injected parameters", *(f"{k} = {v!r}" for k, v in parameters.items())]
+    cell = new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
+    cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    cells.insert(tagged[0] + 1 if tagged else 0, cell)
+    nb.cells = cells
+    return nb
+
+
+def execute_notebook(
+    path: Path, parameters: Mapping[str, Any] | None = None, *, timeout: int = 600
+) -> NotebookNode:
+    """Run a notebook headless in its folder on this interpreter; raises at the first cell error.
+
+    The kernel sees the same tracking store as this process (``MLFLOW_TRACKING_URI``).
+    """
+    nb = nbformat.read(path, as_version=4)
+    if parameters:
+        nb = inject_parameters(nb, parameters)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+    env.pop("MPLBACKEND", None)  # let the kernel draw inline, as in JupyterLab
+    NotebookClient(
+        nb,
+        kernel_name="python3",  # the kernel of the running interpreter
+        timeout=timeout,
+        startup_timeout=120,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP notice on our stderr
+        resources={"metadata": {"path": str(Path(path).parent)}},
+    ).execute(env=env)
+    return nb
+
+
+def notebook_html(nb: NotebookNode, title: str) -> str:
+    """An executed notebook as one self-contained HTML page (figures embedded as data URIs)."""
+    exporter = HTMLExporter(
+        template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    # nbconvert's accessibility check warns about images without alt text on the traitlets
+    # logger; matplotlib's PNG outputs carry none, and the warning is noise in every run's log.
+    logger = logging.getLogger("traitlets")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    finally:
+        logger.setLevel(level)
+    return body
+
+
+def render_report(run_id: str, output_dir: Path | None = None, *, timeout: int = 600) -> Path:
+    """Execute the gate-diagnostics notebook for ``run_id`` and write it as HTML; returns the file.
+
+    A failing cell raises ``ReportError`` naming the cell's error.
+    """
+    notebook = notebooks_dir() / REPORT_NOTEBOOK
+    try:
+        nb = execute_notebook(notebook, {"run_id": run_id}, timeout=timeout)
+    except CellExecutionError as exc:
+        raise ReportError(f"{notebook.name} failed: {exc.ename}: {exc.evalue}") from exc
+    name = tracking.load_run_record(run_id)["run_name"]
+    folder = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="stockpred-report-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / REPORT_FILE
+    path.write_text(notebook_html(nb, f"Gate diagnostics · {name}"), encoding="utf-8")
+    return path
+
+
+class ReportError(RuntimeError):
+    """The report notebook failed; the message names the error of the failing cell."""

@@ -1,0 +1,211 @@
+"""The return task: forecast the forward log return over ``features.horizon`` trading days.
+
+Baselines (each fitted on the training windows only): zero (the random walk), the training mean,
+ridge on the forecast date's features (penalty chosen on validation) and AR(p) on the window's
+last p one-day returns. Scores: RMSE and MAE, direction with its Wilson interval, information
+coefficients, and the long/flat and long/short sign strategies net of costs. Models are selected
+and promoted by ``val/rmse_vs_zero``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LinearRegression, Ridge
+
+from stockpred.config import PipelineConfig
+from stockpred.features import make_target
+from stockpred.figures.evaluation import comparison_figure, predicted_vs_actual_figure
+from stockpred.metrics import (
+    information_coefficients,
+    regression_metrics,
+    strategy_returns,
+    strategy_stats,
+    wilson_interval,
+)
+from stockpred.tasks.base import LSTM, ForecastTask, Part
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+ONE_DAY_RETURN = "ret_1d"  # the feature the AR baseline reads its lags from
+
+
+class Zero:
+    """Predict no change: the random walk's forecast of a log return."""
+
+    name = "zero"
+
+    def fit(self, train: Part, val: Part) -> Zero:
+        return self
+
+    def predict(self, part: Part) -> np.ndarray:
+        return np.zeros(len(part))
+
+    def params(self) -> dict[str, float]:
+        return {}
+
+
+class Mean:
+    """Predict the training period's mean return."""
+
+    name = "mean"
+
+    def fit(self, train: Part, val: Part) -> Mean:
+        self.mean_ = float(train.prepared.target_mean)
+        return self
+
+    def predict(self, part: Part) -> np.ndarray:
+        return np.full(len(part), self.mean_)
+
+    def params(self) -> dict[str, float]:
+        return {}
+
+
+class RidgeOnFeatures:
+    """Ridge regression on the forecast date's scaled features; alpha chosen on validation."""
+
+    name = "ridge"
+
+    def fit(self, train: Part, val: Part) -> RidgeOnFeatures:
+        best: tuple[float, Ridge] | None = None
+        for alpha in RIDGE_ALPHAS:
+            ridge = Ridge(alpha=alpha).fit(train.last_row, train.target)
+            mse = float(np.mean((ridge.predict(val.last_row) - val.target) ** 2))
+            if best is None or mse < best[0]:
+                best = (mse, ridge)
+        assert best is not None
+        self.ridge_ = best[1]
+        return self
+
+    def predict(self, part: Part) -> np.ndarray:
+        return part.prepared.unscale(self.ridge_.predict(part.last_row))
+
+    def params(self) -> dict[str, float]:
+        return {"baseline.ridge_alpha": float(self.ridge_.alpha)}
+
+
+class AutoRegression:
+    """AR(p) by least squares: the target on the window's last p one-day returns."""
+
+    name = "ar"
+
+    def __init__(self, order: int) -> None:
+        self.order = order
+
+    def fit(self, train: Part, val: Part) -> AutoRegression:
+        self.ar_ = LinearRegression().fit(train.lags(ONE_DAY_RETURN, self.order), train.target)
+        return self
+
+    def predict(self, part: Part) -> np.ndarray:
+        return part.prepared.unscale(self.ar_.predict(part.lags(ONE_DAY_RETURN, self.order)))
+
+    def params(self) -> dict[str, float]:
+        return {"baseline.ar_order": self.order}
+
+
+class ReturnTask(ForecastTask):
+    """Forward log returns; skill is RMSE relative to the zero forecast."""
+
+    kind = "return"
+    reference = "zero"
+    relative_metric = "rmse"
+    headline = ("rmse", "dir_acc", "ic", "sharpe")
+    table_scores = ("rmse", "mae", "dir_acc")
+
+    @property
+    def baseline_names(self) -> tuple[str, ...]:
+        return ("zero", "mean", "ridge", "ar")
+
+    def target(self, prices: pd.DataFrame, config: PipelineConfig) -> pd.Series:
+        return make_target(prices, config.features.horizon)
+
+    def baselines(self, config: PipelineConfig) -> Sequence[Any]:
+        out: list[Any] = [Zero(), Mean(), RidgeOnFeatures()]
+        if 1 in config.features.return_lags:  # the AR reads the one-day return feature
+            out.append(AutoRegression(config.evaluation.ar_order))
+        return out
+
+    def score(
+        self, predictions: pd.DataFrame, model: str, config: PipelineConfig
+    ) -> dict[str, float]:
+        horizon, cost = config.features.horizon, config.evaluation.cost_bps
+        metrics = regression_metrics(predictions["actual"], predictions[model])
+        hits = int(((predictions[model] > 0) == (predictions["actual"] > 0)).sum())
+        metrics["dir_acc_low"], metrics["dir_acc_high"] = wilson_interval(hits, len(predictions))
+        metrics.update(information_coefficients(predictions, model))
+        for rule in ("long_flat", "long_short"):
+            returns = strategy_returns(predictions, model, rule, horizon, cost)
+            metrics.update({f"{rule}/{k}": v for k, v in strategy_stats(returns, horizon).items()})
+        metrics["sharpe"] = metrics["long_short/sharpe"]
+        return metrics
+
+    def extra_metrics(
+        self,
+        predictions: pd.DataFrame,
+        scores: Mapping[str, Mapping[str, float]],
+        config: PipelineConfig,
+    ) -> dict[str, float]:
+        horizon, cost = config.features.horizon, config.evaluation.cost_bps
+        hold = strategy_stats(
+            strategy_returns(predictions, LSTM, "buy_hold", horizon, cost), horizon
+        )
+        return {f"benchmark/buy_hold/test/{k}": v for k, v in hold.items() if np.isfinite(v)}
+
+    def validation_metrics(self, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+        rmse = float(np.sqrt(np.mean((predicted - actual) ** 2)))
+        zero = float(np.sqrt(np.mean(actual**2)))
+        return {"val/rmse": rmse, self.selection_metric: rmse / zero}
+
+    def summary_rows(self, metrics: Mapping[str, float]) -> list[str]:
+        rows = [
+            "test period (RMSE in log-return units; Sharpe of the long/short sign strategy,",
+            "annualised, net of costs; IC = Pearson correlation of forecast and outcome):",
+            f"{'model':<8}{'RMSE':>10}{'vs zero':>9}{'dir.acc':>9}{'IC':>8}{'Sharpe':>8}",
+        ]
+        zero = metrics.get(self.metric_key(self.reference, "rmse"), float("nan"))
+        for model in self.models:
+            rmse = metrics.get(self.metric_key(model, "rmse"))
+            if rmse is None:
+                continue
+            m = {k: metrics.get(self.metric_key(model, k)) for k in ("dir_acc", "ic", "sharpe")}
+            rows.append(
+                f"{model:<8}{rmse:>10.5f}{rmse / zero:>9.3f}{_fmt(m['dir_acc'], 9, 3)}"
+                f"{_fmt(m['ic'], 8, 3)}{_fmt(m['sharpe'], 8, 2)}"
+            )
+        hold = metrics.get("benchmark/buy_hold/test/sharpe")
+        if hold is not None:
+            rows.append(f"{'buy&hold':<8}{'':>10}{'':>9}{'':>9}{'':>8}{hold:>8.2f}")
+        return rows
+
+    def figures(
+        self,
+        predictions: pd.DataFrame,
+        scores: Mapping[str, Mapping[str, float]],
+        config: PipelineConfig,
+    ) -> dict[str, Figure]:
+        horizon, cost = config.features.horizon, config.evaluation.cost_bps
+        table = self.comparison_table(scores)
+        return {
+            "evaluation/predicted_vs_actual.png": predicted_vs_actual_figure(predictions, horizon),
+            "evaluation/comparison.png": comparison_figure(
+                predictions, table, horizon, cost, self.colors()
+            ),
+        }
+
+    def forecast_columns(self, predicted: np.ndarray) -> dict[str, Any]:
+        return {
+            "predicted_log_return": predicted,
+            "direction": np.where(predicted > 0, "up", "down"),
+        }
+
+
+def _fmt(value: float | None, width: int, digits: int) -> str:
+    """A right-aligned number, or a dash where a metric is undefined (e.g. IC of a constant)."""
+    if value is None or value != value:
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"

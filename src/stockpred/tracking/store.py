@@ -1,0 +1,149 @@
+"""Where runs live: the tracking URI, the client, experiments, and whether a server answers.
+
+Default store: ``sqlite:///<project>/mlflow/mlflow.db`` with artifacts in
+``<project>/mlflow/artifacts`` (never the deprecated file store); ``MLFLOW_TRACKING_URI``
+overrides it (e.g. a team server).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from stockpred.paths import project_root
+
+
+def store_dir() -> Path:
+    """``<project>/mlflow``: the local SQLite store and its artifacts."""
+    return project_root() / "mlflow"
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else the project's SQLite store."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{store_dir() / 'mlflow.db'}"
+
+
+def is_local_store(uri: str) -> bool:
+    """Whether the URI is a store on this machine (SQLite), whose artifacts we place ourselves."""
+    return uri.startswith("sqlite:")
+
+
+def ui_argv(uri: str | None = None) -> list[str]:
+    """The command (as a list) that opens the MLflow UI on the local store ``uri``, bound to
+    127.0.0.1; the mlflow beside this interpreter (``.venv/bin/mlflow``) needs no activation."""
+    uri = uri or tracking_uri()
+    beside = Path(sys.executable).parent / "mlflow"
+    program = str(beside) if beside.exists() else "mlflow"
+    return [
+        program,
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        str(store_dir() / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "5000",
+    ]
+
+
+def ui_command(uri: str | None = None) -> str:
+    """The shell command that opens the MLflow UI on ``uri`` (quoted for a shell)."""
+    uri = uri or tracking_uri()
+    if not is_local_store(uri):
+        return f"open {uri} in a browser"
+    return shlex.join(ui_argv(uri))
+
+
+class TrackingUnavailableError(ConnectionError):
+    """The MLflow tracking server named by ``MLFLOW_TRACKING_URI`` does not answer."""
+
+
+def check_server(uri: str | None = None, timeout: float = 5.0) -> None:
+    """Fail fast, with what to do, when a remote tracking server is down.
+
+    MLflow's own client retries a dead server with backoff for minutes; a run should instead
+    stop before any data is loaded or any epoch is trained. Local stores need no check.
+    """
+
+    uri = uri or tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        problem = f"HTTP {exc.code} from {health}"
+    except (OSError, ValueError) as exc:
+        problem = f"{type(getattr(exc, 'reason', exc)).__name__}: {getattr(exc, 'reason', exc)}"
+    raise TrackingUnavailableError(
+        f"MLflow tracking server {uri} is not reachable ({problem}); nothing was run. Start it "
+        "(e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db`), "
+        "fix MLFLOW_TRACKING_URI, or unset it to track into the project's local store"
+    )
+
+
+_ANSWERED: set[str] = set()  # tracking servers that answered once in this process
+
+
+def client() -> MlflowClient:
+    """A client on the configured store (creating the local folder on first use).
+
+    The first client of a tracking server in a process checks that it answers, so a server that
+    is down is one clear error at the first MLflow call, not minutes of retries.
+    """
+    uri = tracking_uri()
+    if is_local_store(uri):
+        (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+    elif uri not in _ANSWERED:
+        check_server(uri)
+        _ANSWERED.add(uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created (artifacts under ``mlflow/artifacts``) if new."""
+    mlflow_client = client()
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if is_local_store(tracking_uri()):
+        location = (store_dir() / "artifacts" / _safe_name(name)).as_uri()
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "default"
+
+
+def git_commit() -> str | None:
+    """The project's current git commit, if it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,181 @@
+"""Fit the forecaster with a Lightning ``Trainer``: early stopping, best-checkpoint restore, seeded.
+
+Torch and Lightning only. What a resumable run adds (``last.ckpt`` every epoch, the random
+generators' state) comes in through ``callbacks`` and ``resume_from`` (``stockpred.resume``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+from torch import nn
+
+import stockpred.training.devices as devices
+from stockpred.config import ModelConfig, TrainConfig
+from stockpred.model import LitForecaster, LSTMForecaster
+from stockpred.training.lightning_internals import trainer_strategy
+from stockpred.windows import WindowDataset
+
+# Lightning's hints that do not apply to an in-memory dataset served by single gathers.
+for _pattern in (
+    ".*does not have many workers.*",
+    ".*Checkpoint directory.*exists and is not empty.*",
+    ".*isinstance.treespec, LeafSpec.*",  # Lightning 2.6 on torch 2.13, harmless
+):
+    warnings.filterwarnings("ignore", message=_pattern)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The best model (weights restored from the best epoch) and how training went."""
+
+    model: LSTMForecaster
+    best_epoch: int
+    epochs_trained: int
+    best_val_loss: float
+    batch_size: int = 0  # per device and step, as resolved
+    precision: str = ""
+    strategy: str = ""
+    world_size: int = 1  # processes that trained (one per device)
+
+
+def fit_forecaster(
+    train: WindowDataset,
+    val: WindowDataset,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    *,
+    logger: Logger | bool = False,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    loss: nn.Module | None = None,
+) -> FitResult:
+    """Train an ``LSTMForecaster`` on ``train``, stop early on ``val/loss``, restore the best epoch.
+
+    With ``checkpoint_dir`` the best-epoch checkpoints persist there (every epoch's, until the
+    caller deletes the folder); without it they live in a temporary folder. ``resume_from``: a
+    full Lightning checkpoint to continue training from. ``loss``: the task's training loss on
+    the scaled target (default MSE).
+    """
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(
+            f"no windows to train on (train {len(train)}, val {len(val)}): the date range is "
+            f"too short for a window of {model_config.window} days"
+        )
+    pl.seed_everything(train_config.seed, workers=True, verbose=False)
+    accelerator = train_config.accelerator
+    strategy = devices.resolve_strategy(train_config.strategy, accelerator, train_config.devices)
+    precision = devices.resolve_precision(
+        train_config.precision, accelerator, fork_safe=strategy == "ddp_fork"
+    )
+    batch_size = devices.resolve_batch_size(train_config.batch_size, accelerator)
+    pin_memory = devices.uses_cuda(
+        accelerator
+    )  # page-locked batches: Lightning copies non_blocking
+    net = LSTMForecaster(
+        train.num_features, model_config.hidden_size, model_config.num_layers, model_config.dropout
+    )
+    module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay, loss)
+    with _checkpoint_folder(checkpoint_dir) as ckpt_dir:
+        checkpoint = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            monitor="val/loss",
+            mode="min",
+            save_weights_only=True,
+            **_best_checkpoint_options(checkpoint_dir),
+        )
+        stopper = EarlyStopping(monitor="val/loss", mode="min", patience=train_config.patience)
+        trainer = pl.Trainer(
+            accelerator=accelerator,
+            devices=train_config.devices,
+            strategy=trainer_strategy(strategy),
+            precision=precision,  # type: ignore[arg-type]
+            max_epochs=train_config.max_epochs,
+            limit_train_batches=train_config.limit_train_batches,
+            gradient_clip_val=train_config.gradient_clip or None,
+            callbacks=[checkpoint, stopper, *callbacks],
+            logger=logger,
+            enable_progress_bar=train_config.progress_bar,
+            enable_model_summary=train_config.progress_bar,
+            log_every_n_steps=1,
+            deterministic="warn",
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(
+            module,
+            train_dataloaders=train.loader(
+                batch_size,
+                shuffle=True,
+                seed=train_config.seed if strategy == "auto" else None,  # DDP: see loader
+                pin_memory=pin_memory,
+            ),
+            val_dataloaders=val.loader(batch_size * 4, shuffle=False, pin_memory=pin_memory),
+            ckpt_path=str(resume_from) if resume_from else None,
+        )
+        best_path = checkpoint.best_model_path
+        if best_path:
+            state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        best_score = checkpoint.best_model_score
+    best_epoch = _best_epoch(best_path)
+    net = module.model.cpu().eval()
+    return FitResult(
+        model=net,
+        best_epoch=best_epoch,
+        epochs_trained=trainer.current_epoch,
+        best_val_loss=float(best_score) if best_score is not None else float("nan"),
+        batch_size=batch_size,
+        precision=precision,
+        strategy=strategy,
+        world_size=trainer.world_size,
+    )
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, dataset: WindowDataset, batch_size: int = 4096) -> np.ndarray:
+    """The model's outputs for every window of ``dataset``, in order, as float64."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(dataset), batch_size):
+        x, _ = dataset.__getitems__(torch.arange(start, min(start + batch_size, len(dataset))))
+        outputs.append(model(x.to(device)).float().cpu())
+    if not outputs:
+        return np.empty(0)
+    return torch.cat(outputs).numpy().astype(np.float64)
+
+
+def _best_epoch(path: str) -> int:
+    # ModelCheckpoint names files "epoch=E-step=S.ckpt"
+    for part in path.rsplit("/", 1)[-1].split("-"):
+        if part.startswith("epoch="):
+            return int(part.removeprefix("epoch="))
+    return -1
+
+
+def _checkpoint_folder(folder: str | Path | None) -> contextlib.AbstractContextManager[str]:
+    if folder is None:
+        return tempfile.TemporaryDirectory(prefix="stockpred-ckpt-")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(str(folder))
+
+
+def _best_checkpoint_options(folder: str | Path | None) -> dict[str, Any]:
+    """Persistent: keep every epoch's weights until the run ends (deleting the previous best
+    before ``last.ckpt`` is rewritten would leave a process killed in between pointing at a
+    deleted file), one name per epoch."""
+    if folder is None:
+        return {"save_top_k": 1}
+    return {"save_top_k": -1, "enable_version_counter": False}
