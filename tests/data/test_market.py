@@ -49,7 +49,7 @@ def test_a_refresh_fetches_only_the_new_days_plus_an_overlap(fake, tmp_path) -> 
     prices = _load(fake, tmp_path, end="2024-07-15", today=later)
     assert len(fake.calls) == 2
     call = fake.calls[1]
-    assert call["start"] == "2024-06-23"  # last cached day (06-28) minus 5 days of overlap
+    assert call["start"] == "2024-04-29"  # last cached day (06-28) minus 60 days of overlap
     assert call["end"] == "2024-07-16"  # through 07-15 inclusive
     assert prices.index.get_level_values("date").max() == pd.Timestamp("2024-07-15")
     entry = PriceCache(tmp_path).read("AAA")
