@@ -191,8 +191,9 @@ def _raise_classified(message: str, batch: list[str]) -> None:
     if any(marker in message for marker in _RATE_LIMIT_MARKERS):
         raise RateLimitedError(f"Yahoo rate-limited the request for {', '.join(batch)}")
     if any(marker in message for marker in _NO_ANSWER_MARKERS):
-        named = re.match(r"\s*\[([^\]]*)\]:", message)  # yfinance: "['AAA', 'BBB']: ..."
-        who = named.group(1).replace("'", "") if named else ", ".join(batch)
+        # yfinance logs "$AAA: ..." per ticker, then "['AAA', 'BBB']: ..." in its summary
+        named = re.match(r"\s*(?:\[([^\]]*)\]|\$(\S+)):", message)
+        who = (named.group(1) or named.group(2)).replace("'", "") if named else ", ".join(batch)
         raise FetchError(
             f"Yahoo sent no price data for {who} (yfinance: 'possibly delisted; no price data "
             "found', which it also says when the request timed out)"
