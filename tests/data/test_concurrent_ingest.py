@@ -65,12 +65,14 @@ def _start(tmp_path: Path, role: str, start: str, end: str) -> subprocess.Popen:
     script = tmp_path / "ingest.py"
     script.write_text(INGEST)
     path = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    argv = [str(tmp_path / "cache"), role, start, end, str(tmp_path), ",".join(TICKERS)]
     return subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "cache"), role, start, end,
-         str(tmp_path), ",".join(TICKERS)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(script), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": path},
-    )  # fmt: skip
+    )
 
 
 def test_two_concurrent_ingests_never_drop_each_others_rows(tmp_path) -> None:
@@ -79,8 +81,8 @@ def test_two_concurrent_ingests_never_drop_each_others_rows(tmp_path) -> None:
     cache = PriceCache(tmp_path / "cache")
     # the cache as it stood: through 2023; the first process brings it to 2024-06-28, the second
     # (started while the first downloads) asks for an earlier start through 2023 only
-    seeded = sync(TICKERS, dt.date(2015, 1, 1), dt.date(2023, 12, 29), cache, source,
-                  today=dt.date(2024, 6, 20))  # fmt: skip
+    until = dt.date(2023, 12, 29)
+    seeded = sync(TICKERS, dt.date(2015, 1, 1), until, cache, source, today=dt.date(2024, 6, 20))
     assert all(r.status == "fetched" for r in seeded)
     first = _start(tmp_path, "first", "2015-01-01", "2024-06-28")
     deadline = time.monotonic() + 120

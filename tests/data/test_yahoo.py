@@ -134,8 +134,8 @@ def yahoo_http(monkeypatch) -> list[str]:
         if url.endswith("/v8/finance/chart/AAA"):
             raise Timeout("curl: (28) Operation timed out after 10002 milliseconds")
         if "/v8/finance/chart/" in url:
-            return _Response({"chart": {"result": None, "error": {
-                "code": "Not Found", "description": "No data found, symbol may be delisted"}}})  # fmt: skip
+            error = {"code": "Not Found", "description": "No data found, symbol may be delisted"}
+            return _Response({"chart": {"result": None, "error": error}})
         raise AssertionError(f"unexpected request {url}")
 
     class WarmTzCache:
