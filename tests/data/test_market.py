@@ -262,3 +262,16 @@ def test_an_older_revision_is_caught_by_the_monthly_full_refetch(fake, tmp_path)
     assert later["close"].to_numpy() == pytest.approx(expected, rel=1e-12)
     entry = PriceCache(tmp_path).read("AAA")
     assert entry is not None and entry.full_fetch_on == dt.date(2024, 8, 12)
+
+
+def test_many_tickers_not_in_the_sample_are_one_short_line() -> None:
+    from stockpred.data import UnknownTickerError
+
+    tickers = [f"T{i:03d}" for i in range(500)]
+    with pytest.raises(UnknownTickerError) as info:
+        load_prices(tickers, "2015-01-01", "2016-01-01")
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 250
+    assert "no ticker(s) ['T000', 'T001', 'T002', 'T003', 'T004'] and 495 more;" in message
+    with pytest.raises(UnknownTickerError, match=r"no ticker\(s\) \['AAPL'\]; it has \['\^GSPC'"):
+        load_prices(["^GSPC", "AAPL"], "2015-01-01", "2016-01-01")
