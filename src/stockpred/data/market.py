@@ -1,11 +1,12 @@
 """Keep the Parquet cache in step with Yahoo: fetch once, refresh only new days, survive outages.
 
 For each ticker ``sync`` plans the smallest fetch: nothing when the cache already covers the
-request; the days after the last cached date plus a few days of overlap otherwise; the whole
-history when the ticker is new, the request reaches further back, or the overlap disagrees with
-the cache (a split or dividend re-adjusted the history). Tickers that need the same range are
-downloaded together in batches. A network failure falls back to the cache with a warning saying
-how stale it is.
+request; the days after the last cached date plus 60 days of overlap otherwise; the whole
+history when the ticker is new, the request reaches further back, the overlap disagrees with the
+cache (a split or dividend re-adjusted the history) or the last full fetch is over 30 days old.
+Tickers that need the same range are downloaded together in batches, under their locks, from what
+the files hold once the locks are taken. A network failure falls back to the cache with a warning
+saying how stale it is.
 """
 
 from __future__ import annotations
