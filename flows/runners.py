@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 DASK_ADDRESS_ENV = "STOCKPRED_DASK_ADDRESS"
+LOOPBACK = "127.0.0.1"
 
 
 def dask_address(address: str | None = None) -> str | None:
@@ -42,6 +43,9 @@ def dask_runner(address: str | None = None, n_workers: int = 2) -> Any:
             "n_workers": n_workers,
             "threads_per_worker": 1,
             "processes": True,
-            "dashboard_address": ":0",  # any free port (its link is logged); never a clash
+            # loopback only: the dashboard and the scheduler run code on request, and a
+            # LocalCluster serves this machine alone; any free port (the link is logged)
+            "host": LOOPBACK,
+            "dashboard_address": f"{LOOPBACK}:0",
         },
     )

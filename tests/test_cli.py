@@ -72,3 +72,12 @@ def test_fetch_fills_the_cache_and_reports_failures_in_one_line(
     assert main([*argv[:1], "NOPE", *argv[2:]]) == 1
     err = capsys.readouterr().err
     assert err.startswith("stockpred: error: NOPE: Yahoo returned no rows") and err.count("\n") == 1
+
+
+def test_a_config_folder_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    assert main(["config", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"stockpred: config error: config file {tmp_path} is a folder: give a JSON file in it\n"
+    )

@@ -79,3 +79,42 @@ def test_a_null_end_means_through_the_latest_day() -> None:
     tomorrow = dt.date.today() + dt.timedelta(days=1)
     with pytest.raises(ConfigError, match="must be before end"):
         load_config({"data": {"start": tomorrow.isoformat(), "end": None}})
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"train.weight_decay": float("inf")},
+        {"train.weight_decay": "Infinity"},
+        {"train.learning_rate": float("nan")},
+        {"train.gradient_clip": float("inf")},
+        {"model.dropout": float("nan")},
+        {"split.val_fraction": float("nan")},
+        {"evaluation.cost_bps": "NaN"},
+    ],
+)
+def test_it_refuses_non_finite_floats_everywhere(override: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match=r"Input should be a finite number") as info:
+        PipelineConfig().with_overrides(override)
+    assert next(iter(override)) in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, -3, 0.0, 1.5, 2.0, float("inf"), float("nan"), True])
+def test_it_refuses_limit_train_batches_lightning_cannot_use(value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig().with_overrides({"train.limit_train_batches": value})
+    message = str(info.value)
+    assert message.startswith("train.limit_train_batches: must be a ")
+    assert "fraction in (0, 1]" in message and "batches >= 1" in message
+
+
+@pytest.mark.parametrize(("value", "kept"), [(0.25, 0.25), (1.0, 1.0), (1, 1), (50, 50)])
+def test_it_keeps_limit_train_batches_lightning_can_use(value: float, kept: float) -> None:
+    limit = PipelineConfig().with_overrides({"train.limit_train_batches": value})
+    assert limit.train.limit_train_batches == kept
+    assert type(limit.train.limit_train_batches) is type(kept)  # an int is a count, a float a share
+
+
+def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=rf"config file {tmp_path} is a folder: give a JSON file"):
+        load_config(tmp_path)

@@ -203,6 +203,12 @@ def report_errors(func: Any, *args: Any) -> int:
     except (ValueError, LookupError, ConnectionError) as exc:  # bad input, no champion, server down
         print(f"stockpred: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a disk or folder problem the code did not name: say which path
+        where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+        what = exc.strerror or str(exc) or type(exc).__name__
+        hint = "check that path, its permissions and free space"
+        print(f"stockpred: error: {where + ': ' if where else ''}{what} ({hint})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # Ctrl-C; a training run says how to resume it
         print(f"stockpred: {exc or 'interrupted'}", file=sys.stderr)
         return 130

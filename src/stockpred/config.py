@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,9 +18,11 @@ from stockpred.symbols import check_ticker
 
 
 class FrozenModel(BaseModel):
-    """A frozen pydantic model that refuses unknown fields (every config section)."""
+    """A frozen pydantic model that refuses unknown fields and non-finite floats (every section)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf or NaN passes every bound a field sets (NaN compares false) and poisons a run late:
+    # weight_decay=Infinity trained to a NaN loss; refuse them where the config is read
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DataConfig(FrozenModel):
@@ -144,8 +147,31 @@ class TrainConfig(FrozenModel):
         description="how several devices train: auto = ddp_spawn, or ddp_fork in a notebook",
     )
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
-    limit_train_batches: float | int = Field(1.0, gt=0)
+    limit_train_batches: int | float = Field(
+        1.0, description="training batches per epoch: a fraction in (0, 1] or a count >= 1"
+    )
     progress_bar: bool = True
+
+    @field_validator("limit_train_batches", mode="before")
+    @classmethod
+    def _no_bool_or_inf_limit(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError("must be a fraction in (0, 1] or a whole number of batches >= 1")
+        return value
+
+    @field_validator("limit_train_batches")
+    @classmethod
+    def _check_limit(cls, value: int | float) -> int | float:
+        # Lightning reads an int as a batch count and a float as a fraction of the batches; a
+        # fraction above 1 or a count below 1 it refuses only after the data has loaded
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be a whole number of batches >= 1, or a fraction in (0, 1]")
+        if isinstance(value, float) and not 0.0 < value <= 1.0:
+            raise ValueError(
+                "must be a fraction in (0, 1] (e.g. 0.25) or a whole number of batches >= 1 "
+                "(e.g. 50)"
+            )
+        return value
 
     @field_validator("batch_size", "devices", mode="before")
     @classmethod
@@ -295,6 +321,10 @@ def load_config(source: dict[str, Any] | str | Path | None = None) -> PipelineCo
             source = json.loads(path.read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(f"config file {path} is a folder: give a JSON file in it") from exc
+        except OSError as exc:  # unreadable: permissions, a broken disk
+            raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from exc
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
     try:

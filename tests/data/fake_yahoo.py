@@ -36,6 +36,8 @@ class FakeYahoo:
         self.universe = {t: synthetic_history(t) for t in tickers}
         self.calls: list[dict[str, Any]] = []
         self.failures: deque[str] = deque()  # "raise-rate-limit" | "log-rate-limit" | "offline"
+        # tickers whose price request always times out (their timezone is in yfinance's cache)
+        self.timing_out: set[str] = set()
 
     def adjust(self, ticker: str, factor: float, before: str) -> None:
         """Re-adjust history before a date (what Yahoo does after a split or dividend)."""
@@ -64,8 +66,11 @@ class FakeYahoo:
             return pd.DataFrame(
                 columns=columns, index=pd.DatetimeIndex([], name="Date"), dtype=float
             )
-        parts, unknown = {}, []
+        parts, unknown, stuck = {}, [], []
         for ticker in tickers:
+            if ticker.upper() in self.timing_out:
+                stuck.append(ticker.upper())
+                continue
             history = self.universe.get(ticker.upper())
             if history is None:
                 unknown.append(ticker.upper())
@@ -74,6 +79,15 @@ class FakeYahoo:
             parts[ticker.upper()] = history.loc[(history.index >= start) & (history.index < end)]
         if unknown:
             self._log_failures(unknown, "possibly delisted; no timezone found")
+        if stuck:  # what yfinance 1.7 logs when the request timed out with a warm tz cache
+            for ticker in stuck:
+                YF_LOG.error(
+                    f"${ticker}: possibly delisted; no price data found  (1d {start} -> {end})"
+                )
+            self._log_failures(
+                stuck, f"possibly delisted; no price data found  (1d {start} -> {end})"
+            )
+        unknown += stuck
         if not parts or all(p.empty for p in parts.values()):
             return pd.DataFrame(
                 columns=columns, index=pd.DatetimeIndex([], name="Date"), dtype=float

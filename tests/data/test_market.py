@@ -49,7 +49,7 @@ def test_a_refresh_fetches_only_the_new_days_plus_an_overlap(fake, tmp_path) -> 
     prices = _load(fake, tmp_path, end="2024-07-15", today=later)
     assert len(fake.calls) == 2
     call = fake.calls[1]
-    assert call["start"] == "2024-06-23"  # last cached day (06-28) minus 5 days of overlap
+    assert call["start"] == "2024-04-29"  # last cached day (06-28) minus 60 days of overlap
     assert call["end"] == "2024-07-16"  # through 07-15 inclusive
     assert prices.index.get_level_values("date").max() == pd.Timestamp("2024-07-15")
     entry = PriceCache(tmp_path).read("AAA")
@@ -227,3 +227,51 @@ def test_an_unreachable_yahoo_is_one_grouped_line(tmp_path) -> None:
         "host: example), 2 attempts; nothing is cached: check your connection, or use "
         "source='sample' to work offline"
     )
+
+
+def test_one_timing_out_ticker_fails_alone_and_the_rest_of_its_batch_is_cached(fake, tmp_path):
+    fake.timing_out.add("BBB")
+    with pytest.raises(DataError) as info:
+        _load(fake, tmp_path, tickers=["AAA", "BBB", "CCC"])
+    message = str(info.value)
+    assert message.startswith("1 of 3 ticker(s) failed: BBB: Yahoo sent no price data for BBB")
+    assert "the other tickers were fetched" in message and "connection" not in message
+    assert PriceCache(tmp_path).tickers() == ["AAA", "CCC"]
+
+
+def test_a_dividend_recorded_weeks_late_is_picked_up_by_the_overlap(fake, tmp_path) -> None:
+    _load(fake, tmp_path, tickers=["AAA"], end="2024-06-28")
+    fake.adjust("AAA", 0.995, before="2024-06-07")  # 3 weeks before the last cached row
+    prices = _load(fake, tmp_path, tickers=["AAA"], end="2024-07-10", today=dt.date(2024, 7, 11))
+    assert [c["start"] for c in fake.calls[1:]] == ["2024-04-29", "2020-01-01"]  # refresh, refetch
+    expected = fake.universe["AAA"].loc["2020-01-01":"2024-07-10", "Close"].to_numpy()
+    assert prices["close"].to_numpy() == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_older_revision_is_caught_by_the_monthly_full_refetch(fake, tmp_path) -> None:
+    _load(fake, tmp_path, tickers=["AAA"], end="2024-06-28")  # fully fetched on 2024-07-01
+    fake.adjust("AAA", 0.99, before="2024-03-01")  # before the overlap: a refresh cannot see it
+    within = _load(fake, tmp_path, tickers=["AAA"], end="2024-07-26", today=dt.date(2024, 7, 29))
+    assert fake.calls[-1]["start"] == "2024-04-29"  # a refresh: the file is 28 days old
+    assert within.loc["2024-02-01", "close"].item() != pytest.approx(
+        fake.universe["AAA"].loc["2024-02-01", "Close"], rel=1e-9
+    )
+    later = _load(fake, tmp_path, tickers=["AAA"], end="2024-08-09", today=dt.date(2024, 8, 12))
+    assert fake.calls[-1]["start"] == "2020-01-01"  # 42 days since the full fetch: all again
+    expected = fake.universe["AAA"].loc["2020-01-01":"2024-08-09", "Close"].to_numpy()
+    assert later["close"].to_numpy() == pytest.approx(expected, rel=1e-12)
+    entry = PriceCache(tmp_path).read("AAA")
+    assert entry is not None and entry.full_fetch_on == dt.date(2024, 8, 12)
+
+
+def test_many_tickers_not_in_the_sample_are_one_short_line() -> None:
+    from stockpred.data import UnknownTickerError
+
+    tickers = [f"T{i:03d}" for i in range(500)]
+    with pytest.raises(UnknownTickerError) as info:
+        load_prices(tickers, "2015-01-01", "2016-01-01")
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 250
+    assert "no ticker(s) ['T000', 'T001', 'T002', 'T003', 'T004'] and 495 more;" in message
+    with pytest.raises(UnknownTickerError, match=r"no ticker\(s\) \['AAPL'\]; it has \['\^GSPC'"):
+        load_prices(["^GSPC", "AAPL"], "2015-01-01", "2016-01-01")

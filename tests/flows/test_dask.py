@@ -71,9 +71,20 @@ def test_runner_choice() -> None:
     assert local.address is None and local.cluster_kwargs["n_workers"] == 3
     assert local.cluster_kwargs["processes"] is True
     assert local.cluster_kwargs["threads_per_worker"] == 1
+    assert local.cluster_kwargs["host"] == "127.0.0.1"  # scheduler and workers on loopback
+    assert local.cluster_kwargs["dashboard_address"] == "127.0.0.1:0"
     assert dask_runner("tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
     with pytest.raises(ValueError, match="at least one worker"):
         dask_runner(n_workers=0)
+
+
+def test_the_local_clusters_dashboard_and_scheduler_listen_on_loopback_only() -> None:
+    kwargs = {**dask_runner(n_workers=1).cluster_kwargs, "n_workers": 0}  # no workers: quick
+    with LocalCluster(**kwargs) as cluster:
+        dashboard = {s.getsockname()[0] for s in cluster.scheduler.http_server._sockets.values()}
+        assert dashboard == {"127.0.0.1"}  # not 0.0.0.0, which the printed link hid
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert cluster.dashboard_link.startswith("http://127.0.0.1:")
 
 
 def test_a_sweep_runs_its_trials_in_dask_worker_processes(prefect_server) -> None:

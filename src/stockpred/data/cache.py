@@ -4,17 +4,21 @@ Each file carries what was fetched (the requested date range, when, with which y
 Parquet metadata. A write goes to a temporary file in the same folder, is fsynced and renamed over
 the old one, so a crash mid-write leaves the previous file intact; a file lock serialises writers
 of the same ticker across processes. An unreadable file is reported and moved aside, never used.
+Every filesystem failure (a read-only or full disk, a cache path that is a file, a lock held too
+long) is a ``CacheWriteError`` naming the path and what to do, never a raw ``OSError``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,17 +26,45 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from stockpred.data.prices import PRICE_COLUMNS, DataError, bad_row_masks
 from stockpred.symbols import check_ticker
 
 META_KEY = b"stockpred"
-LOCK_TIMEOUT_S = 300
+# Seconds to wait for another process's lock of a ticker. A healthy holder keeps it for one batch
+# download (seconds); longer means a stuck or hung process, which is better reported than awaited.
+LOCK_TIMEOUT_S = 60.0
 
 
 class CorruptCacheError(DataError):
     """A cache file exists but cannot be read or fails validation."""
+
+
+class CacheWriteError(DataError):
+    """The cache folder cannot be written (read-only, full, not a folder); names the path."""
+
+
+class CacheLockError(CacheWriteError):
+    """Another process held a ticker's lock longer than ``LOCK_TIMEOUT_S``."""
+
+
+def describe_os_error(exc: OSError, path: Path) -> str:
+    """One line: what went wrong with ``path`` and what to do about it."""
+    code = exc.errno
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = "is not writable (read-only or permission denied)"
+        todo = "make it writable, or choose another folder with --cache-dir / data.cache_dir"
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        what = "cannot be written: the disk is full (or over quota)"
+        todo = "free some space, or choose another folder with --cache-dir / data.cache_dir"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        what = "is not a folder (a file is in the way)"
+        todo = "move that file away, or choose another folder with --cache-dir / data.cache_dir"
+    else:
+        what = f"failed ({exc.strerror or exc})"
+        todo = "check the folder and its disk, or choose another with --cache-dir / data.cache_dir"
+    return f"price cache {path} {what}: {todo}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,7 @@ class CacheEntry:
     fetched_at: str  # UTC ISO time of the last fetch
     yfinance_version: str
     source: str = "yfinance"
+    full_fetch_on: dt.date | None = None  # when the whole history was last fetched (None: unknown)
 
     @property
     def last_date(self) -> dt.date:
@@ -72,12 +105,25 @@ class PriceCache:
 
     @contextmanager
     def locked(self, *tickers: str) -> Iterator[None]:
-        """Hold the cross-process locks of ``tickers`` (taken in sorted order: no deadlock)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Hold the cross-process locks of ``tickers`` (taken in sorted order: no deadlock);
+        ``CacheLockError`` after ``LOCK_TIMEOUT_S`` seconds, ``CacheWriteError`` if the folder
+        cannot hold lock files."""
+        self._make_root()
         with ExitStack() as stack:
             for name in sorted({check_ticker(t) for t in tickers}):
-                lock = FileLock(self.root / f".{name}.lock", timeout=LOCK_TIMEOUT_S)
-                stack.enter_context(lock)
+                path = self.root / f".{name}.lock"
+                try:
+                    stack.enter_context(FileLock(path, timeout=LOCK_TIMEOUT_S))
+                except Timeout:
+                    holder = _read_holder(path)
+                    raise CacheLockError(
+                        f"the cache lock {path} was held by another process"
+                        f"{f' ({holder})' if holder else ''} for over {LOCK_TIMEOUT_S:g} s: wait "
+                        "for it to finish, or end it if it is stuck, then run again"
+                    ) from None
+                except OSError as exc:
+                    raise CacheWriteError(describe_os_error(exc, path)) from exc
+                _write_holder(path)
             yield
 
     def read(self, ticker: str) -> CacheEntry | None:
@@ -96,6 +142,7 @@ class PriceCache:
                 fetched_at=meta["fetched_at"],
                 yfinance_version=meta.get("yfinance_version", "unknown"),
                 source=meta.get("source", "yfinance"),
+                full_fetch_on=_date_or_none(meta.get("full_fetch_on")),
             )
         except Exception as exc:  # any failure to read or validate means: do not use it
             raise CorruptCacheError(
@@ -106,13 +153,16 @@ class PriceCache:
         """Move a bad file aside (kept for inspection) so it is re-fetched; returns its new path."""
         path = self.path(ticker)
         target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        os.replace(path, target)
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            raise CacheWriteError(describe_os_error(exc, path)) from exc
         return target
 
     def write(self, ticker: str, entry: CacheEntry) -> Path:
         """Atomically replace ``ticker``'s file with ``entry`` (the caller holds ``locked``)."""
         path = self.path(ticker)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         frame = entry.prices[list(PRICE_COLUMNS)].copy()
         frame.index = pd.DatetimeIndex(frame.index, name="date")
         table = pa.Table.from_pandas(frame, preserve_index=True)
@@ -123,22 +173,32 @@ class PriceCache:
             "fetched_at": entry.fetched_at,
             "yfinance_version": entry.yfinance_version,
             "source": entry.source,
+            "full_fetch_on": entry.full_fetch_on.isoformat() if entry.full_fetch_on else None,
         }
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()}
         )
         temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
-            with open(temp, "wb") as handle:
-                pq.write_table(table, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
-        _fsync_dir(self.root)
+            try:
+                with open(temp, "wb") as handle:
+                    pq.write_table(table, handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, path)
+            finally:
+                temp.unlink(missing_ok=True)
+            _fsync_dir(self.root)
+        except OSError as exc:  # the previous file, if any, is intact: the rename did not happen
+            raise CacheWriteError(describe_os_error(exc, path)) from exc
         self._remove_stale_temps(path)
         return path
+
+    def _make_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. FileExistsError: the cache path is a file
+            raise CacheWriteError(describe_os_error(exc, self.root)) from exc
 
     def _remove_stale_temps(self, path: Path, older_than_s: float = 600) -> None:
         # Left by writers killed before their rename; the real file is untouched by them.
@@ -147,7 +207,7 @@ class PriceCache:
             try:
                 if now - temp.stat().st_mtime > older_than_s:
                     temp.unlink()
-            except FileNotFoundError:
+            except OSError:  # already gone, or not ours to remove: harmless either way
                 pass
 
 
@@ -163,6 +223,26 @@ def _checked(frame: pd.DataFrame) -> pd.DataFrame:
     prices = pd.DataFrame(values[:, :4], index=dates, columns=list(PRICE_COLUMNS[:4]))
     prices["volume"] = values[:, 4].astype("int64")
     return prices
+
+
+def _date_or_none(text: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(text) if text else None
+
+
+def _write_holder(lock: Path) -> None:
+    # Best effort: who holds the lock, so a process that times out waiting can name it.
+    with suppress(OSError):
+        lock.with_suffix(".holder").write_text(
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
+        )
+
+
+def _read_holder(lock: Path) -> str:
+    try:
+        return lock.with_suffix(".holder").read_text().strip()[:200]
+    except OSError:
+        return ""
 
 
 def _fsync_dir(folder: Path) -> None:

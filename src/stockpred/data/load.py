@@ -53,8 +53,11 @@ def load_prices(
 def _from_sample(tickers: Sequence[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     unknown = [t for t in tickers if t not in SAMPLE_TICKERS]
     if unknown:
+        # a few names, then a count: 500 unknown tickers must still read as one short line
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise UnknownTickerError(
-            f"the sample source has no ticker(s) {unknown}; it has {sorted(SAMPLE_TICKERS)}. "
+            f"the sample source has no ticker(s) {unknown[:5]}{more}; it has "
+            f"{sorted(SAMPLE_TICKERS)}. "
             "Use one of those, or source='yfinance' for other symbols."
         )
     frames = []

@@ -1,11 +1,12 @@
 """Keep the Parquet cache in step with Yahoo: fetch once, refresh only new days, survive outages.
 
 For each ticker ``sync`` plans the smallest fetch: nothing when the cache already covers the
-request; the days after the last cached date plus a few days of overlap otherwise; the whole
-history when the ticker is new, the request reaches further back, or the overlap disagrees with
-the cache (a split or dividend re-adjusted the history). Tickers that need the same range are
-downloaded together in batches. A network failure falls back to the cache with a warning saying
-how stale it is.
+request; the days after the last cached date plus 60 days of overlap otherwise; the whole
+history when the ticker is new, the request reaches further back, the overlap disagrees with the
+cache (a split or dividend re-adjusted the history) or the last full fetch is over 30 days old.
+Tickers that need the same range are downloaded together in batches, under their locks, from what
+the files hold once the locks are taken. A network failure falls back to the cache with a warning
+saying how stale it is.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import pandas as pd
 
-from stockpred.data.cache import CacheEntry, CorruptCacheError, PriceCache
+from stockpred.data.cache import CacheEntry, CacheWriteError, CorruptCacheError, PriceCache
 from stockpred.data.prices import PRICE_COLUMNS, DataError, validate_prices
-from stockpred.data.yahoo import FetchError, YahooSource
+from stockpred.data.yahoo import FetchError, RateLimitedError, TickerFetchError, YahooSource
 from stockpred.symbols import check_ticker
 
 log = logging.getLogger(__name__)
-OVERLAP_DAYS = 5  # calendar days re-fetched before the last cached date, to catch re-adjustments
+# Calendar days re-fetched before the last cached date and compared with the cache: a split or a
+# dividend Yahoo records (often days or weeks late) re-adjusts every earlier price, so a change
+# seen anywhere in the overlap triggers a full refetch. About 40 trading days; one request anyway.
+OVERLAP_DAYS = 60
+FULL_REFETCH_DAYS = 30  # a refresh re-fetches the whole history when the last full one is older
 TOLERANCE = 1e-6  # relative price difference in the overlap that means "history changed"
 
 
@@ -87,7 +92,11 @@ def sync(
     results: dict[str, SyncResult] = {}
     groups: dict[tuple[dt.date, dt.date], list[_Plan]] = defaultdict(list)
     for ticker in dict.fromkeys(check_ticker(t) for t in tickers):
-        entry = _read_or_quarantine(cache, ticker)
+        try:  # a first, unlocked look, to group the tickers; re-read under the lock below
+            entry = _read_or_quarantine(cache, ticker)
+        except CacheWriteError as exc:
+            results[ticker] = SyncResult(ticker, "failed", message=str(exc))
+            continue
         if entry is not None:
             entries[ticker] = entry  # replaced below if it gets refreshed
         plan = _plan(ticker, entry, start, through, refresh, today)
@@ -96,22 +105,84 @@ def sync(
         else:
             groups[(plan.start, plan.end)].append(plan)
     for (first, last), plans in groups.items():
-        names = [p.ticker for p in plans]
-        with cache.locked(*names):
-            try:
-                fetched = source.fetch(names, first, last)
-            except FetchError as exc:
-                results.update({p.ticker: _fall_back(p, str(exc), today) for p in plans})
-                continue
+        group = _Group(first, last, start, through, today, on_bad_rows)
+        try:
+            with cache.locked(*[p.ticker for p in plans]):
+                results.update(_sync_group(group, plans, cache, source, entries))
+        except CacheWriteError as exc:  # no lock (held too long, folder unwritable)
             for plan in plans:
-                try:
-                    rows = fetched[plan.ticker]
-                    results[plan.ticker] = _apply(plan, rows, cache, source, on_bad_rows, entries)
-                except FetchError as exc:
-                    results[plan.ticker] = _fall_back(plan, str(exc), today)
-                except DataError as exc:
-                    results[plan.ticker] = SyncResult(plan.ticker, "failed", message=str(exc))
+                results.setdefault(plan.ticker, SyncResult(plan.ticker, "failed", message=str(exc)))
     return [results[check_ticker(t)] for t in dict.fromkeys(tickers)]
+
+
+@dataclass(frozen=True)
+class _Group:
+    first: dt.date  # the range fetched for the group's tickers
+    last: dt.date
+    start: dt.date  # what the caller asked for
+    through: dt.date
+    today: dt.date
+    on_bad_rows: str
+
+
+def _sync_group(
+    group: _Group,
+    plans: list[_Plan],
+    cache: PriceCache,
+    source: YahooSource,
+    entries: dict[str, CacheEntry],
+) -> dict[str, SyncResult]:
+    """Fetch and write one group of tickers; the caller holds their locks."""
+    results: dict[str, SyncResult] = {}
+    # Another process may have written these files since they were planned (two ingests of the
+    # same tickers): re-read and re-plan under the lock, or a stale view would replace its rows.
+    ready, alone = [], []
+    for plan in plans:
+        try:
+            current = _read_or_quarantine(cache, plan.ticker, holding_lock=True)
+        except CacheWriteError as exc:
+            results[plan.ticker] = SyncResult(plan.ticker, "failed", message=str(exc))
+            continue
+        if _same(current, plan.entry):
+            ready.append(plan)
+            continue
+        if current is None:
+            entries.pop(plan.ticker, None)
+        else:
+            entries[plan.ticker] = current
+        again = _plan(plan.ticker, current, group.start, group.through, True, group.today)
+        if isinstance(again, SyncResult):
+            results[plan.ticker] = again  # the other process already fetched it
+        elif (again.start, again.end) == (group.first, group.last):
+            ready.append(again)
+        else:
+            alone.append(again)
+    fetched, errors = source.fetch_each([p.ticker for p in ready], group.first, group.last)
+    for plan in alone:
+        rows, failed = source.fetch_each([plan.ticker], plan.start, plan.end)
+        fetched.update(rows)
+        errors.update(failed)
+    for plan in ready + alone:
+        error = errors.get(plan.ticker)
+        if error is not None:
+            results[plan.ticker] = _fall_back(plan, str(error), group.today, error)
+            continue
+        try:
+            results[plan.ticker] = _apply(plan, fetched[plan.ticker], cache, source, group, entries)
+        except FetchError as exc:
+            results[plan.ticker] = _fall_back(plan, str(exc), group.today, exc)
+        except DataError as exc:  # bad rows, no rows, or this ticker's file could not be written
+            results[plan.ticker] = SyncResult(plan.ticker, "failed", message=str(exc))
+    return results
+
+
+def _same(current: CacheEntry | None, planned: CacheEntry | None) -> bool:
+    """Whether the file still holds what was planned from (no other writer came in between)."""
+    if current is None or planned is None:
+        return current is planned
+    fields = ("fetched_at", "fetched_from", "fetched_through", "last_date", "full_fetch_on")
+    same = all(getattr(current, f) == getattr(planned, f) for f in fields)
+    return same and len(current.prices) == len(planned.prices)
 
 
 def read_cached(
@@ -149,12 +220,17 @@ def describe_failures(failed: Sequence[SyncResult]) -> str:
     return " | ".join(parts)
 
 
-def _read_or_quarantine(cache: PriceCache, ticker: str) -> CacheEntry | None:
+def _read_or_quarantine(
+    cache: PriceCache, ticker: str, holding_lock: bool = False
+) -> CacheEntry | None:
     try:
         return cache.read(ticker)
     except CorruptCacheError as exc:
-        with cache.locked(ticker):
+        if holding_lock:  # a second lock of the same file in this process would wait for itself
             moved = cache.quarantine(ticker)
+        else:
+            with cache.locked(ticker):
+                moved = cache.quarantine(ticker)
         message = f"{exc}; moved to {moved.name} and re-fetching"
         warnings.warn(message, stacklevel=3)
         log.warning(message)
@@ -183,6 +259,11 @@ def _plan(
         return _Plan(ticker, None, start, through, "fetched")
     if start < entry.fetched_from:
         return _Plan(ticker, entry, start, max(through, entry.fetched_through), "refetched")
+    if entry.full_fetch_on is None or (today - entry.full_fetch_on).days > FULL_REFETCH_DAYS:
+        # A revision older than the overlap (a dividend Yahoo recorded late) shows only in a full
+        # fetch; one request per ticker a month bounds how long such a revision can go unseen.
+        last = max(through, entry.fetched_through)
+        return _Plan(ticker, entry, entry.fetched_from, last, "refetched")
     overlap_from = entry.last_date - dt.timedelta(days=OVERLAP_DAYS)
     return _Plan(ticker, entry, overlap_from, through, "refreshed")
 
@@ -192,7 +273,7 @@ def _apply(
     rows: pd.DataFrame,
     cache: PriceCache,
     source: YahooSource,
-    on_bad_rows: str,
+    group: _Group,
     entries: dict[str, CacheEntry],
 ) -> SyncResult:
     rows = rows.loc[: pd.Timestamp(plan.end)]
@@ -206,10 +287,11 @@ def _apply(
         if _disagrees(overlap, rows):
             full = _Plan(plan.ticker, None, plan.entry.fetched_from, plan.end, "refetched")
             fresh = source.fetch([plan.ticker], full.start, full.end)[plan.ticker]
-            return _apply(full, fresh, cache, source, on_bad_rows, entries)  # fmt: skip
+            return _apply(full, fresh, cache, source, group, entries)
         new = rows.loc[rows.index > cached.index.max()]
         merged = pd.concat([cached, new])
         first = plan.entry.fetched_from
+        full_fetch_on = plan.entry.full_fetch_on
     else:
         if rows.empty:
             raise NoDataError(
@@ -218,9 +300,9 @@ def _apply(
                 "reports both alike). Check the symbol and your connection, or use "
                 "source='sample' to work offline."
             )
-        new, merged, first = rows, rows, plan.start
+        new, merged, first, full_fetch_on = rows, rows, plan.start, group.today
     checked = validate_prices(
-        merged.assign(ticker=plan.ticker).set_index("ticker", append=True), on_bad_rows
+        merged.assign(ticker=plan.ticker).set_index("ticker", append=True), group.on_bad_rows
     ).droplevel("ticker")
     entry = CacheEntry(
         prices=checked,
@@ -228,6 +310,7 @@ def _apply(
         fetched_through=plan.end,
         fetched_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         yfinance_version=_yfinance_version(),
+        full_fetch_on=full_fetch_on,
     )
     cache.write(plan.ticker, entry)
     entries[plan.ticker] = entry
@@ -244,10 +327,19 @@ def _disagrees(cached: pd.DataFrame, fetched: pd.DataFrame) -> bool:
     return bool(np.nanmax(np.abs(new - old) / np.abs(old)) > TOLERANCE)
 
 
-def _fall_back(plan: _Plan, reason: str, today: dt.date) -> SyncResult:
+def _fall_back(
+    plan: _Plan, reason: str, today: dt.date, error: Exception | None = None
+) -> SyncResult:
     if plan.entry is None:
-        return SyncResult(plan.ticker, "failed", cause=reason, message=(
-            "nothing is cached: check your connection, or use source='sample' to work offline"))  # fmt: skip
+        if isinstance(error, TickerFetchError):  # the rest of its batch came: not the connection
+            advice = "nothing is cached: the other tickers were fetched; fetch this one again later"
+        elif isinstance(error, RateLimitedError):
+            advice = "nothing is cached: Yahoo is limiting requests; wait a few minutes, then retry"
+        else:
+            advice = (
+                "nothing is cached: check your connection, or use source='sample' to work offline"
+            )
+        return SyncResult(plan.ticker, "failed", cause=reason, message=advice)
     age = (today - plan.entry.last_date).days
     message = (
         f"{plan.ticker}: could not refresh ({reason}); using the cache through "

@@ -1,7 +1,8 @@
 """The live source: daily OHLCV from Yahoo via yfinance, with retries, backoff and a rate limit.
 
 yfinance's ``download`` swallows per-ticker errors and only logs them; ``YahooSource`` reads those
-log records back and turns rate limits and transport failures into exceptions it can retry.
+log records back and turns rate limits and transport failures into exceptions it can retry. A batch
+that still fails is retried ticker by ticker, so one bad ticker fails alone, not its whole batch.
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ import pandas as pd
 
 from stockpred.data.prices import DataError
 
+log = logging.getLogger(__name__)
 Download = Callable[..., pd.DataFrame]
 YF_COLUMNS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 _RATE_LIMIT_MARKERS = ("YFRateLimitError", "Too Many Requests", "Rate limited")
 _NETWORK_MARKERS = ("Could not resolve host", "Failed to perform", "Connection", "Timeout",
                     "timed out", "curl: (")  # fmt: skip
+# What yfinance 1.x logs when the price request itself failed (timed out, refused, cut off) after
+# the ticker's timezone came from its tz cache: PriceHistory.history swallows the exception,
+# finds no JSON and raises YFPricesMissingError -> "possibly delisted; no price data found  (1d
+# <start> -> <end>)". A symbol Yahoo does not know never gets there: its timezone lookup fails
+# first ("no timezone found"), and a known but delisted one gets Yahoo's own reason ("No data
+# found, symbol may be delisted") without the "possibly delisted" guess. So this text means: no
+# answer, retry; a valid symbol whose range simply has no trading day ends, after the retries,
+# as a FetchError too (our refreshes always overlap cached trading days, so that is rare).
+_NO_ANSWER_MARKERS = ("possibly delisted; no price data found",)
+ISOLATE_GIVE_UP = 2  # tickers fetched alone, all failing, before the rest of the batch is given up
 
 
 class FetchError(DataError):
@@ -34,6 +46,10 @@ class FetchError(DataError):
 
 class RateLimitedError(FetchError):
     """Yahoo kept answering 'Too Many Requests'."""
+
+
+class TickerFetchError(FetchError):
+    """One ticker failed on its own, where others of its batch were fetched."""
 
 
 class _Pacer:
@@ -78,6 +94,53 @@ class YahooSource:
             raw = self._with_retries(batch, start, end)
             out.update(normalise(raw, batch))
         return out
+
+    def fetch_each(
+        self, tickers: Sequence[str], start: dt.date, end: dt.date
+    ) -> tuple[dict[str, pd.DataFrame], dict[str, FetchError]]:
+        """Like ``fetch``, but a batch that fails (after its retries) is fetched again ticker by
+        ticker: the good ones come back as rows, each bad one as its own ``FetchError``."""
+        rows: dict[str, pd.DataFrame] = {}
+        errors: dict[str, FetchError] = {}
+        for first in range(0, len(tickers), self.batch_size):
+            batch = list(tickers[first : first + self.batch_size])
+            try:
+                rows.update(normalise(self._with_retries(batch, start, end), batch))
+            except FetchError as exc:
+                if len(batch) == 1:
+                    errors[batch[0]] = exc
+                    continue
+                log.info(
+                    "batch of %d failed (%s); fetching its tickers one by one", len(batch), exc
+                )
+                self._isolate(batch, start, end, exc, rows, errors)
+        return rows, errors
+
+    def _isolate(
+        self,
+        batch: list[str],
+        start: dt.date,
+        end: dt.date,
+        batch_error: FetchError,
+        rows: dict[str, pd.DataFrame],
+        errors: dict[str, FetchError],
+    ) -> None:
+        alone: dict[str, FetchError] = {}
+        for done, ticker in enumerate(batch):
+            if done >= ISOLATE_GIVE_UP and len(alone) == done:
+                # Each one fails alone too: Yahoo is down or limiting us, not one bad ticker.
+                alone.update({t: batch_error for t in batch[done:]})
+                break
+            try:
+                rows.update(normalise(self._with_retries([ticker], start, end), [ticker]))
+            except FetchError as exc:
+                alone[ticker] = exc
+        if len(alone) == len(batch):  # nothing came: the errors are about Yahoo, not the tickers
+            errors.update(alone)
+            return
+        for ticker, exc in alone.items():
+            errors[ticker] = TickerFetchError(str(exc))
+            errors[ticker].__cause__ = exc
 
     def _with_retries(self, batch: list[str], start: dt.date, end: dt.date) -> pd.DataFrame:
         delay = self.backoff
@@ -127,6 +190,14 @@ def _yfinance_download() -> Download:
 def _raise_classified(message: str, batch: list[str]) -> None:
     if any(marker in message for marker in _RATE_LIMIT_MARKERS):
         raise RateLimitedError(f"Yahoo rate-limited the request for {', '.join(batch)}")
+    if any(marker in message for marker in _NO_ANSWER_MARKERS):
+        # yfinance logs "$AAA: ..." per ticker, then "['AAA', 'BBB']: ..." in its summary
+        named = re.match(r"\s*(?:\[([^\]]*)\]|\$(\S+)):", message)
+        who = (named.group(1) or named.group(2)).replace("'", "") if named else ", ".join(batch)
+        raise FetchError(
+            f"Yahoo sent no price data for {who} (yfinance: 'possibly delisted; no price data "
+            "found', which it also says when the request timed out)"
+        )
     if any(marker in message for marker in _NETWORK_MARKERS):
         curl = re.search(r"curl: \(\d+\) [^(]*", message)  # e.g. "Could not resolve host: ..."
         detail = (curl.group(0) if curl else message.strip()[:160]).strip()
