@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from pandas.api.types import union_categoricals
 
 from stockpred.data.prices import PRICE_COLUMNS, DataError, UnknownTickerError, bad_row_masks
 from stockpred.symbols import check_ticker
@@ -165,11 +166,11 @@ def _read(file: _File, on_bad_rows: str) -> pd.DataFrame:
     """One file as columns date, ticker, close and the optional price columns it has."""
     try:
         if file.is_csv:
-            raw = pd.read_csv(file.path, dtype=str, keep_default_na=False)
+            raw = _read_csv(file.path)
         else:
-            raw = pd.read_parquet(file.path)
-            if any(name is not None for name in raw.index.names):
-                raw = raw.reset_index()  # e.g. a saved load_prices frame: (date, ticker) index
+            raw = pq.read_table(file.path).to_pandas(date_as_object=False)
+        if any(name is not None for name in raw.index.names):
+            raw = raw.reset_index()  # e.g. a saved load_prices frame: (date, ticker) index
     except Exception as exc:
         raise DataError(f"{file.label} cannot be read ({type(exc).__name__}: {exc})") from exc
     raw.columns = [_normalise(c) for c in raw.columns]
@@ -193,7 +194,7 @@ def _read(file: _File, on_bad_rows: str) -> pd.DataFrame:
                     f"{_where(file, int(other[0]))}: ticker is {named.iloc[other[0]]!r} in a "
                     f"file named for {file.ticker}"
                 )
-        out["ticker"] = file.ticker
+        out["ticker"] = pd.Categorical.from_codes(np.zeros(len(out), dtype="int8"), [file.ticker])
     else:
         out["ticker"] = _tickers(file, raw["ticker"])
     columns = [c for c in PRICE_COLUMNS if c in raw.columns]
@@ -207,6 +208,14 @@ def _read(file: _File, on_bad_rows: str) -> pd.DataFrame:
         out["close"] = out["close"] * factor
     _check_rows(file, out, columns, on_bad_rows)
     return out
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """pyarrow's fast reader; pandas' (whose errors name the line) if that fails."""
+    try:
+        return pd.read_csv(path, engine="pyarrow")
+    except Exception:
+        return pd.read_csv(path)
 
 
 def _dates(file: _File, column: pd.Series) -> np.ndarray:
@@ -229,10 +238,11 @@ def _dates(file: _File, column: pd.Series) -> np.ndarray:
     return dates.normalize().astype("datetime64[ns]").to_numpy()
 
 
-def _tickers(file: _File, column: pd.Series) -> np.ndarray:
-    codes, uniques = pd.factorize(column.astype(str).str.strip(), use_na_sentinel=False)
+def _tickers(file: _File, column: pd.Series) -> pd.Categorical:
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
     names = []
-    for code, name in enumerate(uniques):
+    for code, value in enumerate(uniques):
+        name = "" if pd.isna(value) else str(value).strip()
         try:
             names.append(check_ticker(name).upper())
         except ValueError:
@@ -241,7 +251,8 @@ def _tickers(file: _File, column: pd.Series) -> np.ndarray:
             raise DataError(
                 f"{_where(file, row)}: {what} (1-20 letters, digits and . - ^ =)"
             ) from None
-    return np.asarray(names, dtype=object)[codes]
+    upper, merged = pd.factorize(pd.Index(names))  # "aapl" and "AAPL" are one ticker
+    return pd.Categorical.from_codes(upper[codes], merged)
 
 
 def _numbers(file: _File, column: pd.Series, name: str) -> np.ndarray:
@@ -308,7 +319,10 @@ def _combine(frames: dict[str, pd.DataFrame], files: list[_File]) -> pd.DataFram
             stacklevel=4,
         )
     keep = ["date", "ticker", *(c for c in PRICE_COLUMNS if c in common)]
-    return pd.concat([f[keep] for f in frames.values()], ignore_index=True)
+    tickers = union_categoricals([f["ticker"].array for f in frames.values()])
+    prices = pd.concat([f[keep[2:]] for f in frames.values()], ignore_index=True)
+    dates = np.concatenate([f["date"].to_numpy() for f in frames.values()])
+    return prices.assign(date=dates, ticker=tickers)[keep]
 
 
 def _window(
@@ -322,8 +336,9 @@ def _window(
         prices = prices[prices["ticker"].isin(wanted)]
     dates = prices["date"]
     inside = prices[(dates >= start) & (dates <= end)]
-    spans = prices.groupby("ticker")["date"].agg(["min", "max"])
-    empty = [t for t in (wanted or list(spans.index)) if t not in set(inside["ticker"])]
+    spans = prices.groupby("ticker", observed=True)["date"].agg(["min", "max"])
+    seen = set(inside["ticker"].unique())
+    empty = [t for t in (wanted or list(spans.index)) if t not in seen]
     if empty and (wanted is not None or len(empty) == len(spans)):
         ticker = empty[0]
         raise DataError(
