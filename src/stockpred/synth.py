@@ -75,7 +75,7 @@ def synthetic_universe(
     surprise = np.abs(returns - mu) / sigma
     noise = rng.normal(0.0, 0.3, (t_len, n))
     volume = np.rint(base_volume * np.exp(0.4 * surprise + noise)).astype("int64")
-    dates = pd.bdate_range(start, periods=t_len)
+    dates = pd.bdate_range(start, periods=t_len).astype("datetime64[ns]")  # as load_prices
     names = ticker_names(n)
     columns = {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
     keep = np.ones((t_len, n), dtype=bool)
