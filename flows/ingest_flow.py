@@ -51,16 +51,18 @@ def ingest_flow(
     """Fetch ``tickers`` (start..end, default through yesterday) into the price cache."""
     end = end or dt.date.today()
     batches = [tickers[i : i + batch_size] for i in range(0, len(tickers), batch_size)]
-    futures = fetch_batch.map(batches, unmapped(start), unmapped(end), unmapped(cache_dir),
-                              unmapped(min_pause))  # fmt: skip
+    futures = fetch_batch.map(
+        batches, unmapped(start), unmapped(end), unmapped(cache_dir), unmapped(min_pause)
+    )
     rows: list[dict[str, Any]] = []
     for batch, future in zip(batches, futures, strict=True):
         try:
             rows.extend(future.result())
         except Exception as exc:  # the whole batch task failed even after its retry
             rows.extend({"ticker": t, "status": "failed", "message": str(exc)} for t in batch)
-    create_table_artifact(table=rows, key="ingest-report",
-                          description=f"price cache ingest of {len(tickers)} tickers")  # fmt: skip
+    create_table_artifact(
+        table=rows, key="ingest-report", description=f"price cache ingest of {len(tickers)} tickers"
+    )
     failed = [r for r in rows if r["status"] == "failed"]
     summary = f"{len(rows) - len(failed)} of {len(rows)} tickers cached"
     print(summary)
@@ -76,16 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.ingest_flow --tickers ... [--start] [--end]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m flows.ingest_flow",
-                                     description=ingest_flow.description)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.ingest_flow", description=ingest_flow.description
+    )
     parser.add_argument("--tickers", nargs="+", required=True, metavar="SYMBOL")
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2010, 1, 1))
     parser.add_argument("--end", type=dt.date.fromisoformat, default=None)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
-    parser.add_argument("--dask", action="store_true",
-                        help="fetch on Dask workers: a LocalCluster, or the scheduler at "
-                        "--dask-address / $STOCKPRED_DASK_ADDRESS")  # fmt: skip
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="fetch on Dask workers: a LocalCluster, or the scheduler at "
+        "--dask-address / $STOCKPRED_DASK_ADDRESS",
+    )
     parser.add_argument("--dask-address", metavar="HOST:PORT", help="a running Dask scheduler")
     args = parser.parse_args(argv)
     run = ingest_flow
@@ -93,8 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flows.runners import dask_runner
 
         run = ingest_flow.with_options(task_runner=dask_runner(args.dask_address, n_workers=2))
-    state = run(args.tickers, args.start, args.end, args.batch_size, args.cache_dir,
-                return_state=True)  # fmt: skip
+    state = run(
+        args.tickers, args.start, args.end, args.batch_size, args.cache_dir, return_state=True
+    )
     print(state.message)
     return 0 if state.is_completed() else 1
 

@@ -40,12 +40,51 @@ def test_a_bad_value_is_one_line_and_exit_2(capsys) -> None:
 def test_an_unknown_ticker_is_a_clear_error_not_a_traceback(isolated_store) -> None:
     env = {**os.environ, "STOCKPRED_HOME": str(isolated_store)}
     out = subprocess.run(
-        [sys.executable, "-m", "stockpred.cli", "train", "--tickers", "AAPL"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-m", "stockpred.cli", "train", "--tickers", "ZZZZ"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 1
-    assert "no ticker(s) ['AAPL']" in out.stderr
+    assert "no ticker(s) ['ZZZZ']" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_sample_stock_needs_the_stocks_universe(capsys) -> None:
+    assert main(["train", "--tickers", "AAPL"]) == 2  # refused before anything starts
+    err = capsys.readouterr().err
+    assert "indices universe has no ['AAPL']" in err and "data.universe=stocks" in err
+    assert main(["config", "--universe", "stocks"]) == 0
+    data = json.loads(capsys.readouterr().out)["data"]
+    assert data["universe"] == "stocks"
+    assert data["tickers"] == ["AAPL", "GOOG", "IBM", "MSFT", "FB"]
+    assert main(["config", "--universe", "stocks", "--tickers", "^GSPC"]) == 2
+    assert "stocks universe has no ['^GSPC']" in capsys.readouterr().err
+
+
+def test_the_files_source_takes_a_path_and_every_ticker(capsys, tmp_path) -> None:
+    argv = ["config", "--source", "files", "--path", str(tmp_path), "--tickers", "*"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)["data"]
+    assert data["source"] == "files" and data["path"] == str(tmp_path)
+    assert data["tickers"] == ["*"]
+    assert main(["config", "--source", "files"]) == 2
+    assert "data.path" in capsys.readouterr().err
+    assert main(["config", "--tickers", "*"]) == 2
+    assert "needs data.source 'files'" in capsys.readouterr().err
+
+
+def test_synth_refuses_a_bad_layout_and_prints_what_it_wrote(capsys, tmp_path) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(tmp_path), "--layout", "wide"])
+    assert (
+        main(["synth", "--tickers", "3", "--days", "50", "--out", str(tmp_path), "--ragged"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert f"{tmp_path}/prices.parquet" in out and "3 tickers x 50 business days" in out
 
 
 def test_fetch_fills_the_cache_and_reports_failures_in_one_line(

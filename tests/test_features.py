@@ -23,10 +23,19 @@ def synthetic_prices(
         high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, days))
         low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, days))
         volume = rng.integers(0, 10_000, days)
-        frames.append(pd.DataFrame(
-            {"open": open_, "high": high, "low": low, "close": close, "volume": volume,
-             "date": dates, "ticker": ticker}
-        ))  # fmt: skip
+        frames.append(
+            pd.DataFrame(
+                {
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                    "date": dates,
+                    "ticker": ticker,
+                }
+            )
+        )
     return pd.concat(frames).set_index(["date", "ticker"]).sort_index()
 
 
@@ -95,3 +104,54 @@ def test_the_target_is_the_forward_log_return_per_ticker() -> None:
     assert np.isnan(got[-2:]).all()  # no future beyond the ticker's own last row
     with pytest.raises(ValueError, match="horizon"):
         make_target(prices, horizon=0)
+
+
+def _close_only(prices: pd.DataFrame, keep: tuple[str, ...] = ("close",)) -> pd.DataFrame:
+    """As the files source gives close-only data: the absent columns entirely NaN."""
+    out = prices.astype({"volume": "float64"})
+    out[[c for c in ["open", "high", "low", "volume"] if c not in keep]] = np.nan
+    return out
+
+
+@pytest.mark.parametrize(
+    ("keep", "skipped"),
+    [
+        (("close",), ["volume_z_5d", "hl_range", "oc_return"]),
+        (("close", "volume"), ["hl_range", "oc_return"]),
+        (("close", "high", "low", "volume"), ["oc_return"]),
+    ],
+)
+def test_features_of_absent_columns_are_skipped_with_a_note(keep, skipped) -> None:
+    prices = synthetic_prices(4, 40)
+    partial = _close_only(prices, keep)
+    with pytest.warns(UserWarning, match="price data have no .*: skipped") as notes:
+        features = make_features(partial, CONFIG)
+    assert len(notes) == 1 and all(name in str(notes[0].message) for name in skipped)
+    assert list(features.columns) == feature_names(CONFIG, keep)
+    assert not set(skipped) & set(features.columns)
+    assert features.iloc[-10:].notna().all().all()
+    full = make_features(prices, CONFIG)
+    pd.testing.assert_frame_equal(features, full[features.columns])  # the rest is unchanged
+
+
+def test_dropped_columns_count_as_absent_and_full_data_warn_nothing() -> None:
+    import warnings
+
+    prices = synthetic_prices(5, 30)
+    with pytest.warns(UserWarning, match="skipped"):
+        dropped = make_features(prices[["close"]], CONFIG)
+    assert list(dropped.columns) == feature_names(CONFIG, ["close"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_features(prices, CONFIG)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), days=st.integers(8, 60), cut=st.integers(1, 60))
+def test_close_only_features_never_look_ahead(seed: int, days: int, cut: int) -> None:
+    prices = _close_only(synthetic_prices(seed, days))
+    last = prices.index.get_level_values("date").unique()[min(cut, days) - 1]
+    past = prices[prices.index.get_level_values("date") <= last]
+    with pytest.warns(UserWarning):
+        full, head = make_features(prices, CONFIG), make_features(past, CONFIG)
+    pd.testing.assert_frame_equal(full.loc[past.index], head)

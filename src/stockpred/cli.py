@@ -20,6 +20,8 @@ OPTION_FIELDS = {
     "start": "data.start",
     "end": "data.end",
     "source": "data.source",
+    "universe": "data.universe",
+    "path": "data.path",
     "horizon": "features.horizon",
     "window": "model.window",
     "hidden_size": "model.hidden_size",
@@ -46,7 +48,21 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--start", metavar="YYYY-MM-DD", help="first date (default 1999-01-01)")
     data.add_argument("--end", metavar="YYYY-MM-DD", help="last date (default 2018-12-31)")
     data.add_argument(
-        "--source", help="sample (embedded, offline; the default) or yfinance (cached Yahoo data)"
+        "--source",
+        help="sample (embedded, offline; the default), yfinance (cached Yahoo data) or files "
+        "(your own Parquet/CSV at --path)",
+    )
+    data.add_argument(
+        "--universe",
+        help="the sample's universe and the default tickers: indices (^GSPC ^IXIC; the default) "
+        "or stocks (AAPL GOOG IBM MSFT FB, 2000-2013)",
+    )
+    data.add_argument(
+        "--path",
+        metavar="FILE_OR_DIR",
+        help="with --source files: a long Parquet/CSV file (date, ticker, close; open, high, "
+        "low, volume optional) or a folder of them or of TICKER.csv/.parquet files; "
+        "--tickers '*' takes all of them",
     )
     data.add_argument("--horizon", type=int, help="forecast horizon in trading days (default 1)")
     model = parser.add_argument_group("model and training")
@@ -187,6 +203,33 @@ def build_parser() -> argparse.ArgumentParser:
         "machine (started on another one); only when you know that process is gone",
     )
     sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
+    synth = sub.add_parser(
+        "synth",
+        help="write a synthetic stock universe for --source files",
+        description="Write deterministic synthetic daily OHLCV: a market factor plus "
+        "idiosyncratic GARCH(1,1) noise per ticker, business days, integer volume rising with "
+        "|return|. Train on it with `stockpred train --source files --path DIR --tickers '*'`.",
+    )
+    synth.add_argument("--tickers", type=int, default=500, help="how many (default 500)")
+    synth.add_argument("--days", type=int, default=5000, help="business days (default 5000)")
+    synth.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument(
+        "--layout",
+        choices=["long", "per-ticker"],
+        default="long",
+        help="one prices.<format> file (default) or one file per ticker",
+    )
+    synth.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    synth.add_argument(
+        "--start",
+        default="2000-01-03",
+        metavar="YYYY-MM-DD",
+        help="first date (default 2000-01-03)",
+    )
+    synth.add_argument(
+        "--ragged", action="store_true", help="tickers start at different dates (in the first half)"
+    )
     return parser
 
 
@@ -401,6 +444,31 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"saved {save_predictions(frame)}")
 
 
+def _synth(args: argparse.Namespace) -> None:
+    import time
+
+    from stockpred.synth import synthetic_universe, write_universe
+
+    started = time.perf_counter()
+    prices = synthetic_universe(
+        args.tickers, args.days, args.seed, ragged=args.ragged, start=args.start
+    )
+    paths = write_universe(prices, args.out, args.layout, args.format)
+    seconds = time.perf_counter() - started
+    dates = prices.index.get_level_values("date")
+    size = sum(p.stat().st_size for p in paths) / 1e6
+    where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files in {args.out}"
+    print(
+        f"wrote {args.tickers} tickers x {args.days} business days "
+        f"({dates.min().date()}..{dates.max().date()}), {len(prices):,} rows, {size:.1f} MB: "
+        f"{where} in {seconds:.1f} s"
+    )
+    print(
+        f"train on it with: stockpred train --source files --path {args.out} --tickers '*' "
+        f"--start {dates.min().date()} --end {dates.max().date()}"
+    )
+
+
 def _ui(_: argparse.Namespace) -> None:
     import os
     import shlex
@@ -424,6 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "predict": _predict,
         "ui": _ui,
         "interrupted": _interrupted,
+        "synth": _synth,
     }
     handler = handlers[args.command]
     return report_errors(handler, args)

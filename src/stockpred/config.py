@@ -25,23 +25,62 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class DataConfig(FrozenModel):
-    """Which prices to load, from where."""
+# The embedded sample's universes (stockpred.data.sample); the first is the default.
+SAMPLE_UNIVERSES: dict[str, tuple[str, ...]] = {
+    "indices": ("^GSPC", "^IXIC"),
+    "stocks": ("AAPL", "GOOG", "IBM", "MSFT", "FB"),
+}
+ALL_TICKERS = "*"  # data.tickers ["*"] with source files: every ticker the files hold
 
-    tickers: tuple[str, ...] = ("^GSPC", "^IXIC")
+
+class DataConfig(FrozenModel):
+    """Which prices to load, from where.
+
+    ``tickers`` left at the default (or null) are the ``universe``'s: ^GSPC ^IXIC for indices,
+    the five stocks for stocks. Tickers equal to another universe's default count as left at
+    the default, so changing only the universe (``--universe stocks``) changes them too.
+    """
+
+    tickers: tuple[str, ...] = SAMPLE_UNIVERSES["indices"]
     start: dt.date = dt.date(1999, 1, 1)
     end: dt.date | None = Field(
         dt.date(2018, 12, 31),
         description="last date; null: through the latest day available when the run starts "
         "(for scheduled retrains on live data)",
     )
-    source: Literal["sample", "yfinance"] = "sample"
+    source: Literal["sample", "yfinance", "files"] = "sample"
+    universe: Literal["indices", "stocks"] = Field(
+        "indices",
+        description="the embedded sample's universe: indices (^GSPC, ^IXIC 1999-2018) or stocks "
+        "(AAPL GOOG IBM MSFT FB 2000-2013); sets the default tickers for every source",
+    )
+    path: str | None = Field(
+        None,
+        description="source files: a long-format Parquet/CSV file (date, ticker, open, high, "
+        "low, close, volume; only date, ticker, close required) or a folder of them or of "
+        "per-ticker files named TICKER.csv / TICKER.parquet; tickers ['*']: all of them",
+    )
     cache_dir: str | None = Field(
         None, description="price cache folder for yfinance; default data/cache in the project"
     )
     refresh: bool = Field(True, description="fetch missing days from Yahoo (off: cache only)")
     on_bad_rows: Literal["raise", "drop"] = "raise"
     max_gap_days: int = Field(10, ge=1, description="warn about gaps longer than this")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _universe_tickers(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        universe = values.get("universe", "indices")
+        tickers = values.get("tickers")
+        if isinstance(tickers, str):
+            tickers = cls._split_tickers(tickers)
+        defaults = {tuple(d) for d in SAMPLE_UNIVERSES.values()}
+        as_tuple = tuple(str(t).upper() for t in tickers) if tickers is not None else None
+        if universe in SAMPLE_UNIVERSES and (as_tuple is None or as_tuple in defaults):
+            values = {**values, "tickers": SAMPLE_UNIVERSES[universe]}
+        return values
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -55,6 +94,8 @@ class DataConfig(FrozenModel):
     def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("must name at least one ticker, e.g. ['^GSPC']")
+        if value == (ALL_TICKERS,):
+            return value
         bad = []
         for ticker in value:
             try:
@@ -64,6 +105,7 @@ class DataConfig(FrozenModel):
         if bad:
             raise ValueError(
                 f"malformed ticker(s) {bad}: use Yahoo symbols of 1-20 letters, digits and . - ^ ="
+                " (or ['*'] for every ticker of data.source files)"
             )
         upper = tuple(t.upper() for t in value)  # Yahoo symbols are case-insensitive
         if len(set(upper)) != len(upper):
@@ -74,6 +116,37 @@ class DataConfig(FrozenModel):
     def _check_dates(self) -> DataConfig:
         if self.start >= self.last_date:
             raise ValueError(f"start ({self.start}) must be before end ({self.last_date})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_source(self) -> DataConfig:
+        if self.source == "files" and not self.path:
+            raise ValueError(
+                "data.source 'files' reads data.path: set it to a Parquet/CSV file or a folder "
+                "of them, e.g. --path prices.parquet or --set data.path=DIR"
+            )
+        if self.tickers == (ALL_TICKERS,) and self.source != "files":
+            raise ValueError(
+                f"tickers ['*'] (every ticker of the files) needs data.source 'files', not "
+                f"{self.source!r}: name the tickers"
+            )
+        # With source sample: a ticker of another universe is refused here, as is anything
+        # outside the stocks; other symbols under the default indices universe are reported by
+        # load_prices, as before there were universes.
+        members = SAMPLE_UNIVERSES[self.universe]
+        others = {t for u, m in SAMPLE_UNIVERSES.items() if u != self.universe for t in m}
+        outside = [
+            t
+            for t in self.tickers
+            if t not in members and (self.universe != "indices" or t in others)
+        ]
+        if self.source == "sample" and outside:
+            other = [u for u, m in SAMPLE_UNIVERSES.items() if set(outside) <= set(m)]
+            hint = f"set data.universe={other[0]} for those; " if other else ""
+            raise ValueError(
+                f"the sample's {self.universe} universe has no {outside}; it has "
+                f"{list(members)} ({hint}data.source yfinance or files for other symbols)"
+            )
         return self
 
     @property

@@ -50,6 +50,8 @@ def load_prices(
         refresh=data.refresh,
         on_bad_rows=data.on_bad_rows,
         max_gap_days=data.max_gap_days,
+        path=data.path,
+        universe=data.universe,
     )
 
 

@@ -2,36 +2,64 @@
 
 Every feature value at row t is a function of that ticker's rows <= t only (rolling windows and
 recursive EMAs run forward in time); tests prove ``f(df)[:i] == f(df[:i])``.
+
+Features whose price columns the data lack (close-only data: no open/high/low/volume, or those
+columns entirely NaN) are skipped with a warning naming them; the close-based ones always exist.
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from stockpred.config import FeatureConfig
+from stockpred.data.prices import PRICE_COLUMNS, present_columns
 
 TARGET = "target"
 
 
-def feature_names(config: FeatureConfig) -> list[str]:
-    """The feature columns ``make_features`` returns, in order."""
-    return [
-        *(f"ret_{lag}d" for lag in config.return_lags),
-        f"vol_{config.volatility_window}d",
-        f"rsi_{config.rsi_window}",
-        f"ema_spread_{config.ema_fast}_{config.ema_slow}",
-        f"volume_z_{config.volume_window}d",
-        "hl_range",
-        "oc_return",
-    ]
+def _needs(config: FeatureConfig) -> dict[str, tuple[str, ...]]:
+    """Each feature, in order, and the price columns it is computed from."""
+    return {
+        **{f"ret_{lag}d": ("close",) for lag in config.return_lags},
+        f"vol_{config.volatility_window}d": ("close",),
+        f"rsi_{config.rsi_window}": ("close",),
+        f"ema_spread_{config.ema_fast}_{config.ema_slow}": ("close",),
+        f"volume_z_{config.volume_window}d": ("volume",),
+        "hl_range": ("high", "low"),
+        "oc_return": ("open", "close"),
+    }
+
+
+def feature_names(config: FeatureConfig, columns: Sequence[str] = PRICE_COLUMNS) -> list[str]:
+    """The feature columns ``make_features`` returns, in order, for prices with ``columns``
+    (default all of OHLCV; ``present_columns(prices)`` gives those of a frame)."""
+    have = set(columns)
+    return [name for name, needs in _needs(config).items() if have.issuperset(needs)]
 
 
 def make_features(prices: pd.DataFrame, config: FeatureConfig | None = None) -> pd.DataFrame:
-    """One column per feature on the (date, ticker) index of ``prices``; NaN during warm-up."""
+    """One column per feature on the (date, ticker) index of ``prices``; NaN during warm-up.
+
+    Features needing a price column that ``prices`` lacks are left out with a warning."""
     config = config or FeatureConfig()
+    columns = present_columns(prices)
+    skipped = {n: needs for n, needs in _needs(config).items() if not set(needs) <= set(columns)}
+    if skipped:
+        shown = ", ".join(f"{n} (needs {'/'.join(needs)})" for n, needs in skipped.items())
+        warnings.warn(f"price data have no {_missing(columns)}: skipped {shown}", stacklevel=2)
     by_ticker = prices.groupby(level="ticker", sort=False, group_keys=False)
-    return by_ticker[list(prices.columns)].apply(_ticker_features, config=config).loc[prices.index]
+    features = by_ticker[list(prices.columns)].apply(
+        _ticker_features, config=config, names=feature_names(config, columns)
+    )
+    return features.loc[prices.index]
+
+
+def _missing(columns: Sequence[str]) -> str:
+    return "/".join(c for c in PRICE_COLUMNS if c not in columns)
 
 
 def make_target(prices: pd.DataFrame, horizon: int = 1) -> pd.Series:
@@ -43,7 +71,7 @@ def make_target(prices: pd.DataFrame, horizon: int = 1) -> pd.Series:
     return (future - log_close).rename(TARGET)
 
 
-def _ticker_features(frame: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+def _ticker_features(frame: pd.DataFrame, config: FeatureConfig, names: list[str]) -> pd.DataFrame:
     # frame: one ticker's rows, in date order
     frame = frame.sort_index(level="date")
     close = frame["close"]
@@ -58,13 +86,17 @@ def _ticker_features(frame: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame
     # An EMA starting from the first price is biased until it has seen ~span rows.
     spread.iloc[: config.ema_slow - 1] = np.nan
     out[f"ema_spread_{config.ema_fast}_{config.ema_slow}"] = spread
-    log_volume = np.log1p(frame["volume"].astype("float64"))
-    rolling = log_volume.rolling(config.volume_window)
-    std = rolling.std()
-    out[f"volume_z_{config.volume_window}d"] = (log_volume - rolling.mean()) / std.where(std > 0)
-    out["hl_range"] = np.log(frame["high"] / frame["low"])
-    out["oc_return"] = np.log(close / frame["open"])
-    return pd.DataFrame(out, index=frame.index)
+    volume_z = f"volume_z_{config.volume_window}d"
+    if volume_z in names:
+        log_volume = np.log1p(frame["volume"].astype("float64"))
+        rolling = log_volume.rolling(config.volume_window)
+        std = rolling.std()
+        out[volume_z] = (log_volume - rolling.mean()) / std.where(std > 0)
+    if "hl_range" in names:
+        out["hl_range"] = np.log(frame["high"] / frame["low"])
+    if "oc_return" in names:
+        out["oc_return"] = np.log(close / frame["open"])
+    return pd.DataFrame({name: out[name] for name in names}, index=frame.index)
 
 
 def _rsi(close: pd.Series, window: int) -> pd.Series:

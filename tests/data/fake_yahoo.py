@@ -25,8 +25,9 @@ def synthetic_history(
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, len(dates)))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, len(dates)))
     volume = rng.integers(1_000_000, 5_000_000, len(dates))
-    return pd.DataFrame({"Close": close, "High": high, "Low": low, "Open": open_, "Volume": volume},
-                        index=dates)  # fmt: skip
+    return pd.DataFrame(
+        {"Close": close, "High": high, "Low": low, "Open": open_, "Volume": volume}, index=dates
+    )
 
 
 class FakeYahoo:
@@ -60,8 +61,11 @@ class FakeYahoo:
             names=["Price", "Ticker"],
         )
         if failure in ("log-rate-limit", "offline"):
-            message = ("YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')"
-                       if failure == "log-rate-limit" else "possibly delisted; no timezone found")  # fmt: skip
+            message = (
+                "YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')"
+                if failure == "log-rate-limit"
+                else "possibly delisted; no timezone found"
+            )
             self._log_failures(tickers, message)
             return pd.DataFrame(
                 columns=columns, index=pd.DatetimeIndex([], name="Date"), dtype=float

@@ -25,11 +25,26 @@ def fake() -> FakeYahoo:
     return FakeYahoo(["AAA", "BBB", "CCC"])
 
 
-def _load(fake, cache: Path, tickers=("AAA", "BBB"), start="2020-01-01", end="2024-06-28",
-          today=TODAY, **kwargs) -> pd.DataFrame:  # fmt: skip
+def _load(
+    fake,
+    cache: Path,
+    tickers=("AAA", "BBB"),
+    start="2020-01-01",
+    end="2024-06-28",
+    today=TODAY,
+    **kwargs,
+) -> pd.DataFrame:
     source = YahooSource(download=fake, min_pause=0, sleep=lambda s: None)
-    return load_prices(list(tickers), start, end, "yfinance", cache_dir=str(cache), yahoo=source,
-                       today=today, **kwargs)  # fmt: skip
+    return load_prices(
+        list(tickers),
+        start,
+        end,
+        "yfinance",
+        cache_dir=str(cache),
+        yahoo=source,
+        today=today,
+        **kwargs,
+    )
 
 
 def test_a_warm_cache_makes_zero_calls(fake, tmp_path) -> None:
@@ -129,8 +144,13 @@ def test_path_like_tickers_are_rejected_everywhere(fake, tmp_path) -> None:
         with pytest.raises(ValueError, match="malformed ticker"):
             PriceCache(tmp_path).path(bad)
         with pytest.raises(ValueError, match="malformed ticker"):
-            sync([bad], dt.date(2024, 1, 1), dt.date(2024, 2, 1), PriceCache(tmp_path),
-                 YahooSource(download=fake))  # fmt: skip
+            sync(
+                [bad],
+                dt.date(2024, 1, 1),
+                dt.date(2024, 2, 1),
+                PriceCache(tmp_path),
+                YahooSource(download=fake),
+            )
         with pytest.raises(ConfigError, match="malformed ticker"):
             PriceCache  # noqa: B018
             PipelineConfig().with_overrides({"data.tickers": [bad]})
@@ -176,8 +196,11 @@ WRITER = textwrap.dedent(
 def _writer(tmp_path: Path, mode: str, scale: float) -> subprocess.Popen:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), mode, str(scale)],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "cache"), mode, str(scale)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_writer_killed_mid_write_leaves_the_previous_file_intact(tmp_path) -> None:
@@ -220,8 +243,15 @@ def test_an_unreachable_yahoo_is_one_grouped_line(tmp_path) -> None:
 
     source = YahooSource(download=unreachable, retries=1, min_pause=0, sleep=lambda s: None)
     with pytest.raises(DataError) as info:
-        load_prices(["AAA", "BBB"], "2020-01-01", "2020-06-30", "yfinance", cache_dir=str(tmp_path),
-                    yahoo=source, today=TODAY)  # fmt: skip
+        load_prices(
+            ["AAA", "BBB"],
+            "2020-01-01",
+            "2020-06-30",
+            "yfinance",
+            cache_dir=str(tmp_path),
+            yahoo=source,
+            today=TODAY,
+        )
     assert str(info.value) == (
         "2 of 2 ticker(s) failed: AAA, BBB: could not reach Yahoo (curl: (6) Could not resolve "
         "host: example), 2 attempts; nothing is cached: check your connection, or use "

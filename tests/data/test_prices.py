@@ -12,9 +12,12 @@ def test_it_loads_the_embedded_sample_in_the_long_format() -> None:
     assert prices.index.is_monotonic_increasing
     assert prices.index.get_level_values("date").tz is None
     assert prices.dtypes.to_dict() == {
-        "open": np.float64, "high": np.float64, "low": np.float64,
-        "close": np.float64, "volume": np.int64,
-    }  # fmt: skip
+        "open": np.float64,
+        "high": np.float64,
+        "low": np.float64,
+        "close": np.float64,
+        "volume": np.int64,
+    }
     assert len(prices) == 2 * 5031
     first = prices.xs("^GSPC", level="ticker").iloc[0]
     assert first["close"] == pytest.approx(1228.099976)  # 1999-01-04, real S&P 500 close
@@ -46,8 +49,13 @@ def test_it_rejects_an_unknown_source_and_reversed_dates() -> None:
 
 
 def _frame(**overrides: list[float]) -> pd.DataFrame:
-    data = {"open": [10.0, 11.0], "high": [12.0, 12.0], "low": [9.0, 10.0],
-            "close": [11.0, 11.5], "volume": [100, 200]}  # fmt: skip
+    data = {
+        "open": [10.0, 11.0],
+        "high": [12.0, 12.0],
+        "low": [9.0, 10.0],
+        "close": [11.0, 11.5],
+        "volume": [100, 200],
+    }
     data.update(overrides)
     index = pd.MultiIndex.from_arrays(
         [pd.to_datetime(["2020-01-02", "2020-01-03"]), ["X", "X"]], names=["date", "ticker"]
@@ -95,8 +103,11 @@ def test_bad_rows_can_be_dropped_with_a_warning() -> None:
         out = validate_prices(_frame(low=[11.5, 10.0]), on_bad_rows="drop")
     assert out.index.get_level_values("date").tolist() == [pd.Timestamp("2020-01-03")]
     with pytest.raises(DataError, match="all values missing"):
-        validate_prices(_frame(**{c: [np.nan, 1.0] for c in ["open", "high", "low", "close"]},
-                               volume=[np.nan, 1]))  # fmt: skip
+        validate_prices(
+            _frame(
+                **{c: [np.nan, 1.0] for c in ["open", "high", "low", "close"]}, volume=[np.nan, 1]
+            )
+        )
 
 
 def test_long_gaps_are_flagged() -> None:

@@ -98,8 +98,9 @@ def test_normalise_strips_time_zones() -> None:
     index = pd.DatetimeIndex(
         ["2024-01-02 00:00", "2024-01-03 00:00"], tz="America/New_York", name="Date"
     )
-    columns = pd.MultiIndex.from_product([["Close", "High", "Low", "Open", "Volume"], ["AAA"]],
-                                         names=["Price", "Ticker"])  # fmt: skip
+    columns = pd.MultiIndex.from_product(
+        [["Close", "High", "Low", "Open", "Volume"], ["AAA"]], names=["Price", "Ticker"]
+    )
     raw = pd.DataFrame(
         [[1, 2, 0.5, 1, 10], [1, 2, 0.5, 1, 10]], index=index, columns=columns, dtype=float
     )

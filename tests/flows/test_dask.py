@@ -44,7 +44,7 @@ def cluster_with_fake_yahoo() -> Iterator[str]:
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,  # fmt: skip
+        ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
         client.register_plugin(FakeYahooInWorkers())
@@ -55,9 +55,24 @@ def test_ingest_runs_on_the_dask_cluster_at_the_configured_address(
     prefect_server, cluster_with_fake_yahoo, tmp_path, monkeypatch, capsys
 ) -> None:
     monkeypatch.setenv(DASK_ADDRESS_ENV, cluster_with_fake_yahoo)
-    code = ingest_main(["--tickers", "AAA", "NOPE", "BBB", "CCC", "--start", "2020-01-01",
-                        "--end", "2020-06-30", "--batch-size", "1", "--cache-dir", str(tmp_path),
-                        "--dask"])  # fmt: skip
+    code = ingest_main(
+        [
+            "--tickers",
+            "AAA",
+            "NOPE",
+            "BBB",
+            "CCC",
+            "--start",
+            "2020-01-01",
+            "--end",
+            "2020-06-30",
+            "--batch-size",
+            "1",
+            "--cache-dir",
+            str(tmp_path),
+            "--dask",
+        ]
+    )
     assert code == 1  # NOPE is unknown: the flow fails, the others are cached
     assert "3 of 4 tickers cached" in capsys.readouterr().out
     cache = PriceCache(tmp_path)
@@ -89,10 +104,13 @@ def test_the_local_clusters_dashboard_and_scheduler_listen_on_loopback_only() ->
 
 def test_a_sweep_runs_its_trials_in_dask_worker_processes(prefect_server) -> None:
     config = load_config(
-        {**TINY, "train": {**TINY["train"], "max_epochs": 2},
-         "tracking": {**TINY["tracking"], "experiment": "tests-dask", "log_model": False},
-         "gates": {"enabled": False}}
-    )  # fmt: skip
+        {
+            **TINY,
+            "train": {**TINY["train"], "max_epochs": 2},
+            "tracking": {**TINY["tracking"], "experiment": "tests-dask", "log_model": False},
+            "gates": {"enabled": False},
+        }
+    )
     space = {"params": {"model.hidden_size": [4, 8]}}
     outcome = sweep_flow(config, space, runner="dask", max_parallel=2)
     children = tracking.search_runs(

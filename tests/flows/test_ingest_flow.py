@@ -20,9 +20,14 @@ def fake(monkeypatch) -> FakeYahoo:
 
 def test_one_bad_ticker_fails_the_flow_but_not_the_others(prefect_server, fake, tmp_path) -> None:
     state = ingest_flow(
-        ["AAA", "NOPE", "BBB", "../../x", "CCC"], dt.date(2020, 1, 1), dt.date(2020, 12, 31),
-        batch_size=2, cache_dir=str(tmp_path), min_pause=0.0, return_state=True,
-    )  # fmt: skip
+        ["AAA", "NOPE", "BBB", "../../x", "CCC"],
+        dt.date(2020, 1, 1),
+        dt.date(2020, 12, 31),
+        batch_size=2,
+        cache_dir=str(tmp_path),
+        min_pause=0.0,
+        return_state=True,
+    )
     assert state.is_failed()
     assert "3 of 5 tickers cached" in state.message and "NOPE" in state.message
     assert PriceCache(tmp_path).tickers() == ["AAA", "BBB", "CCC"]

@@ -249,9 +249,14 @@ def _plan(
         return _result(ticker, "cached", entry.prices, fetched=0)
     if not refresh:
         if entry is None:
-            return SyncResult(ticker, "failed", message=(
-                f"{ticker} is not cached and refreshing is off: run the ingest flow first, "
-                "or allow refresh"))  # fmt: skip
+            return SyncResult(
+                ticker,
+                "failed",
+                message=(
+                    f"{ticker} is not cached and refreshing is off: run the ingest flow first, "
+                    "or allow refresh"
+                ),
+            )
         return _fall_back(
             _Plan(ticker, entry, start, through, "refreshed"), "refresh is off", today
         )

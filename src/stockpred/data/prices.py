@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+OPTIONAL_COLUMNS = ("open", "high", "low", "volume")  # a source may lack them (close-only data)
 
 
 class DataError(ValueError):
@@ -19,7 +21,11 @@ class UnknownTickerError(DataError):
 
 
 def validate_prices(
-    prices: pd.DataFrame, on_bad_rows: str = "raise", max_gap_days: int | None = 10
+    prices: pd.DataFrame,
+    on_bad_rows: str = "raise",
+    max_gap_days: int | None = 10,
+    *,
+    required: Sequence[str] = PRICE_COLUMNS,
 ) -> pd.DataFrame:
     """Check schema and OHLC sanity; return the frame with canonical dtypes, sorted.
 
@@ -27,12 +33,18 @@ def validate_prices(
     or missing volume, duplicated dates) raise a ``DataError`` that counts them and shows the
     first few, or with ``on_bad_rows="drop"`` are dropped with a warning. Gaps longer than
     ``max_gap_days`` business days are reported as warnings.
+
+    Columns not in ``required`` (``close`` always is) may be absent from ``prices``: they come
+    back entirely NaN (volume then float64, else int64) and only the present ones are checked,
+    e.g. close-only data. ``present_columns`` tells which a validated frame has.
     """
     if on_bad_rows not in ("raise", "drop"):
         raise ValueError(f"on_bad_rows must be 'raise' or 'drop', got {on_bad_rows!r}")
-    missing = [c for c in PRICE_COLUMNS if c not in prices.columns]
+    needed = {"close", *required}
+    missing = [c for c in PRICE_COLUMNS if c in needed and c not in prices.columns]
     if missing:
         raise DataError(f"price data lacks column(s) {missing}; expected {list(PRICE_COLUMNS)}")
+    present = np.array([c in prices.columns for c in PRICE_COLUMNS])
     if list(prices.index.names) != ["date", "ticker"]:
         raise DataError(f"price index must be (date, ticker), got {list(prices.index.names)}")
     if prices.empty:
@@ -41,9 +53,7 @@ def validate_prices(
     if dates.tz is not None:
         dates = dates.tz_localize(None)
     tickers = prices.index.get_level_values("ticker").astype(str)
-    values = np.column_stack(
-        [pd.to_numeric(prices[c], errors="coerce").to_numpy(dtype="float64") for c in PRICE_COLUMNS]
-    )
+    values = np.column_stack([_numbers(prices, c) for c in PRICE_COLUMNS])
     index = pd.MultiIndex.from_arrays(
         [dates.astype("datetime64[ns]"), tickers], names=["date", "ticker"]
     )
@@ -51,7 +61,7 @@ def validate_prices(
     if not (order == np.arange(len(order))).all():
         index, values = index[order], values[order]
     out = pd.DataFrame(values, index=index, columns=list(PRICE_COLUMNS))
-    bad = bad_row_masks(values, index.duplicated(keep=False))
+    bad = bad_row_masks(values, index.duplicated(keep=False), present)
     if bad:
         total = np.logical_or.reduce(list(bad.values()))
         details = "; ".join(
@@ -69,22 +79,43 @@ def validate_prices(
             raise DataError("every row was bad; nothing is left")
     if max_gap_days is not None:
         _warn_gaps(out, max_gap_days)
-    out["volume"] = out["volume"].astype("int64")
+    if present[4]:
+        out["volume"] = out["volume"].astype("int64")
     return out
 
 
-def bad_row_masks(values: np.ndarray, duplicated: np.ndarray) -> dict[str, np.ndarray]:
-    """Row masks of each problem in (rows, open/high/low/close/volume) ``values``; only non-empty."""
-    ohlc, volume = values[:, :4], values[:, 4]
-    open_close = values[:, [0, 3]]
+def _numbers(prices: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in prices:
+        return np.full(len(prices), np.nan)
+    return pd.to_numeric(prices[column], errors="coerce").to_numpy(dtype="float64")
+
+
+def present_columns(prices: pd.DataFrame) -> tuple[str, ...]:
+    """The price columns ``prices`` has values in (absent ones are missing or entirely NaN)."""
+    return tuple(c for c in PRICE_COLUMNS if c in prices and prices[c].notna().any())
+
+
+def bad_row_masks(
+    values: np.ndarray, duplicated: np.ndarray, present: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Row masks of each problem in (rows, open/high/low/close/volume) ``values``; only non-empty.
+
+    ``present`` (five booleans, default all) marks the columns the data have; absent ones are
+    not checked (the high/low checks then compare with whichever of open and close exist)."""
+    have = np.ones(5, dtype=bool) if present is None else np.asarray(present, dtype=bool)
+    prices = [i for i in range(4) if have[i]]
+    ohlc, volume = values[:, prices], values[:, 4]
+    open_close = values[:, [i for i in (0, 3) if have[i]]]
     tol = 1e-6  # Yahoo rounds highs and lows; a relative slack avoids flagging float noise
+    no = np.zeros(len(values), dtype=bool)
     with np.errstate(invalid="ignore"):
+        high_low = open_close.max(axis=1) * (1 - tol), open_close.min(axis=1) * (1 + tol)
         checks = {
-            "all values missing": np.isnan(values).all(axis=1),
+            "all values missing": np.isnan(values[:, have]).all(axis=1),
             "non-finite or non-positive price": ~(np.isfinite(ohlc) & (ohlc > 0)).all(axis=1),
-            "high below open/close": values[:, 1] < open_close.max(axis=1) * (1 - tol),
-            "low above open/close": values[:, 2] > open_close.min(axis=1) * (1 + tol),
-            "negative or missing volume": ~(np.isfinite(volume) & (volume >= 0)),
+            "high below open/close": values[:, 1] < high_low[0] if have[1] else no,
+            "low above open/close": values[:, 2] > high_low[1] if have[2] else no,
+            "negative or missing volume": ~(np.isfinite(volume) & (volume >= 0)) if have[4] else no,
             "duplicate (date, ticker)": np.asarray(duplicated, dtype=bool),
         }
     return {what: mask for what, mask in checks.items() if mask.any()}

@@ -26,8 +26,14 @@ log = logging.getLogger(__name__)
 Download = Callable[..., pd.DataFrame]
 YF_COLUMNS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 _RATE_LIMIT_MARKERS = ("YFRateLimitError", "Too Many Requests", "Rate limited")
-_NETWORK_MARKERS = ("Could not resolve host", "Failed to perform", "Connection", "Timeout",
-                    "timed out", "curl: (")  # fmt: skip
+_NETWORK_MARKERS = (
+    "Could not resolve host",
+    "Failed to perform",
+    "Connection",
+    "Timeout",
+    "timed out",
+    "curl: (",
+)
 # What yfinance 1.x logs when the price request itself failed (timed out, refused, cut off) after
 # the ticker's timezone came from its tz cache: PriceHistory.history swallows the exception,
 # finds no JSON and raises YFPricesMissingError -> "possibly delisted; no price data found  (1d
@@ -138,9 +144,9 @@ class YahooSource:
         if len(alone) == len(batch):  # nothing came: the errors are about Yahoo, not the tickers
             errors.update(alone)
             return
-        for ticker, exc in alone.items():
-            errors[ticker] = TickerFetchError(str(exc))
-            errors[ticker].__cause__ = exc
+        for ticker, failure in alone.items():
+            errors[ticker] = TickerFetchError(str(failure))
+            errors[ticker].__cause__ = failure
 
     def _with_retries(self, batch: list[str], start: dt.date, end: dt.date) -> pd.DataFrame:
         delay = self.backoff
