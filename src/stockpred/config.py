@@ -224,6 +224,11 @@ class TrainConfig(FrozenModel):
         1.0, description="training batches per epoch: a fraction in (0, 1] or a count >= 1"
     )
     progress_bar: bool = True
+    num_threads: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        "auto",
+        description="torch CPU threads while training; auto: 1 on machines with <= 2 cores "
+        "(measured faster there), else torch's default",
+    )
 
     @field_validator("limit_train_batches", mode="before")
     @classmethod

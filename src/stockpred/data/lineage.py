@@ -28,7 +28,9 @@ class DataRecord:
 def data_record(config: PipelineConfig, prices: pd.DataFrame) -> DataRecord:
     """The record of ``prices`` loaded for ``config``; the name stays short for any universe."""
     data = config.data
-    shown = ",".join(data.tickers) if len(data.tickers) <= 10 else f"{len(data.tickers)} tickers"
+    tickers = list(dict.fromkeys(prices.index.get_level_values("ticker")))  # as loaded ("*")
+    ordered = [t for t in data.tickers if t in tickers] or tickers
+    shown = ",".join(ordered) if len(tickers) <= 10 else f"{len(tickers)} tickers"
     first, last = prices.index.get_level_values("date")[[0, -1]]
     return DataRecord(
         name=f"{data.source}:{shown}:{data.start}..{data.last_date}",

@@ -74,6 +74,35 @@ def fit_forecaster(
             f"no windows to train on (train {len(train)}, val {len(val)}): the date range is "
             f"too short for a window of {model_config.window} days"
         )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(devices.resolve_threads(train_config.num_threads))
+    try:
+        return _fit(
+            train,
+            val,
+            model_config,
+            train_config,
+            logger,
+            callbacks,
+            checkpoint_dir,
+            resume_from,
+            loss,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(
+    train: WindowDataset,
+    val: WindowDataset,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    logger: Logger | bool,
+    callbacks: Sequence[Callback],
+    checkpoint_dir: str | Path | None,
+    resume_from: str | Path | None,
+    loss: nn.Module | None,
+) -> FitResult:
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
     accelerator = train_config.accelerator
     strategy = devices.resolve_strategy(train_config.strategy, accelerator, train_config.devices)
