@@ -27,6 +27,15 @@ class LSTMForecaster(nn.Module):
         )
         self.head = nn.Linear(hidden_size, 1)
 
+    def architecture(self) -> dict[str, int | float]:
+        """The constructor's arguments: with the state dict, all a load needs (no pickle)."""
+        return {
+            "num_features": self.lstm.input_size,
+            "hidden_size": self.lstm.hidden_size,
+            "num_layers": self.lstm.num_layers,
+            "dropout": float(self.lstm.dropout),
+        }
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, F) -> prediction (B,) of the (scaled) forward return."""
         out, _ = self.lstm(x)  # (B, T, H), the top layer's hidden states

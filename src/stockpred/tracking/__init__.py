@@ -10,6 +10,7 @@ registry and its champion rule, and reading runs back. Nothing else in ``stockpr
 """
 
 from stockpred.tracking.readback import (
+    UnsafeModelError,
     dataset_digest,
     download_artifact,
     list_artifact_paths,
@@ -78,6 +79,7 @@ __all__ = [
     "Promotion",
     "RunLogger",
     "TrackingUnavailableError",
+    "UnsafeModelError",
     "champion_version",
     "check_server",
     "client",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,18 @@ from typing import Any
 import mlflow.artifacts
 import mlflow.pytorch
 import pandas as pd
+import torch
+from mlflow.artifacts import download_artifacts
 from mlflow.data.digest_utils import compute_pandas_digest
+from mlflow.exceptions import MlflowException
 from torch import nn
 
 from stockpred.config import PipelineConfig, load_config
+from stockpred.model import LSTMForecaster
 from stockpred.tracking.store import client, tracking_uri
+from stockpred.tracking.writers import ARCHITECTURE_FILE, WEIGHTS_FILE
+
+ALLOW_PICKLE_ENV = "STOCKPRED_ALLOW_PICKLE"
 
 
 def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
@@ -123,12 +131,68 @@ def _run_record(run: Any) -> dict[str, Any]:
     }
 
 
-def load_model(model_uri: str) -> nn.Module:
-    """A logged PyTorch model (``models:/...`` or ``runs:/...``), on the CPU in eval mode."""
-    client()  # sets the tracking URI that resolves ``models:/`` URIs
+class UnsafeModelError(ValueError):
+    """A model that could only be loaded by unpickling it (which runs code)."""
+
+
+def load_model(model_uri: str, *, allow_pickle: bool | None = None) -> nn.Module:
+    """A logged model (``models:/<id>``, ``models:/<name>@<alias>``, ``models:/<name>/<n>``),
+    on the CPU in eval mode, rebuilt from its weights and architecture: no pickle is loaded.
+
+    A model logged without them (not an ``LSTMForecaster``, or by an older stockpred) is loaded
+    by unpickling only with ``allow_pickle`` (default: ``$STOCKPRED_ALLOW_PICKLE=1``), since an
+    unpickled file runs whatever code its author put in it.
+    """
+    location = _model_location(model_uri)
+    weights: str | None
+    shape: str | None
+    try:
+        weights = download_artifacts(artifact_uri=f"{location}/extra_files/{WEIGHTS_FILE}")
+        shape = download_artifacts(artifact_uri=f"{location}/extra_files/{ARCHITECTURE_FILE}")
+    except MlflowException:
+        weights = shape = None
+    if weights is not None and shape is not None:
+        model = LSTMForecaster(**json.loads(Path(shape).read_text()))
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model.eval()
+    if allow_pickle is None:
+        allow_pickle = os.environ.get(ALLOW_PICKLE_ENV, "") == "1"
+    if not allow_pickle:
+        raise UnsafeModelError(
+            f"{model_uri} has no weights-only copy (extra_files/{WEIGHTS_FILE}): loading it "
+            "would unpickle it, which runs any code its author put in it. Retrain it with this "
+            f"stockpred, or, only if you trust who logged it, set {ALLOW_PICKLE_ENV}=1"
+        )
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
     return model.eval()
+
+
+def _model_location(model_uri: str) -> str:
+    """The artifact location of the LoggedModel a ``models:/`` URI names."""
+    mlflow_client = client()
+    ref = model_uri.removeprefix("models:/")
+    if not model_uri.startswith("models:/") or not ref:
+        raise ValueError(f"expected a models:/ URI, got {model_uri!r}")
+    try:
+        model_id: str | None
+        if ref.startswith("m-") and "/" not in ref and "@" not in ref:
+            model_id = ref
+        else:
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                found = mlflow_client.get_model_version_by_alias(name, alias)
+            else:
+                name, version = ref.rsplit("/", 1)
+                found = mlflow_client.get_model_version(name, version)
+            # a local store leaves model_id empty; the source is the LoggedModel's own URI
+            source = str(found.source or "")
+            model_id = found.model_id or (source.removeprefix("models:/") or None)
+        if not model_id:
+            raise LookupError(f"{model_uri} names a version without a logged model")
+        return str(mlflow_client.get_logged_model(model_id).artifact_location)
+    except MlflowException as exc:
+        raise LookupError(f"no model {model_uri} at {tracking_uri()}: {exc.message}") from None
 
 
 def recorded_data(run_id: str, name: str) -> dict[str, str]:

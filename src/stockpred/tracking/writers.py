@@ -3,6 +3,7 @@ and the Lightning logger that streams epoch metrics into an existing run."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -24,6 +25,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
 from stockpred.data.lineage import DataRecord
+from stockpred.model import LSTMForecaster
 from stockpred.tracking.mlflow_internals import dataset_entity
 from stockpred.tracking.store import client, tracking_uri
 
@@ -101,24 +103,39 @@ def log_data_record(run_id: str, record: DataRecord, prices: pd.DataFrame, sourc
     set_tags(run_id, record.tags())
 
 
-def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "model") -> str:
-    """Log a PyTorch model with its signature and input example; returns its model URI."""
+WEIGHTS_FILE = "state_dict.pt"  # the weights alone: loads with torch.load(weights_only=True)
+ARCHITECTURE_FILE = "architecture.json"  # what rebuilds the module around them
 
-    # mlflow.pytorch warns that pickled models run code when loaded; we log our own class.
+
+def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "model") -> str:
+    """Log a PyTorch model with its signature and input example; returns its model URI.
+
+    MLflow's own copy is a pickle (for ``mlflow models serve``; it keeps the batch dimension
+    dynamic, which ``torch.export`` would not). Beside it, in the model's ``extra_files/``, an
+    ``LSTMForecaster`` gets its weights and architecture, which is all ``load_model`` reads: a
+    model version on a shared server can then never run code in ``stockpred predict``.
+    """
+    # mlflow.pytorch warns that pickled models run code when loaded; stockpred never loads it.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     # The LoggedModel goes to the active experiment (else "Default", under ./mlruns): the run's.
     mlflow.set_experiment(experiment_id=client().get_run(run_id).info.experiment_id)
-    info = mlflow.pytorch.log_model(
-        model,
-        name=name,
-        input_example=input_example,
-        run_id=run_id,
-        # Pinned rather than inferred: inference imports the model in a subprocess (slow).
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        # Pickle keeps the batch dimension dynamic (torch.export specialises it to the example).
-        serialization_format="pickle",
-    )
-    return info.model_uri
+    with tempfile.TemporaryDirectory(prefix="stockpred-model-") as folder:
+        extra = []
+        if isinstance(model, LSTMForecaster):
+            torch.save(model.state_dict(), Path(folder) / WEIGHTS_FILE)
+            (Path(folder) / ARCHITECTURE_FILE).write_text(json.dumps(model.architecture()))
+            extra = [str(Path(folder) / WEIGHTS_FILE), str(Path(folder) / ARCHITECTURE_FILE)]
+        info = mlflow.pytorch.log_model(
+            model,
+            name=name,
+            input_example=input_example,
+            run_id=run_id,
+            # Pinned rather than inferred: inference imports the model in a subprocess (slow).
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            serialization_format="pickle",
+            extra_files=extra or None,
+        )
+    return str(info.model_uri)
 
 
 def lightning_logger(run_id: str) -> RunLogger:
