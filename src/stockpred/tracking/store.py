@@ -7,15 +7,20 @@ overrides it (e.g. a team server).
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from stockpred.paths import project_root
@@ -114,7 +119,60 @@ def client() -> MlflowClient:
         check_server(uri)
         _ANSWERED.add(uri)
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    return cast(MlflowClient, RetryingClient(MlflowClient(tracking_uri=uri)))
+
+
+RETRY_FOR_S = 180.0  # how long a busy or unreachable store is waited for, then a clear error
+_T = TypeVar("_T")
+
+
+def transient(exc: BaseException) -> bool:
+    """A store that is busy (SQLite locked by another process) or briefly unreachable."""
+    text = str(exc)
+    if isinstance(exc, MlflowException):
+        return exc.error_code in ("TEMPORARILY_UNAVAILABLE",) or "database is locked" in text
+    return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__name__ in (
+        "ConnectionError",  # requests'
+        "MaxRetryError",
+        "ReadTimeout",
+        "ConnectTimeout",
+    )
+
+
+def retrying(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``call(*args, **kwargs)``, retried with backoff while the store is busy or unreachable,
+    for up to ``RETRY_FOR_S`` seconds; then ``TrackingUnavailableError`` saying what to do."""
+    deadline = time.monotonic() + RETRY_FOR_S
+    delay = 0.5
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise TrackingUnavailableError(
+                    f"the MLflow store {tracking_uri()} stayed busy or unreachable for "
+                    f"{RETRY_FOR_S:.0f} s ({type(exc).__name__}: {str(exc)[:200]}); a training "
+                    "run keeps its checkpoints: once the store answers, `stockpred interrupted` "
+                    "lists it and `stockpred train --resume RUN_ID` continues it"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose every call is ``retrying``: a store locked for a minute by
+    another process, or a server restarting, does not fail a training in progress."""
+
+    def __init__(self, inner: MlflowClient) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+        return functools.partial(retrying, attribute)
 
 
 def experiment_id(name: str) -> str:

@@ -27,7 +27,7 @@ from torch import nn
 from stockpred.data.lineage import DataRecord
 from stockpred.model import LSTMForecaster
 from stockpred.tracking.mlflow_internals import dataset_entity
-from stockpred.tracking.store import client, tracking_uri
+from stockpred.tracking.store import client, retrying, tracking_uri
 
 
 def log_params(run_id: str, params: Mapping[str, Any]) -> None:
@@ -152,7 +152,8 @@ class RunLogger(MLFlowLogger):
         if "epoch" in metrics:
             step = int(metrics["epoch"])
             metrics = {k: v for k, v in metrics.items() if k != "epoch"}
-        super().log_metrics(metrics, step)
+        # a busy or briefly unreachable store is waited for (bounded), not a failed training
+        retrying(super().log_metrics, metrics, step)
 
     # The run belongs to ``tracked_run``: Lightning must not mark it finished after ``fit``.
     def finalize(self, status: str = "success") -> None:
