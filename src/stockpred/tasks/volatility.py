@@ -318,6 +318,13 @@ class VolatilityTask(ForecastTask):
             )
         }
 
+    def colors(self) -> dict[str, str]:
+        """As the base's, skipping C7 (grey, like the reference HAR)."""
+        palette = [f"C{i}" for i in range(10) if i != 7]
+        out = {model: palette[i % len(palette)] for i, model in enumerate(self.models)}
+        out[self.reference] = "0.55"
+        return out
+
     def forecast_columns(self, predicted: np.ndarray) -> dict[str, Any]:
         variance = np.asarray(predicted, dtype=np.float64)
         return {"predicted_variance": variance, "predicted_annual_vol": annual_vol(variance)}
