@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lint format ui serve notebooks bench bench-gates bench-cache bench-synthetic gpu-check
+.PHONY: setup run test lint format ui serve notebooks bench bench-gates bench-cache bench-synthetic bench-volatility gpu-check
 
 setup: $(VENV)/.installed
 
@@ -70,6 +70,9 @@ bench-cache: setup  ## reading 50 tickers x 20 years from the Parquet price cach
 
 bench-synthetic: setup  ## the known-optimum check at full size (AR(1) and noise, 3 seeds)
 	$(BIN)/python -m benchmarks.synthetic_optimum --days 8000 --seeds 3
+
+bench-volatility: setup  ## the volatility task on the sample: LSTM and baselines' QLIKE vs HAR and DM t per index (horizons 1, 5; 3 seeds)
+	$(BIN)/python -m benchmarks.volatility --seeds 3 $(ARGS)
 
 gpu-check: setup  ## on a GPU: throughput of the default LSTM (bf16, pinned memory) and the gate replay vs cuDNN
 	$(BIN)/python benchmarks/gpu_check.py $(ARGS)

@@ -118,3 +118,23 @@ def test_it_keeps_limit_train_batches_lightning_can_use(value: float, kept: floa
 def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match=rf"config file {tmp_path} is a folder: give a JSON file"):
         load_config(tmp_path)
+
+
+def test_the_target_section_and_the_variance_features_follow_its_kind() -> None:
+    default = PipelineConfig()
+    assert (default.target.kind, default.target.estimator, default.target.loss) == (
+        "return",
+        "parkinson",
+        "qlike",
+    )
+    assert not default.features.variance
+    vol = load_config({"target": {"kind": "volatility", "estimator": "yang_zhang"}})
+    assert vol.features.variance
+    switched = default.with_overrides({"target.kind": "volatility"})
+    assert switched.features.variance
+    assert not switched.with_overrides({"target.kind": "return"}).features.variance
+    kept = default.with_overrides({"target.kind": "volatility", "features.variance": False})
+    assert not kept.features.variance
+    assert load_config(vol.model_dump(mode="json")) == vol
+    with pytest.raises(ConfigError, match=r"target\.estimator"):
+        load_config({"target": {"kind": "volatility", "estimator": "close_close"}})

@@ -8,6 +8,7 @@ from stockpred.config import FeatureConfig
 from stockpred.features import feature_names, make_features, make_target
 
 CONFIG = FeatureConfig(volatility_window=5, rsi_window=4, ema_fast=3, ema_slow=6, volume_window=5)
+VARIANCE = CONFIG.model_copy(update={"variance": True})  # the volatility task's features too
 
 
 def synthetic_prices(
@@ -47,29 +48,33 @@ def test_it_returns_one_named_column_per_feature_on_the_same_index() -> None:
     assert features.iloc[-10:].notna().all().all()  # warm-up is over
 
 
+@pytest.mark.parametrize("config", [CONFIG, VARIANCE], ids=["return", "variance"])
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), days=st.integers(8, 80), cut=st.integers(1, 80))
-def test_it_never_looks_ahead(seed: int, days: int, cut: int) -> None:
+def test_it_never_looks_ahead(seed: int, days: int, cut: int, config: FeatureConfig) -> None:
     """f(df)[:i] == f(df[:i]): truncating the future leaves every earlier value unchanged."""
     prices = synthetic_prices(seed, days)
     dates = prices.index.get_level_values("date").unique()
     last = dates[min(cut, days) - 1]
-    full = make_features(prices, CONFIG)
+    full = make_features(prices, config)
     past = prices[prices.index.get_level_values("date") <= last]
-    pd.testing.assert_frame_equal(full.loc[past.index], make_features(past, CONFIG))
+    pd.testing.assert_frame_equal(full.loc[past.index], make_features(past, config))
 
 
+@pytest.mark.parametrize("config", [CONFIG, VARIANCE], ids=["return", "variance"])
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(5, 50))
-def test_changing_the_future_changes_no_past_feature(seed: int, cut: int) -> None:
+def test_changing_the_future_changes_no_past_feature(
+    seed: int, cut: int, config: FeatureConfig
+) -> None:
     prices = synthetic_prices(seed, 60)
     dates = prices.index.get_level_values("date")
     future = dates > dates.unique()[cut]
     shocked = prices.copy()
     shocked.loc[future, ["open", "high", "low", "close"]] *= 3.0
     shocked.loc[future, "volume"] += 5_000
-    before = make_features(prices, CONFIG)[~future]
-    after = make_features(shocked, CONFIG)[~future]
+    before = make_features(prices, config)[~future]
+    after = make_features(shocked, config)[~future]
     pd.testing.assert_frame_equal(before, after)
 
 
@@ -146,12 +151,34 @@ def test_dropped_columns_count_as_absent_and_full_data_warn_nothing() -> None:
         make_features(prices, CONFIG)
 
 
+@pytest.mark.parametrize("config", [CONFIG, VARIANCE], ids=["return", "variance"])
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), days=st.integers(8, 60), cut=st.integers(1, 60))
-def test_close_only_features_never_look_ahead(seed: int, days: int, cut: int) -> None:
+def test_close_only_features_never_look_ahead(
+    seed: int, days: int, cut: int, config: FeatureConfig
+) -> None:
     prices = _close_only(synthetic_prices(seed, days))
     last = prices.index.get_level_values("date").unique()[min(cut, days) - 1]
     past = prices[prices.index.get_level_values("date") <= last]
     with pytest.warns(UserWarning):
-        full, head = make_features(prices, CONFIG), make_features(past, CONFIG)
+        full, head = make_features(prices, config), make_features(past, config)
     pd.testing.assert_frame_equal(full.loc[past.index], head)
+
+
+def test_variance_features_only_for_the_variance_switch() -> None:
+    prices = synthetic_prices(2, 60)
+    plain, with_variance = make_features(prices, CONFIG), make_features(prices, VARIANCE)
+    assert feature_names(FeatureConfig()) == [
+        *("ret_1d", "ret_5d", "ret_20d", "vol_20d", "rsi_14", "ema_spread_12_26"),
+        *("volume_z_20d", "hl_range", "oc_return"),
+    ]  # the return task's default features are as before
+    assert not any(c.startswith("lv_") for c in plain.columns)
+    extra = [c for c in with_variance.columns if c not in plain.columns]
+    assert "lv_parkinson" in extra and "lv_parkinson_22d" in extra and "dsv_5d" in extra
+    assert len(extra) == 5 * 3 + 1
+    one = prices.xs("AAA", level="ticker")
+    parkinson = np.log(one["high"] / one["low"]) ** 2 / (4 * np.log(2))
+    got = with_variance.xs("AAA", level="ticker")
+    np.testing.assert_allclose(got["lv_parkinson"], np.log(parkinson))
+    np.testing.assert_allclose(got["lv_parkinson_5d"].iloc[10], np.log(parkinson.iloc[6:11].mean()))
+    assert with_variance.iloc[-10:].notna().all().all()

@@ -23,6 +23,7 @@ OPTION_FIELDS = {
     "universe": "data.universe",
     "path": "data.path",
     "horizon": "features.horizon",
+    "target": "target.kind",
     "window": "model.window",
     "hidden_size": "model.hidden_size",
     "layers": "model.num_layers",
@@ -65,6 +66,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--tickers '*' takes all of them",
     )
     data.add_argument("--horizon", type=int, help="forecast horizon in trading days (default 1)")
+    data.add_argument(
+        "--target",
+        choices=("return", "volatility"),
+        help="what is forecast: the log return (default) or the realised variance (volatility; "
+        "estimator and loss: --set target.estimator=... target.loss=...)",
+    )
     model = parser.add_argument_group("model and training")
     model.add_argument("--window", type=int, help="input window in trading days (default 60)")
     model.add_argument("--hidden-size", type=int, help="LSTM hidden units (default 64)")

@@ -165,6 +165,12 @@ class FeatureConfig(FrozenModel):
     ema_slow: int = Field(26, ge=3)
     volume_window: int = Field(20, ge=2)
     horizon: int = Field(1, ge=1, le=250, description="forecast horizon in trading days")
+    variance: bool = Field(
+        False,
+        description="add the volatility task's features (log daily variance of every OHLC "
+        "estimator, their 5/22-day means, 5-day downside semivariance); default: on when "
+        "target.kind is volatility",
+    )
 
     @field_validator("return_lags")
     @classmethod
@@ -178,6 +184,26 @@ class FeatureConfig(FrozenModel):
         if self.ema_fast >= self.ema_slow:
             raise ValueError(f"ema_fast ({self.ema_fast}) must be < ema_slow ({self.ema_slow})")
         return self
+
+
+class TargetConfig(FrozenModel):
+    """What is forecast: the forward log return, or the forward realised variance."""
+
+    kind: Literal["return", "volatility"] = Field(
+        "return",
+        description="return: the log return over features.horizon days; volatility: the mean "
+        "daily variance over days t+1..t+horizon (learnt as log variance)",
+    )
+    estimator: Literal[
+        "parkinson", "garman_klass", "rogers_satchell", "yang_zhang", "squared_return"
+    ] = Field(
+        "parkinson",
+        description="volatility: the daily variance estimator from OHLC (parkinson needs no "
+        "open, so it also serves data with a stale open such as ^GSPC before 2007)",
+    )
+    loss: Literal["qlike", "mse"] = Field(
+        "qlike", description="volatility: QLIKE on log variance, or MSE on log variance"
+    )
 
 
 class SplitConfig(FrozenModel):
@@ -307,12 +333,28 @@ class PipelineConfig(FrozenModel):
 
     data: DataConfig = DataConfig()
     features: FeatureConfig = FeatureConfig()
+    target: TargetConfig = TargetConfig()
     split: SplitConfig = SplitConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     gates: GateConfig = GateConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variance_features(cls, values: Any) -> Any:
+        """features.variance left unset follows target.kind (on for volatility)."""
+        if not isinstance(values, dict):
+            return values
+        target = values.get("target") or {}
+        kind = target.get("kind", "return") if isinstance(target, dict) else target.kind
+        features = values.get("features")
+        if features is None:
+            features = {}
+        if isinstance(features, dict) and "variance" not in features:
+            values = {**values, "features": {**features, "variance": kind == "volatility"}}
+        return values
 
     @model_validator(mode="after")
     def _check_embargo(self) -> PipelineConfig:
@@ -358,6 +400,8 @@ class PipelineConfig(FrozenModel):
                     f"{sorted(nested)}"
                 )
             nested[section][key] = value
+        if "target.kind" in overrides and "features.variance" not in overrides:
+            nested["features"].pop("variance", None)  # follow the new kind
         return load_config(nested)
 
 

@@ -122,7 +122,7 @@ def fit(
         callbacks=callbacks,
         checkpoint_dir=checkpoint_dir,
         resume_from=resume_from,
-        loss=task_for(config).loss(),
+        loss=task_for(config).loss(prepared, config),
     )
 
 

@@ -17,6 +17,10 @@ import pandas as pd
 
 from stockpred.config import FeatureConfig
 from stockpred.data.prices import PRICE_COLUMNS, present_columns
+from stockpred.volatility import ESTIMATOR_NEEDS, VARIANCE_FLOOR, daily_variance_one
+
+VARIANCE_MEANS = (5, 22)  # the HAR's weekly and monthly means of each daily variance
+DOWNSIDE = "dsv_5d"  # log 5-day downside semivariance (mean of r^2 on down days, else 0)
 
 TARGET = "target"
 
@@ -31,7 +35,22 @@ def _needs(config: FeatureConfig) -> dict[str, tuple[str, ...]]:
         f"volume_z_{config.volume_window}d": ("volume",),
         "hl_range": ("high", "low"),
         "oc_return": ("open", "close"),
+        **(_variance_needs() if config.variance else {}),
     }
+
+
+def variance_feature(estimator: str, days: int = 1) -> str:
+    """The name of the log mean daily variance of ``estimator`` over ``days`` days."""
+    return f"lv_{estimator}" if days == 1 else f"lv_{estimator}_{days}d"
+
+
+def _variance_needs() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for estimator, needs in ESTIMATOR_NEEDS.items():
+        for days in (1, *VARIANCE_MEANS):
+            out[variance_feature(estimator, days)] = needs
+    out[DOWNSIDE] = ("close",)
+    return out
 
 
 def feature_names(config: FeatureConfig, columns: Sequence[str] = PRICE_COLUMNS) -> list[str]:
@@ -96,6 +115,15 @@ def _ticker_features(frame: pd.DataFrame, config: FeatureConfig, names: list[str
         out["hl_range"] = np.log(frame["high"] / frame["low"])
     if "oc_return" in names:
         out["oc_return"] = np.log(close / frame["open"])
+    if config.variance:
+        for estimator in ESTIMATOR_NEEDS:
+            if variance_feature(estimator) not in names:
+                continue
+            daily = daily_variance_one(frame, estimator)
+            for days in (1, *VARIANCE_MEANS):
+                out[variance_feature(estimator, days)] = np.log(daily.rolling(days).mean())
+        downside = (ret1**2).where(ret1 < 0, 0.0).where(ret1.notna())
+        out[DOWNSIDE] = np.log(downside.rolling(5).mean().clip(lower=VARIANCE_FLOOR))
     return pd.DataFrame({name: out[name] for name in names}, index=frame.index)
 
 

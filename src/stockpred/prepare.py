@@ -31,8 +31,8 @@ class Prepared:
     """Rows of every ticker, ticker-major and date-ordered, scaled with training statistics."""
 
     features: np.ndarray  # (N, F) float32, scaled
-    target: np.ndarray  # (N,) float32, scaled forward return
-    actual: np.ndarray  # (N,) float64, forward log return as realised
+    target: np.ndarray  # (N,) float32, the scaled model target: transform(actual), scaled
+    actual: np.ndarray  # (N,) float64, the target as realised (forward log return, variance)
     labels: np.ndarray  # (N,) int8: TRAIN / VAL / TEST / EMBARGO
     dates: np.ndarray  # (N,) datetime64[ns]
     tickers: np.ndarray  # (N,) str
@@ -44,6 +44,7 @@ class Prepared:
     target_scale: float
     window: int  # the input window length the datasets serve
     close: np.ndarray  # (N,) float64 close price (for figures); NaN when not given
+    target_transform: str = "identity"  # the model learns transform(actual): identity or log
 
     def dataset(self, part: int, window: int | None = None) -> WindowDataset:
         """Windows whose every row lies in ``part`` of one ticker (no straddling)."""
@@ -57,8 +58,9 @@ class Prepared:
         return np.where(self.labels == part, codes, EMBARGO).astype(np.int64)
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
-        """Model outputs back in log-return units."""
-        return np.asarray(scaled, dtype=np.float64) * self.target_scale + self.target_mean
+        """Model outputs back in target units (log return; variance, for a log target)."""
+        model_units = np.asarray(scaled, dtype=np.float64) * self.target_scale + self.target_mean
+        return np.exp(model_units) if self.target_transform == "log" else model_units
 
     def price_path(self, end: int) -> np.ndarray:
         """The close of one ticker over the window ending at row ``end``, rebased to 100."""
@@ -73,6 +75,7 @@ class Prepared:
             "feature_scale": self.feature_scale.tolist(),
             "target_mean": self.target_mean,
             "target_scale": self.target_scale,
+            "target_transform": self.target_transform,
             "split": self.split.as_dict(),
             "embargo": self.split.embargo,
             "rows": {SPLIT_NAMES[k]: int((self.labels == k).sum()) for k in SPLIT_NAMES},
@@ -114,12 +117,16 @@ def prepare(
     scaler = fit_scaler(raw, labels)
     actual = frame[TARGET].to_numpy(dtype=np.float64, copy=True)
     actual[_reaches_past_its_part(frame.index, labels, split, config.features.horizon)] = np.nan
-    train_target = actual[(labels == 0) & np.isfinite(actual)]
+    # the volatility task's target is a variance; the model learns its log
+    transform = "log" if config.target.kind == "volatility" else "identity"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        model_target = np.log(actual) if transform == "log" else actual
+    train_target = model_target[(labels == 0) & np.isfinite(model_target)]
     target_mean = float(train_target.mean())
     target_scale = float(train_target.std()) or 1.0
     return Prepared(
         features=scaler.transform(raw).astype(np.float32),
-        target=((actual - target_mean) / target_scale).astype(np.float32),
+        target=((model_target - target_mean) / target_scale).astype(np.float32),
         actual=actual,
         labels=labels,
         dates=dates.to_numpy(dtype="datetime64[ns]"),
@@ -134,6 +141,7 @@ def prepare(
         close=frame[CLOSE].to_numpy(dtype=np.float64)
         if close is not None
         else np.full(len(frame), np.nan),
+        target_transform=transform,
     )
 
 

@@ -138,3 +138,46 @@ def _warn_gaps(out: pd.DataFrame, max_gap_days: int) -> None:
                 f"{ticker}: {len(long)} gap(s) longer than {max_gap_days} business days ({shown})",
                 stacklevel=3,
             )
+
+
+STALE_OPEN_SHARE = 0.5  # a year whose open equals the previous close on more days is stale
+
+
+def stale_open_years(
+    prices: pd.DataFrame, threshold: float = STALE_OPEN_SHARE
+) -> dict[str, list[int]]:
+    """The calendar years, per ticker, whose open equals the previous close (to 1e-6 relative) on
+    more than ``threshold`` of the days: a stale open (e.g. Yahoo's ^GSPC before 2007), which
+    makes estimators using the open (Garman-Klass, Rogers-Satchell, Yang-Zhang) wrong. Tickers
+    without open prices or without a stale year are left out."""
+    out: dict[str, list[int]] = {}
+    if "open" not in prices or prices["open"].isna().all():
+        return out
+    for ticker, part in prices.groupby(level="ticker", sort=False):
+        part = part.sort_index(level="date")
+        previous = part["close"].shift(1)
+        stale = (part["open"] - previous).abs() <= 1e-6 * previous
+        stale = stale[previous.notna() & part["open"].notna()]
+        if stale.empty:
+            continue
+        years = pd.DatetimeIndex(stale.index.get_level_values("date")).year
+        share = stale.groupby(years).mean()
+        bad = [int(y) for y, s in share.items() if s > threshold]
+        if bad:
+            out[str(ticker)] = bad
+    return out
+
+
+def require_fresh_open(prices: pd.DataFrame, estimator: str, needs_open: bool) -> None:
+    """Refuse an estimator that needs the open (``needs_open``) on data whose open is stale."""
+    if not needs_open:
+        return
+    stale = stale_open_years(prices)
+    if stale:
+        shown = "; ".join(f"{t}: {min(y)}-{max(y)} ({len(y)} year(s))" for t, y in stale.items())
+        raise DataError(
+            f"estimator {estimator!r} needs the open, but the open equals the previous close on "
+            f"most days of {shown}: a stale open. Use target.estimator parkinson or "
+            "squared_return (no open), or start after the stale years (e.g. --start 2007-01-01 "
+            "for ^GSPC)."
+        )

@@ -9,12 +9,13 @@ from __future__ import annotations
 from stockpred.config import PipelineConfig
 from stockpred.tasks.base import LSTM, Baseline, ForecastTask, Part, metric_key
 from stockpred.tasks.returns import ReturnTask
+from stockpred.tasks.volatility import VolatilityTask
 
-TASKS: dict[str, ForecastTask] = {"return": ReturnTask()}
+TASKS: dict[str, ForecastTask] = {"return": ReturnTask(), "volatility": VolatilityTask()}
 
 __all__ = ["LSTM", "TASKS", "Baseline", "ForecastTask", "Part", "metric_key", "task_for"]
 
 
 def task_for(config: PipelineConfig) -> ForecastTask:
-    """The task ``config`` trains (the return task: more come with ``target.kind``)."""
-    return TASKS["return"]
+    """The task ``config`` trains: the one named by ``config.target.kind``."""
+    return TASKS[config.target.kind]

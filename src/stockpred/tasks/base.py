@@ -150,8 +150,9 @@ class ForecastTask(ABC):
     def forecast_columns(self, predicted: np.ndarray) -> dict[str, Any]:
         """Columns of a live forecast (``stockpred predict``) for predictions in target units."""
 
-    def loss(self) -> nn.Module:
-        """The LSTM's training loss on the scaled target."""
+    def loss(self, prepared: Prepared, config: PipelineConfig) -> nn.Module:
+        """The LSTM's training loss on the scaled target (``prepared`` holds the target's mean
+        and scale, for losses defined in target units)."""
         return nn.MSELoss()
 
     def extra_metrics(
