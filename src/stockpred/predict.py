@@ -15,6 +15,7 @@ from stockpred.config import PipelineConfig
 from stockpred.data import DataError
 from stockpred.features import make_features
 from stockpred.paths import project_root
+from stockpred.prepare import unscale
 from stockpred.tasks import task_for
 from stockpred.tracking import NoChampionError
 
@@ -83,7 +84,10 @@ def predict_next(
             raise DataError(f"{ticker}: fewer than {window} complete feature rows before {as_of}")
         with torch.no_grad():
             scaled_pred = model(torch.from_numpy(values)[None]).item()  # (1, W, F) -> (1,)
-        predicted = np.array([scaled_pred * prep["target_scale"] + prep["target_mean"]])
+        transform = prep.get("target_transform", "identity")
+        predicted = unscale(
+            np.array([scaled_pred]), prep["target_mean"], prep["target_scale"], transform
+        )
         forecast = {k: v[0] for k, v in task.forecast_columns(predicted).items()}
         rows.append(
             {

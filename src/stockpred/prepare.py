@@ -59,8 +59,7 @@ class Prepared:
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
         """Model outputs back in target units (log return; variance, for a log target)."""
-        model_units = np.asarray(scaled, dtype=np.float64) * self.target_scale + self.target_mean
-        return np.exp(model_units) if self.target_transform == "log" else model_units
+        return unscale(scaled, self.target_mean, self.target_scale, self.target_transform)
 
     def price_path(self, end: int) -> np.ndarray:
         """The close of one ticker over the window ending at row ``end``, rebased to 100."""
@@ -80,6 +79,12 @@ class Prepared:
             "embargo": self.split.embargo,
             "rows": {SPLIT_NAMES[k]: int((self.labels == k).sum()) for k in SPLIT_NAMES},
         }
+
+
+def unscale(scaled: np.ndarray, mean: float, scale: float, transform: str) -> np.ndarray:
+    """Scaled model outputs back in target units, undoing the scaling and ``transform``."""
+    model_units = np.asarray(scaled, dtype=np.float64) * scale + mean
+    return np.exp(model_units) if transform == "log" else model_units
 
 
 def prepare(
