@@ -103,6 +103,14 @@ def test_a_null_end_loads_through_the_latest_day(tiny_config: PipelineConfig, tm
     assert data_record(config, prices).range.endswith("..2018-12-31")
 
 
+def test_register_is_asked_for_on_the_command_line() -> None:
+    from stockpred.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["train", "--register"])).evaluation.register_model
+    assert not config_from_args(parser.parse_args(["train"])).evaluation.register_model
+
+
 def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
     tiny_config: PipelineConfig,
 ) -> None:
