@@ -79,7 +79,7 @@ def test_deployments_register_with_schedules_parameters_and_a_config_form(
         schema["definitions"]
     )
     data = schema["definitions"]["DataConfig"]["properties"]
-    assert data["source"]["enum"] == ["sample", "yfinance"]
+    assert data["source"]["enum"] == ["sample", "yfinance", "files"]
 
 
 def test_prefect_yaml_matches_the_served_deployments(by_name) -> None:
