@@ -39,8 +39,9 @@ DAILY_CRON = "30 17 * * 1-5"  # Mon-Fri 17:30, after the 16:00 close has settled
 WEEKLY_CRON = "0 6 * * 6"  # Saturday 06:00, the market closed
 TAGS = ["stockpred"]
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 4200
-# the weekly retrain's config: the defaults, without progress bars in the serving process's log
-WEEKLY_OVERRIDES = {"train": {"progress_bar": False}}
+# the weekly retrain's config: the defaults, without progress bars in the serving process's log,
+# registering its model (a run registers only when asked; the champion rule decides promotion)
+WEEKLY_OVERRIDES = {"train": {"progress_bar": False}, "evaluation": {"register_model": True}}
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -60,7 +61,9 @@ def deployments() -> list[RunnerDeployment]:
         parameters={"config": load_config(WEEKLY_OVERRIDES).model_dump(mode="json")},
         tags=[*TAGS, "weekly"],
         description="Saturdays: train and evaluate a challenger on the configured data, register "
-        "it and move the champion alias to it if it beats the champion on val/rmse_vs_zero.",
+        "it and move the champion alias to it if the champion is comparable (same task, tickers, "
+        "source, horizon) and the challenger beats it on val/rmse_vs_zero, the champion "
+        "re-scored on the challenger's validation period.",
     )
     return [daily, weekly]
 

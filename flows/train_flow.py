@@ -16,13 +16,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment
 
 from flows.warm import warm_start
 from stockpred import tracking
 from stockpred.config import PipelineConfig
 from stockpred.pipeline import TrainingResult, load_data, run_training
 from stockpred.resume.runs import resumable_run
-from stockpred.tasks import TASKS
 
 
 def _transient(_task: Any, _run: Any, state: Any) -> bool:
@@ -54,15 +54,16 @@ def train_flow(
     and ``resume_overrides`` may change what a resume may (``train.progress_bar``,
     ``data.refresh``).
     """
+    tags = source_tags()
     if resume is None:
-        result = run_training(config, runner=as_task)
+        result = run_training(config, runner=as_task, tags=tags)
     else:
         print(f"resuming MLflow run {resume!r} with its own config; the config parameter is unused")
         kept = None
         if resume_overrides:
             run_id = resumable_run(resume, config.tracking.experiment)
             kept = tracking.load_run_config(run_id).with_overrides(resume_overrides)
-        result = run_training(kept, runner=as_task, resume=resume)
+        result = run_training(kept, runner=as_task, resume=resume, tags=tags)
     create_markdown_artifact(
         markdown=run_markdown(result),
         key="training-run",
@@ -71,24 +72,29 @@ def train_flow(
     return result.as_dict()
 
 
+def source_tags() -> dict[str, str]:
+    """MLflow's source tags for a run of this flow: a scheduled or triggered deployment's run is
+    a ``JOB``, a flow called from a shell or notebook ``LOCAL``."""
+    name = deployment.name
+    return {
+        "mlflow.source.name": f"prefect flow train/{name}" if name else "prefect flow train",
+        "mlflow.source.type": "JOB" if deployment.id else "LOCAL",
+    }
+
+
 def run_markdown(result: TrainingResult) -> str:
-    """The Prefect artifact: where the run is and the test metrics beside the baselines."""
-    task = TASKS[result.task]
-    rows = task.summary_rows(result.metrics)
+    """The Prefect artifact: where the run is, the registry's decision, and the test metrics
+    beside the baselines."""
     return "\n".join(
         [
             f"# Training run `{result.run_name}`",
             "",
-            f"- MLflow run id: `{result.run_id}` (experiment `{result.experiment}`)",
+            *([f"- MLflow run: [{result.run_id}]({result.run_url})"] if result.run_url else []),
+            f"- run URI: `runs:/{result.run_id}` (experiment `{result.experiment}`)",
             f"- tracking: `{result.tracking_uri}`",
             f"- model: `{result.model_uri}`",
-            *([f"- registry: {result.registry}"] if result.registry else []),
             "",
-            " ".join(rows[:2]),
-            "",
-            "```",
-            *rows[2:],
-            "```",
+            result.markdown(),
             "",
             f"Open the MLflow UI: `{result.ui_command}`",
         ]

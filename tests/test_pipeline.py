@@ -1,9 +1,11 @@
+import json
+
 import pytest
 
-from stockpred import tracking
+from stockpred import experiment, tracking
 from stockpred.config import PipelineConfig
 from stockpred.data import DataError
-from stockpred.pipeline import run_training
+from stockpred.pipeline import champion_rescorer, run_training
 from stockpred.tasks import TASKS
 
 MODELS = TASKS["return"].models
@@ -99,3 +101,69 @@ def test_a_null_end_loads_through_the_latest_day(tiny_config: PipelineConfig, tm
     dates = prices.index.get_level_values("date")
     assert dates.max() == pd.Timestamp("2018-12-31")
     assert data_record(config, prices).range.endswith("..2018-12-31")
+
+
+def test_register_is_asked_for_on_the_command_line() -> None:
+    from stockpred.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["train", "--register"])).evaluation.register_model
+    assert not config_from_args(parser.parse_args(["train"])).evaluation.register_model
+
+
+def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
+    tiny_config: PipelineConfig,
+) -> None:
+    config = tiny_config.with_overrides(
+        {"train.max_epochs": 1, "gates.enabled": False, "evaluation.registered_name": "asked"}
+    )
+    assert config.evaluation.register_model is False
+    quiet = run_training(config)
+    assert quiet.registry == "" and quiet.model_uri is not None
+    assert tracking.client().search_model_versions("name='asked'") == []
+    tags = tracking.run_tags(quiet.run_id)
+    assert "registry.promotion" not in tags
+    description = tags["mlflow.note.content"]
+    assert description.startswith("**registry**: not registered")
+    assert "| model | RMSE | vs zero |" in description and "\n| lstm | " in description
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
+    metrics = tracking.get_run(quiet.run_id).data.metrics
+    assert metrics["headline/lstm_vs_zero_rmse"] == pytest.approx(metrics["test/rmse_vs_zero"])
+    assert metrics["headline/lstm_vs_zero_rmse_gain_pct"] == pytest.approx(
+        100 * (1 - metrics["test/rmse_vs_zero"])
+    )
+    assert metrics["headline/val_lstm_vs_zero_rmse"] == metrics["val/rmse_vs_zero"]
+    assert quiet.run_url.endswith(f"/runs/{quiet.run_id}") and quiet.run_url in quiet.summary()
+
+
+def test_the_champion_is_rescored_on_the_challengers_validation_period(
+    tiny_config: PipelineConfig,
+) -> None:
+    base = {"train.max_epochs": 1, "gates.enabled": False, "evaluation.register_model": True}
+    name = "rescored"
+    config = tiny_config.with_overrides({**base, "evaluation.registered_name": name})
+    champion = run_training(config)
+    assert champion.registry.startswith(f"{name} v1: promoted: first version")
+    # re-scoring the champion on its own windows reproduces its own validation score
+    prepared = experiment.build(experiment.load_prices(config.data), config)
+    rescore = champion_rescorer(prepared, TASKS["return"])
+    again = rescore(f"models:/{name}/1", champion.run_id)
+    assert again == pytest.approx(champion.metrics["val/rmse_vs_zero"], rel=1e-5)
+    # a challenger on a later period with another window: the champion is scored on its period
+    later = config.with_overrides(
+        {"data.start": "2013-01-01", "data.end": "2015-12-31", "model.window": 12}
+    )
+    challenger = run_training(later)
+    evidence = json.loads(tracking.run_tags(challenger.run_id)["registry.evidence"])
+    assert evidence["champion_version"] == "1" and evidence["champion_run"] == champion.run_id
+    assert evidence["champion_own_period"] == pytest.approx(champion.metrics["val/rmse_vs_zero"])
+    assert evidence["champion_rescored"] != pytest.approx(evidence["champion_own_period"])
+    held, challenged = evidence["champion_rescored"], challenger.metrics["val/rmse_vs_zero"]
+    assert (f"{name} v2: promoted" in challenger.registry) == (challenged < held)
+    assert "on this run's validation period" in challenger.registry
+    assert tracking.run_tags(challenger.run_id)["mlflow.note.content"].startswith(
+        f"**registry**: {name} v2: "
+    )
+    # another tickers' run is registered, never promoted
+    apart = run_training(config.with_overrides({"data.tickers": ["^GSPC"]}))
+    assert apart.registry.endswith("was trained on ^GSPC,^IXIC; this run on ^GSPC: not comparable")

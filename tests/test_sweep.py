@@ -51,7 +51,7 @@ def test_a_grid_is_every_combination_in_order(tiny_config) -> None:
     # everything else comes from the base config; trials never register models
     assert all(t.config.model.window == tiny_config.model.window for t in found)
     assert all(t.config.evaluation.register_model is False for t in found)
-    assert tiny_config.evaluation.register_model is True
+    assert tiny_config.evaluation.register_model is False  # registering is asked for
     assert found[3].name == "trial-3 hidden_size=16 learning_rate=0.003"
     assert found[3].tags("abc") == {
         "mlflow.parentRunId": "abc",

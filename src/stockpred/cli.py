@@ -92,6 +92,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     track.add_argument("--run-name", help="MLflow run name (default: a generated one)")
     track.add_argument("--no-model", action="store_true", help="do not log the model to MLflow")
     track.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
+    track.add_argument(
+        "--register",
+        action="store_true",
+        help="register the model as a new version; it becomes the champion only if it beats a "
+        "comparable champion on the same validation period (evaluation.register_model)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -115,6 +121,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         overrides["tracking.log_model"] = False
     if args.no_progress:
         overrides["train.progress_bar"] = False
+    if getattr(args, "register", False):
+        overrides["evaluation.register_model"] = True
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -317,6 +325,8 @@ def resume_config(args: argparse.Namespace, run_id: str) -> PipelineConfig | Non
     overrides = dict(resume_overrides(args))
     if args.no_progress:
         overrides["train.progress_bar"] = False
+    if getattr(args, "register", False):
+        overrides["evaluation.register_model"] = True
     return tracking.load_run_config(run_id).with_overrides(overrides) if overrides else None
 
 

@@ -321,7 +321,11 @@ class EvaluationConfig(FrozenModel):
 
     cost_bps: float = Field(5.0, ge=0.0, le=1000.0, description="trading cost per unit turnover")
     ar_order: int = Field(5, ge=1, le=250, description="lags of the AR(p) baseline")
-    register_model: bool = Field(True, description="register the model; apply the champion rule")
+    register_model: bool = Field(
+        False,
+        description="register the model as a new version and apply the champion rule (only "
+        "when asked: `stockpred train --register`, the weekly retrain)",
+    )
     folds: int = Field(3, ge=1, le=50, description="walk-forward folds (stockpred backtest)")
     scheme: Literal["expanding", "rolling"] = "expanding"
     fold_test_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="dates per test fold")

@@ -11,8 +11,10 @@ process: nothing is written to disk between them). The run's lifecycle, with res
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 from pytorch_lightning.callbacks import Callback
 
@@ -39,6 +42,7 @@ from stockpred.resume.session import (
 )
 from stockpred.split import TEST, TRAIN, VAL
 from stockpred.tasks import TASKS, ForecastTask, task_for
+from stockpred.tasks.base import LSTM, Part
 from stockpred.training import FitResult
 
 __all__ = [
@@ -46,7 +50,9 @@ __all__ = [
     "DataChangedError",
     "RunContext",
     "TrainingResult",
+    "headline_metrics",
     "prices_digest",
+    "register_run",
     "run_training",
 ]
 
@@ -85,6 +91,29 @@ class TrainingResult:
     ui_command: str = field(default="")
     registry: str = ""  # e.g. "stockpred-lstm v3: promoted: val/rmse_vs_zero ... beats ..."
     task: str = "return"
+    experiment_id: str = ""
+    run_url: str = ""  # the run's page in the MLflow UI
+
+    @property
+    def table(self) -> list[str]:
+        """The model-vs-baselines rows of the test period (the task's ``summary_rows``)."""
+        return TASKS[self.task].summary_rows(self.metrics)
+
+    def markdown(self) -> str:
+        """The result as Markdown: the registry decision, then the model-vs-baselines table (the
+        run's MLflow description and the Prefect artifact lead with it)."""
+        rows = self.table
+        return "\n".join(
+            [
+                f"**registry**: {self.registry}"
+                if self.registry
+                else "**registry**: not registered (`stockpred train --register` registers)",
+                "",
+                " ".join(rows[:2]),
+                "",
+                *markdown_table(rows[2:]),
+            ]
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, e.g. for a Prefect flow's return value."""
@@ -100,17 +129,34 @@ class TrainingResult:
                 f"artifacts    {self.artifact_uri}",
                 *([f"model        {self.model_uri}"] if self.model_uri else []),
                 *([f"registry     {self.registry}"] if self.registry else []),
+                *([f"run page     {self.run_url}"] if self.run_url else []),
                 "",
-                *(
-                    row if i < 2 else "  " + row
-                    for i, row in enumerate(TASKS[self.task].summary_rows(self.metrics))
-                ),
+                *(row if i < 2 else "  " + row for i, row in enumerate(self.table)),
                 "",
                 "open the MLflow UI (then http://127.0.0.1:5000):",
                 f"  {self.ui_command}",
                 f"finished in {self.seconds:.0f} s",
             ]
         )
+
+
+def markdown_table(rows: list[str]) -> list[str]:
+    """A task's fixed-width table (a header whose names are 2+ spaces apart, then one line per
+    model, blank cells leading) as a Markdown table; as a code block if a row does not fit."""
+    if not rows:
+        return []
+    names = re.split(r"\s{2,}", rows[0].strip())
+    body = []
+    for row in rows[1:]:
+        cells = row.split()
+        if not cells or len(cells) > len(names):
+            return ["```", *rows, "```"]
+        body.append([cells[0], *[""] * (len(names) - len(cells)), *cells[1:]])
+    return [
+        "| " + " | ".join(names) + " |",
+        "|" + "|".join([":---", *["---:"] * (len(names) - 1)]) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in body),
+    ]
 
 
 def _direct(stage: F) -> F:
@@ -183,25 +229,36 @@ def run_training(
         # where the time went, as metrics beside the run's (time/<stage>_s)
         times = {f"time/{name}_s": seconds for name, seconds in stage_seconds.items()}
         tracking.log_metrics(ctx.run_id, times)
-    finished = tracking.get_run(ctx.run_id)
-    tags_now = finished.data.tags
+        result = _result(ctx, model_uri, evaluation.metrics, time.perf_counter() - started)
+        # the run's page leads with the result: the table and the registry decision
+        tracking.set_description(ctx.run_id, result.markdown())
+    return result
+
+
+def _result(
+    ctx: RunContext, model_uri: str | None, metrics: dict[str, float], seconds: float
+) -> TrainingResult:
+    run = tracking.get_run(ctx.run_id)
+    tags_now = run.data.tags
     return TrainingResult(
         run_id=ctx.run_id,
-        run_name=finished.info.run_name,
-        experiment=config.tracking.experiment,
+        run_name=run.info.run_name,
+        experiment=ctx.config.tracking.experiment,
         tracking_uri=tracking.tracking_uri(),
-        artifact_uri=finished.info.artifact_uri,
+        artifact_uri=run.info.artifact_uri,
         model_uri=model_uri,
-        metrics=evaluation.metrics,
-        seconds=time.perf_counter() - started,
+        metrics=metrics,
+        seconds=seconds,
         ui_command=tracking.ui_command(),
         registry=(
             f"{tags_now['registry.model']} v{tags_now['registry.version']}: "
-            f"{tags_now['registry.promotion']}"
-            if "registry.promotion" in tags_now
+            f"{tags_now[tracking.PROMOTION_TAG]}"
+            if tracking.PROMOTION_TAG in tags_now
             else ""
         ),
         task=ctx.task.kind,
+        experiment_id=run.info.experiment_id,
+        run_url=tracking.run_url(run.info.experiment_id, ctx.run_id),
     )
 
 
@@ -277,6 +334,7 @@ def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Ev
     the forecasts and the task's figures."""
     evaluation = experiment.evaluate(prepared, fitted.model, ctx.config)
     tracking.log_metrics(ctx.run_id, evaluation.metrics)
+    tracking.log_metrics(ctx.run_id, headline_metrics(ctx.task, evaluation.metrics))
     params = {"data.test_windows": len(evaluation.predictions), **evaluation.params}
     tracking.log_params(ctx.run_id, params)
     tracking.log_table(ctx.run_id, evaluation.table(), "evaluation/test_comparison.json")
@@ -291,17 +349,96 @@ def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Ev
 
 def log_trained_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> str | None:
     """Log the trained model (signature + input example) to the run; returns its model URI.
-    Registers it when the config asks (the champion rule compares the task's metric)."""
+    Registers it only when the config asks (``evaluation.register_model``, ``--register``): the
+    champion rule of ``register_run``."""
     if not ctx.config.tracking.log_model:
         return None
     example, _ = prepared.dataset(TEST).__getitems__([0])
     model_uri = tracking.log_model(ctx.run_id, fitted.model, example.numpy())
-    evaluation = ctx.config.evaluation
-    if evaluation.register_model:
-        tracking.register_model(
-            ctx.run_id, model_uri, evaluation.registered_name, ctx.task.selection_metric
-        )
+    if ctx.config.evaluation.register_model:
+        register_run(ctx.run_id, model_uri, ctx.config, prepared)
     return model_uri
+
+
+def register_run(
+    run_id: str, model_uri: str, config: PipelineConfig, prepared: Prepared | None = None
+) -> tracking.Promotion:
+    """Register a run's model under ``evaluation.registered_name`` with the one champion rule:
+    promoted only over a comparable champion (same task, tickers, source, horizon) that it beats
+    on the task's selection metric, the champion re-scored on this run's validation windows.
+
+    ``prepared``: the run's prepared data (rebuilt from ``config`` when not given, e.g. for a
+    sweep's best trial)."""
+    if prepared is None:
+        prepared = experiment.build(experiment.load_prices(config.data), config)
+    task = task_for(config)
+    return tracking.register_model(
+        run_id,
+        model_uri,
+        config.evaluation.registered_name,
+        task.selection_metric,
+        challenger_config=config,
+        rescore=champion_rescorer(prepared, task),
+        lower_is_better=task.lower_is_better,
+    )
+
+
+def champion_rescorer(prepared: Prepared, task: ForecastTask) -> tracking.Rescore:
+    """``rescore(model_uri, run_id)``: a champion's selection metric on the validation windows of
+    ``prepared`` (the challenger's), its inputs scaled with the champion's own training statistics
+    and window, its outputs unscaled with its own target scale."""
+
+    def rescore(model_uri: str, run_id: str) -> float:
+        own = tracking.load_dict(run_id, "preprocessing.json")
+        window = tracking.load_run_config(run_id).model.window
+        theirs = on_scaling_of(prepared, own, window)
+        predicted = experiment.predict(tracking.load_model(model_uri), theirs, VAL)
+        actual = Part.of(theirs, VAL).actual
+        return task.validation_metrics(actual, predicted)[task.selection_metric]
+
+    return rescore
+
+
+def on_scaling_of(prepared: Prepared, preprocessing: Mapping[str, Any], window: int) -> Prepared:
+    """``prepared``'s rows (same dates, same split) with the features, target scale and window of
+    another run's ``preprocessing.json``; ``ValueError`` if it uses a feature ``prepared`` lacks."""
+    names = list(preprocessing["feature_names"])
+    missing = [n for n in names if n not in prepared.feature_names]
+    if missing:
+        raise ValueError(f"it uses feature(s) {missing} that this run does not compute")
+    raw = prepared.features.astype(np.float64) * prepared.feature_scale + prepared.feature_mean
+    columns = [prepared.feature_names.index(n) for n in names]
+    mean = np.asarray(preprocessing["feature_mean"], dtype=np.float64)
+    scale = np.asarray(preprocessing["feature_scale"], dtype=np.float64)
+    return dataclasses.replace(
+        prepared,
+        features=((raw[:, columns] - mean) / scale).astype(np.float32),
+        feature_names=tuple(names),
+        feature_mean=mean,
+        feature_scale=scale,
+        target_mean=float(preprocessing["target_mean"]),
+        target_scale=float(preprocessing["target_scale"]),
+        window=int(window),
+    )
+
+
+def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[str, float]:
+    """A few metrics that read first and in human units, under ``headline/``: the LSTM's test
+    score over the reference baseline's (``headline/lstm_vs_zero_rmse``, below 1 beats it), the
+    same as a percentage gain (``..._gain_pct``, above 0 beats it) and the validation score the
+    registry selects by (``headline/val_lstm_vs_zero_rmse``). Copies of keys named by
+    ``metric_key``; none renamed."""
+    name = f"{LSTM}_vs_{task.reference}_{task.relative_metric}"
+    out: dict[str, float] = {}
+    test = metrics.get(task.metric_key(LSTM, task.relative_name))
+    if test is not None and math.isfinite(test):
+        out[f"headline/{name}"] = test
+        gain = (1.0 - test) if task.lower_is_better else (test - 1.0)
+        out[f"headline/{name}_gain_pct"] = 100.0 * gain
+    val = metrics.get(task.selection_metric)
+    if val is not None and math.isfinite(val):
+        out[f"headline/val_{name}"] = val
+    return out
 
 
 def render_diagnostics(ctx: RunContext) -> str | None:

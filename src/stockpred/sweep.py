@@ -36,7 +36,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from stockpred import tracking
 from stockpred.config import ConfigError, FrozenModel, PipelineConfig, describe_validation_error
 from stockpred.figures.runs import sweep_trials_figure
-from stockpred.pipeline import run_training
+from stockpred.pipeline import register_run, run_training
 from stockpred.tasks import TASKS, ForecastTask, task_for
 
 log = logging.getLogger(__name__)
@@ -525,13 +525,12 @@ def run_sweep(
         log_best(parent, best)
         registry = ""
         if base.evaluation.register_model and best.model_uri and best.run_id:
-            promotion = tracking.register_model(
-                best.run_id, best.model_uri, base.evaluation.registered_name, task.selection_metric
+            # the one champion rule, as for a single run: like with like, on the same window
+            promotion = register_run(
+                best.run_id, best.model_uri, tracking.load_run_config(best.run_id)
             )
             registry = (
-                f"{promotion.name} v{promotion.version} (trial {best.number}): "
-                f"{'promoted' if promotion.promoted else 'not promoted'}: "
-                f"{promotion.reason}"
+                f"{promotion.name} v{promotion.version} (trial {best.number}): {promotion.decision}"
             )
             tracking.set_tags(parent, {"sweep.registry": registry})
     run_name = tracking.get_run(parent).info.run_name

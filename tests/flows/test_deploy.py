@@ -51,7 +51,10 @@ def test_the_schedules_run_after_the_us_close_and_on_saturdays(by_name) -> None:
     assert daily.parameters == {"model": "stockpred-lstm", "max_stale_days": 5}
     config = load_config(weekly.parameters["config"])
     assert config.train.progress_bar is False and config.evaluation.register_model
-    assert config.model_copy(update={"train": PipelineConfig().train}) == PipelineConfig()
+    defaults = PipelineConfig()
+    assert not defaults.evaluation.register_model  # a run registers only when asked
+    same = {"train": defaults.train, "evaluation": defaults.evaluation}
+    assert config.model_copy(update=same) == defaults
 
 
 def test_deployments_register_with_schedules_parameters_and_a_config_form(
@@ -76,7 +79,7 @@ def test_deployments_register_with_schedules_parameters_and_a_config_form(
         schema["definitions"]
     )
     data = schema["definitions"]["DataConfig"]["properties"]
-    assert data["source"]["enum"] == ["sample", "yfinance"]
+    assert data["source"]["enum"] == ["sample", "yfinance", "files"]
 
 
 def test_prefect_yaml_matches_the_served_deployments(by_name) -> None:
@@ -150,6 +153,7 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
         {
             "tracking.run_name": run_name,
             "evaluation.registered_name": "deploy-test",
+            "evaluation.register_model": True,  # as the weekly retrain's own config asks
             "gates.enabled": False,
         }  # the gates are tested elsewhere; this is about the run
     )
@@ -188,6 +192,9 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
     assert runs["status"].tolist() == ["FINISHED"]
     version = tracking.client().get_model_version_by_alias("deploy-test", "champion")
     assert version.run_id == runs["run_id"].iloc[0]  # registered and promoted by the retrain
+    tags = tracking.run_tags(version.run_id)
+    assert tags["mlflow.source.type"] == "JOB"  # a deployment's run: a job, not a local run
+    assert tags["mlflow.source.name"] == "prefect flow train/weekly-retrain"
 
 
 def _wait_until_served(server: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:

@@ -81,7 +81,13 @@ def test_it_publishes_a_markdown_summary_with_the_run_id(flow_run) -> None:
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts()
     texts = [a.data for a in artifacts if a.key == "training-run"]
-    assert any(flow_run["run_id"] in text and "\nlstm " in text for text in texts)  # the table
+    assert any(flow_run["run_id"] in text and "| lstm |" in text for text in texts)
+    # the decision and a link to the run's MLflow page
+    (text,) = [t for t in texts if flow_run["run_id"] in t]
+    assert "**registry**: not registered" in text and f"({flow_run['run_url']})" in text
+    tags = tracking.run_tags(flow_run["run_id"])
+    assert tags["mlflow.source.name"] == "prefect flow train"
+    assert tags["mlflow.source.type"] == "LOCAL"  # called, not a deployment's scheduled run
 
 
 def test_each_stage_ran_as_a_completed_task(flow_run) -> None:

@@ -69,9 +69,24 @@ def test_model_scores_skips_models_a_run_did_not_score_and_the_grid_keeps_run_or
     assert grid.iloc[1]["lstm"] == pytest.approx(1.05)
 
 
-def test_the_best_run_is_picked_on_validation_loss_among_runs_with_a_model(runs) -> None:
-    best = report.best_run(runs)
-    assert best["run_id"] == "bbbbbb02"  # cccccc03 has a lower loss but no logged model
+def test_the_best_run_is_picked_by_the_champion_rule_among_comparable_runs() -> None:
+    def tracked(tickers: list[str], skill: float, val_loss: float) -> dict:
+        config = PipelineConfig().with_overrides(
+            {"tracking.experiment": "best-run", "data.tickers": tickers}
+        )
+        with tracking.tracked_run(config) as run_id:
+            tracking.log_metrics(run_id, {"val/rmse_vs_zero": skill})
+        return _raw_run(run_id, 10, val_loss=val_loss, lstm=0.02)
+
+    newest = tracked(["^GSPC"], 0.99, val_loss=0.1)
+    best = tracked(["^GSPC"], 0.95, val_loss=0.9)  # a worse loss, a better selection metric
+    other = tracked(["^GSPC", "^IXIC"], 0.5, val_loss=0.01)  # other tickers: not comparable
+    unlogged = {**tracked(["^GSPC"], 0.1, val_loss=0.01), "model_uri": None}
+    runs = report.tidy_runs(pd.DataFrame([newest, best, other, unlogged]))
+    picked = report.best_run(runs)
+    assert picked["run_id"] == best["run_id"] and picked["selection"] == pytest.approx(0.95)
+    assert picked["selection_metric"] == "val/rmse_vs_zero"
+    assert report.best_run(runs, like=other["run_id"])["run_id"] == other["run_id"]
     with pytest.raises(LookupError, match="has a logged model"):
         report.best_run(runs[runs["model_uri"].isna()])
 

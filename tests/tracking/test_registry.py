@@ -1,4 +1,8 @@
-"""The champion rule against a real SQLite MLflow registry."""
+"""The champion rule against a real SQLite MLflow registry: like with like, on the same window."""
+
+import json
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -8,39 +12,116 @@ from stockpred.config import PipelineConfig
 from stockpred.tasks import TASKS
 
 METRIC = TASKS["return"].selection_metric
+BASE = PipelineConfig().with_overrides({"tracking.experiment": "registry"})
 
 
-def _run_with_model(skill: float) -> tuple[str, str]:
-    config = PipelineConfig().with_overrides({"tracking.experiment": "registry"})
+def _run_with_model(skill: float, config: PipelineConfig = BASE) -> tuple[str, str]:
     with tracking.tracked_run(config) as run_id:
         tracking.log_metrics(run_id, {METRIC: skill})
+        tracking.log_params(
+            run_id, {"split.val_start": "2013-01-02", "split.val_end": "2013-06-28"}
+        )
         uri = tracking.log_model(run_id, torch.nn.Linear(3, 1), torch.zeros(2, 3).numpy())
     return run_id, uri
 
 
-def test_the_champion_alias_moves_only_to_a_better_model() -> None:
+class Rescore:
+    """A stand-in for the pipeline's re-scoring: the champion's score on the challenger's window."""
+
+    def __init__(self, value: float) -> None:
+        self.value, self.calls = value, []
+
+    def __call__(self, model_uri: str, run_id: str) -> float:
+        self.calls.append((model_uri, run_id))
+        return self.value
+
+
+def _register(
+    run: tuple[str, str], name: str, rescore: Rescore, config: PipelineConfig = BASE
+) -> tracking.Promotion:
+    return tracking.register_model(*run, name, METRIC, challenger_config=config, rescore=rescore)
+
+
+def test_a_comparable_challenger_is_judged_against_the_champion_rescored_on_its_window() -> None:
     name = "registry-test"
-    first = tracking.register_model(*_run_with_model(0.99), name, METRIC)
+    first_run = _run_with_model(0.99)
+    first = _register(first_run, name, Rescore(0.0))
     assert first.promoted and first.version == "1" and "first version" in first.reason
-    worse = tracking.register_model(*_run_with_model(1.01), name, METRIC)
+    # the champion scored 0.99 on its own period but 0.97 on the challenger's: 0.98 loses
+    rescore = Rescore(0.97)
+    worse = _register(_run_with_model(0.98), name, rescore)
+    assert rescore.calls == [(f"models:/{name}/1", first_run[0])]
     assert not worse.promoted
-    assert worse.reason == "val/rmse_vs_zero 1.010000 does not beat champion v1's 0.990000"
+    assert worse.reason == (
+        "val/rmse_vs_zero 0.980000 does not beat champion v1's 0.970000 on this run's "
+        "validation period 2013-01-02..2013-06-28"
+    )
+    assert worse.evidence["champion_own_period"] == pytest.approx(0.99)
+    assert worse.evidence["champion_rescored"] == pytest.approx(0.97)
     client = tracking.client()
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
-    better_run, better_uri = _run_with_model(0.98)
-    better = tracking.register_model(better_run, better_uri, name, METRIC)
-    assert (
-        better.promoted and str(client.get_model_version_by_alias(name, "champion").version) == "3"
-    )
+    better_run = _run_with_model(0.96)
+    better = _register(better_run, name, Rescore(0.97))
+    assert better.promoted and better.reason.startswith("val/rmse_vs_zero 0.960000 beats champion")
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
     version = client.get_model_version(name, "2")
-    assert version.tags["promotion"].startswith("not promoted: val/rmse_vs_zero 1.010000")
-    assert client.get_run(better_run).data.tags["registry.promotion"].startswith("promoted")
+    assert version.tags["promotion"].startswith("not promoted: val/rmse_vs_zero 0.980000")
+    assert json.loads(version.tags["evidence"])["champion_rescored"] == pytest.approx(0.97)
+    tags = client.get_run(better_run[0]).data.tags
+    assert tags["registry.promotion"].startswith("promoted")
+    evidence = json.loads(tags["registry.evidence"])
+    assert evidence["promoted"] is True and evidence["champion_version"] == "1"
+    assert evidence["window"] == "2013-01-02..2013-06-28" and evidence["tickers"] == "^GSPC,^IXIC"
     assert version.current_stage == "None"  # aliases only, never the deprecated stages
 
 
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"data.tickers": ["^GSPC"]}, "trained on ^GSPC,^IXIC; this run on ^GSPC"),
+        ({"features.horizon": 5}, "trained on horizon 1; this run on horizon 5"),
+    ],
+)
+def test_a_challenger_that_is_not_comparable_is_registered_but_never_promoted(
+    overrides: dict[str, Any], why: str
+) -> None:
+    name = f"registry-apart-{next(iter(overrides))}"
+    _register(_run_with_model(0.99), name, Rescore(0.0))
+    other = BASE.with_overrides(overrides)
+    rescore = Rescore(5.0)  # would lose by far, were it compared
+    refused = _register(_run_with_model(0.5, other), name, rescore, other)
+    assert not refused.promoted and refused.version == "2"
+    assert refused.reason == f"champion v1 was {why}: not comparable"
+    assert rescore.calls == []  # never re-scored: there is nothing to compare
+    champion = tracking.client().get_model_version_by_alias(name, "champion")
+    assert str(champion.version) == "1"
+
+
+def test_comparable_names_every_difference_including_the_task() -> None:
+    assert tracking.comparable(BASE, BASE.with_overrides({"model.window": 20})) is None
+    assert tracking.task_kind(BASE) == "return"
+    other_task: Any = SimpleNamespace(
+        data=BASE.data, features=BASE.features, target=SimpleNamespace(kind="volatility")
+    )
+    assert tracking.task_kind(other_task) == "volatility"
+    assert (
+        tracking.comparable(BASE, other_task)
+        == "trained on task return; this run on task volatility"
+    )
+    both = BASE.with_overrides({"data.source": "yfinance", "features.horizon": 2})
+    assert tracking.comparable(BASE, both) == (
+        "trained on source sample, horizon 1; this run on source yfinance, horizon 2"
+    )
+
+
+def test_a_task_that_maximises_promotes_the_higher_score() -> None:
+    promoted, reason = tracking.decide("val/ic", 0.2, 0.1, "champion v4", lower_is_better=False)
+    assert promoted and reason == "val/ic 0.200000 beats champion v4's 0.100000"
+    assert not tracking.decide("val/x", float("nan"), 1.0, "champion v1")[0]
+
+
 def test_a_run_without_the_metric_cannot_be_judged() -> None:
-    config = PipelineConfig().with_overrides({"tracking.experiment": "registry"})
-    with tracking.tracked_run(config) as run_id:
+    with tracking.tracked_run(BASE) as run_id:
         uri = tracking.log_model(run_id, torch.nn.Linear(3, 1), torch.zeros(2, 3).numpy())
     with pytest.raises(ValueError, match="no val/rmse_vs_zero"):
-        tracking.register_model(run_id, uri, "registry-test-2", METRIC)
+        _register((run_id, uri), "registry-test-2", Rescore(0.0))

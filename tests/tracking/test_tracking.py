@@ -68,3 +68,25 @@ def test_the_lightning_logger_writes_into_the_run_without_ending_it() -> None:
         logger.finalize("success")
         assert mlflow.get_run(run_id).info.status == "RUNNING"
     assert mlflow.get_run(run_id).data.metrics["train/loss"] == 1.0
+
+
+def test_a_run_carries_mlflow_source_tags_and_its_experiment_is_for_model_training() -> None:
+    from stockpred.tracking.runs import source_name
+
+    config = PipelineConfig().with_overrides({"tracking.experiment": "source-tags"})
+    with tracking.tracked_run(config) as run_id:
+        tracking.set_description(run_id, "**registry**: not registered")
+    run = tracking.get_run(run_id)
+    tags = run.data.tags
+    assert tags["mlflow.source.name"] == "pytest" and tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.note.content"] == "**registry**: not registered"
+    if tracking.git_commit():
+        assert tags["mlflow.source.git.commit"] == tracking.git_commit()
+    experiment = tracking.client().get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert source_name(["/venv/bin/stockpred", "train", "--register"]) == "stockpred train"
+    assert source_name(["/repo/flows/train_flow.py"]) == "flows/train_flow.py"
+    assert source_name(["/venv/ipykernel_launcher.py", "-f", "k.json"]) == "notebook"
+    assert tracking.run_url("3", "abc", "http://mlflow:5000/") == (
+        "http://mlflow:5000/#/experiments/3/runs/abc"
+    )

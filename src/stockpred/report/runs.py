@@ -180,16 +180,50 @@ def score_table(scores: pd.DataFrame, value: str = "rmse_vs_zero") -> pd.DataFra
     return table.reindex(index=list(dict.fromkeys(scores["label"])), columns=models)
 
 
-def best_run(runs: pd.DataFrame, by: str = "val_loss") -> pd.Series:
-    """The run with a logged model and the lowest ``by`` (validation loss: never pick on test).
-
-    The validation loss is an MSE on each run's own scaled target: compare it only across runs
-    trained on the same data (filter by tickers and dates first).
-    """
-    usable = runs[runs["model_uri"].notna() & runs[by].notna()]
+def comparable_runs(runs: pd.DataFrame, like: str | None = None) -> pd.DataFrame:
+    """``runs`` with a logged model, each judged by the registry's rule against the run ``like``
+    (default: the newest, the first row of ``search_runs``): columns ``task``, ``selection_metric`` (the
+    task's, e.g. ``val/rmse_vs_zero``), ``selection`` (its value) and ``not_comparable`` (why it
+    may not be compared with ``like``, or None). Each run's config and metrics are read back."""
+    usable = runs[runs["model_uri"].notna()].reset_index(drop=True)
     if usable.empty:
-        raise LookupError(f"none of the {len(runs)} run(s) has a logged model and a {by!r} value")
-    return usable.loc[usable[by].idxmin()]
+        return usable.assign(task=[], selection_metric=[], selection=[], not_comparable=[])
+    like = like or str(usable["run_id"].iloc[0])
+    reference = tracking.load_run_config(like)
+    configs = [tracking.load_run_config(str(run_id)) for run_id in usable["run_id"]]
+    kinds = [tracking.task_kind(config) for config in configs]
+    metrics = [TASKS[kind].selection_metric for kind in kinds]
+    values = [
+        tracking.get_run(str(run_id)).data.metrics.get(metric, np.nan)
+        for run_id, metric in zip(usable["run_id"], metrics, strict=True)
+    ]
+    return usable.assign(
+        task=kinds,
+        selection_metric=metrics,
+        selection=pd.to_numeric(pd.Series(values, index=usable.index), errors="coerce"),
+        not_comparable=[tracking.comparable(reference, config) for config in configs],
+    )
+
+
+def best_run(runs: pd.DataFrame, like: str | None = None) -> pd.Series:
+    """The run with a logged model that the champion rule would pick: the best validation score
+    on the task's selection metric among runs comparable with ``like`` (default: the newest run;
+    same task, tickers, source and horizon). Never picked on test scores, and never on the raw
+    validation loss, an MSE of each run's own standardised target.
+
+    ``runs`` as ``search_runs`` gives them; already judged ones (``comparable_runs``) are used as
+    they are.
+    """
+    judged = runs if "not_comparable" in runs else comparable_runs(runs, like)
+    usable = judged[judged["not_comparable"].isna() & judged["selection"].notna()]
+    if usable.empty:
+        raise LookupError(
+            f"none of the {len(runs)} run(s) has a logged model and a validation selection "
+            "metric comparable with the reference run"
+        )
+    lower = TASKS[str(usable["task"].iloc[0])].lower_is_better
+    pick = usable["selection"].idxmin() if lower else usable["selection"].idxmax()
+    return usable.loc[pick]
 
 
 def run_summary(run_id: str) -> pd.Series:

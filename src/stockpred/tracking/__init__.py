@@ -5,7 +5,7 @@ registry and its champion rule, and reading runs back. Nothing else in ``stockpr
 - ``store``: tracking URI, client, experiments, a server that does not answer;
 - ``runs``: a run created with its config, ended FINISHED / FAILED / KILLED, reopened to resume;
 - ``writers``: params, metrics, tags, artifacts, figures, datasets, the model, Lightning's logger;
-- ``registry``: model versions and the ``champion`` alias;
+- ``registry``: model versions, the ``champion`` alias and the one rule (``comparable``);
 - ``readback``: configs, metrics, gate tables, artifacts and models of tracked runs.
 """
 
@@ -26,10 +26,16 @@ from stockpred.tracking.readback import (
 )
 from stockpred.tracking.registry import (
     CHAMPION,
+    EVIDENCE_TAG,
+    PROMOTION_TAG,
     NoChampionError,
     Promotion,
+    Rescore,
     champion_version,
+    comparable,
+    decide,
     register_model,
+    task_kind,
 )
 from stockpred.tracking.runs import (
     OWNER_HOST_TAG,
@@ -39,16 +45,21 @@ from stockpred.tracking.runs import (
     get_run,
     reopen_run,
     run_tags,
+    set_description,
+    source_tags,
     tracked_run,
     unfinished_runs,
 )
 from stockpred.tracking.store import (
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING,
     TrackingUnavailableError,
     check_server,
     client,
     experiment_id,
     git_commit,
     is_local_store,
+    run_url,
     store_dir,
     tracking_uri,
     ui_argv,
@@ -72,18 +83,25 @@ from stockpred.tracking.writers import (
 
 __all__ = [
     "CHAMPION",
+    "EVIDENCE_TAG",
+    "EXPERIMENT_KIND_TAG",
+    "MODEL_TRAINING",
     "OWNER_HOST_TAG",
     "OWNER_PID_TAG",
+    "PROMOTION_TAG",
     "SWEEP_TRIAL",
     "NoChampionError",
     "Promotion",
+    "Rescore",
     "RunLogger",
     "TrackingUnavailableError",
     "UnsafeModelError",
     "champion_version",
     "check_server",
     "client",
+    "comparable",
     "dataset_digest",
+    "decide",
     "download_artifact",
     "end_run",
     "experiment_id",
@@ -113,9 +131,13 @@ __all__ = [
     "register_model",
     "reopen_run",
     "run_tags",
+    "run_url",
     "search_runs",
+    "set_description",
     "set_tags",
+    "source_tags",
     "store_dir",
+    "task_kind",
     "tracked_run",
     "tracking_uri",
     "ui_argv",

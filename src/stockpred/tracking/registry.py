@@ -1,20 +1,43 @@
-"""The model registry: versions of a registered model, and the champion rule.
+"""The model registry: versions of a registered model, and the one champion rule.
 
 Aliases, not the deprecated stages: the ``champion`` alias marks the version the daily forecast
-uses. A new version takes it only if it beats the champion on the task's selection metric.
+uses. The rule, used by the registry, the sweep and the runs notebook alike:
+
+- like with like: a challenger is compared with the champion only when both forecast the same
+  task for the same tickers from the same data source at the same horizon (``comparable``); a
+  version that is not comparable is registered but never promoted;
+- on the same window: the champion is re-scored on the challenger's own validation period
+  (``rescore``, provided by the pipeline, which owns the computation), not judged on the number
+  it computed on its own period years ago;
+- by the task's selection metric only (lower is better unless the task says otherwise).
+
+The decision and its evidence are tagged on the run (``registry.promotion``,
+``registry.evidence``) and on the version (``promotion``, ``evidence``).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 
+from stockpred.config import PipelineConfig
+from stockpred.tracking.readback import load_run_config
 from stockpred.tracking.store import client, tracking_uri
 from stockpred.tracking.writers import set_tags
 
 CHAMPION = "champion"
+PROMOTION_TAG = "registry.promotion"
+EVIDENCE_TAG = "registry.evidence"
+DEFAULT_TASK = "return"
+
+# (champion model URI, champion run id) -> the champion's selection metric on the challenger's
+# validation windows
+Rescore = Callable[[str, str], float]
 
 
 @dataclass(frozen=True)
@@ -25,53 +48,149 @@ class Promotion:
     version: str
     promoted: bool
     reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def decision(self) -> str:
+        """``promoted: <reason>`` or ``not promoted: <reason>``."""
+        return f"{'promoted' if self.promoted else 'not promoted'}: {self.reason}"
 
 
-def register_model(run_id: str, model_uri: str, name: str, metric: str) -> Promotion:
+def task_kind(config: PipelineConfig) -> str:
+    """The task a config trains (``config.target.kind`` where the config has it)."""
+    target = getattr(config, "target", None)
+    return str(getattr(target, "kind", None) or DEFAULT_TASK)
+
+
+def identity(config: PipelineConfig) -> dict[str, str]:
+    """What two runs must share to be compared: task, tickers, data source, horizon."""
+    return {
+        "task": task_kind(config),
+        "tickers": ",".join(sorted(config.data.tickers)),
+        "source": config.data.source,
+        "horizon": str(config.features.horizon),
+    }
+
+
+def comparable(reference: PipelineConfig, candidate: PipelineConfig) -> str | None:
+    """None when ``candidate`` may be compared with ``reference``; otherwise why not, as
+    ``"trained on <what reference was>; this run on <what candidate is>"``."""
+    ours, theirs = identity(reference), identity(candidate)
+    differ = [key for key in ours if ours[key] != theirs[key]]
+    if not differ:
+        return None
+    if differ == ["tickers"]:
+        return f"trained on {ours['tickers']}; this run on {theirs['tickers']}"
+    was = ", ".join(f"{key} {ours[key]}" for key in differ)
+    now = ", ".join(f"{key} {theirs[key]}" for key in differ)
+    return f"trained on {was}; this run on {now}"
+
+
+def decide(
+    metric: str,
+    challenger: float,
+    champion: float,
+    champion_label: str,
+    lower_is_better: bool = True,
+    window: str = "",
+) -> tuple[bool, str]:
+    """Whether ``challenger`` beats ``champion`` on ``metric`` (both scored on the same window),
+    and the sentence that says so."""
+    promoted = challenger < champion if lower_is_better else challenger > champion
+    if not math.isfinite(challenger):
+        promoted = False
+    verb = "beats" if promoted else "does not beat"
+    where = f" on this run's validation period {window}" if window else ""
+    return promoted, f"{metric} {challenger:.6f} {verb} {champion_label}'s {champion:.6f}{where}"
+
+
+def register_model(
+    run_id: str,
+    model_uri: str,
+    name: str,
+    metric: str,
+    *,
+    challenger_config: PipelineConfig,
+    rescore: Rescore,
+    lower_is_better: bool = True,
+) -> Promotion:
     """Register the run's model as a new version of ``name``; move the ``champion`` alias to it
-    only if it beats the current champion on ``metric`` (the task's selection metric; lower is
-    better).
+    only if the champion is comparable (``comparable``) and the new model beats it on ``metric``
+    (the task's selection metric), the champion re-scored by ``rescore`` on this run's validation
+    windows.
 
-    The decision and its reason are tagged on the version and the run. Aliases, not stages.
+    The decision and its evidence are tagged on the version and the run. Aliases, not stages.
     """
     mlflow_client = client()
-    challenger = mlflow_client.get_run(run_id).data.metrics.get(metric)
+    run = mlflow_client.get_run(run_id)
+    challenger = run.data.metrics.get(metric)
     if challenger is None:
         raise ValueError(f"run {run_id} has no {metric} metric to compare champions by")
+    params = run.data.params
+    window = (
+        f"{params['split.val_start']}..{params['split.val_end']}"
+        if "split.val_start" in params and "split.val_end" in params
+        else ""
+    )
     try:
         mlflow_client.create_registered_model(name)
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
-    # A tracking server checks that a logged model's source names its model id
-    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    version = mlflow_client.create_model_version(
-        name, model_uri, run_id=run_id, model_id=model_id
-    ).version
     try:
         champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
+    # A tracking server checks that a logged model's source names its model id
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = str(
+        mlflow_client.create_model_version(
+            name, model_uri, run_id=run_id, model_id=model_id
+        ).version
+    )
+    evidence: dict[str, Any] = {
+        "metric": metric,
+        "challenger": challenger,
+        "window": window,
+        **identity(challenger_config),
+    }
     if champion is None:
         promoted, reason = True, f"first version: champion with {metric} {challenger:.6f}"
     else:
-        held = mlflow_client.get_run(str(champion.run_id)).data.metrics.get(metric, math.inf)
-        promoted = challenger < held
-        verb = "beats" if promoted else "does not beat"
-        reason = f"{metric} {challenger:.6f} {verb} champion v{champion.version}'s {held:.6f}"
+        label = f"champion v{champion.version}"
+        champion_run = str(champion.run_id)
+        evidence.update({"champion_version": str(champion.version), "champion_run": champion_run})
+        why = comparable(load_run_config(champion_run), challenger_config)
+        if why is not None:
+            promoted, reason = False, f"{label} was {why}: not comparable"
+        else:
+            own = mlflow_client.get_run(champion_run).data.metrics.get(metric, math.nan)
+            evidence["champion_own_period"] = own
+            try:
+                held = float(rescore(f"models:/{name}/{champion.version}", champion_run))
+            except (ValueError, KeyError, LookupError, MlflowException) as exc:
+                promoted = False
+                reason = f"{label} could not be re-scored on this run's validation windows: {exc}"
+            else:
+                evidence["champion_rescored"] = held
+                promoted, reason = decide(metric, challenger, held, label, lower_is_better, window)
     if promoted:
         mlflow_client.set_registered_model_alias(name, CHAMPION, version)
-    decision = "promoted" if promoted else "not promoted"
-    mlflow_client.set_model_version_tag(name, version, "promotion", f"{decision}: {reason}")
+    evidence["promoted"] = promoted
+    promotion = Promotion(name, version, promoted, reason, evidence)
+    text = json.dumps(evidence, sort_keys=True, default=str)
+    mlflow_client.set_model_version_tag(name, version, "promotion", promotion.decision)
+    mlflow_client.set_model_version_tag(name, version, "evidence", text)
     set_tags(
         run_id,
         {
             "registry.model": name,
-            "registry.version": str(version),
-            "registry.promotion": f"{decision}: {reason}",
+            "registry.version": version,
+            PROMOTION_TAG: promotion.decision,
+            EVIDENCE_TAG: text,
         },
     )
-    return Promotion(name, str(version), promoted, reason)
+    return promotion
 
 
 class NoChampionError(LookupError):

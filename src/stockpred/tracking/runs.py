@@ -6,9 +6,12 @@ Every function takes an explicit ``run_id``, so logging works from any thread or
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
 import random
 import socket
+import sys
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +19,13 @@ from typing import Any
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_RUN_NOTE,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+)
 
 from stockpred.config import PipelineConfig
 from stockpred.tracking.mlflow_internals import generate_run_name
@@ -25,6 +35,8 @@ from stockpred.tracking.writers import log_params, set_tags
 OWNER_HOST_TAG = "stockpred.host"
 OWNER_PID_TAG = "stockpred.pid"
 SWEEP_TRIAL = "sweep_trial"  # the ``run.kind`` tag of a sweep's trial runs
+# Prefect sets this in the process of a deployment's flow run (a scheduled or triggered job)
+PREFECT_FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"
 
 
 @contextmanager
@@ -36,14 +48,17 @@ def tracked_run(
     The run ends FINISHED when the block completes, or FAILED (KILLED when stopped from outside:
     Ctrl-C, SIGTERM) with the error recorded in the ``error`` tag and an ``error.txt`` artifact
     — never left RUNNING by this process (a SIGKILL leaves it RUNNING: see ``interrupted_runs``).
-    The run is tagged with its owner's host and pid.
+    The run is tagged with its owner's host and pid, and with MLflow's standard source tags
+    (``source_tags``; ``tags`` may override them, e.g. a flow naming itself).
     """
     check_server()
     mlflow_client = client()
+    commit = git_commit()
     run_tags = {
         "tickers": ",".join(config.data.tickers),
         "source": config.data.source,
-        **({"git_commit": commit} if (commit := git_commit()) else {}),
+        **({"git_commit": commit} if commit else {}),
+        **source_tags(commit),
         **_owner_tags(),
         **(tags or {}),
     }
@@ -68,6 +83,38 @@ def _fresh_run_name() -> str:
         return generate_run_name()
     finally:
         random.setstate(state)
+
+
+def source_tags(commit: str | None = None) -> dict[str, str]:
+    """MLflow's standard tags of where a run came from: ``mlflow.source.name`` (the command, e.g.
+    ``stockpred train``, ``pytest``, ``notebook``), ``mlflow.source.type`` (``JOB`` inside a
+    Prefect deployment's flow run, else ``LOCAL``), ``mlflow.source.git.commit`` and
+    ``mlflow.user``."""
+    tags = {
+        MLFLOW_SOURCE_NAME: source_name(sys.argv),
+        MLFLOW_SOURCE_TYPE: "JOB" if os.environ.get(PREFECT_FLOW_RUN_ENV) else "LOCAL",
+        **({MLFLOW_GIT_COMMIT: commit} if commit else {}),
+    }
+    # no user name in some environments (e.g. a bare container)
+    with contextlib.suppress(OSError, KeyError):
+        tags[MLFLOW_USER] = getpass.getuser()
+    return tags
+
+
+def source_name(argv: list[str]) -> str:
+    """What started this process, readably: ``stockpred train``, ``pytest``, ``notebook``,
+    ``flows/train_flow.py``."""
+    path = argv[0] if argv and argv[0] else "python"
+    program, parent = os.path.basename(path), os.path.basename(os.path.dirname(path))
+    if program == "__main__.py":  # python -m <package>
+        program, parent = parent, ""
+    if "ipykernel" in program or any("ipykernel" in arg for arg in argv[1:2]):
+        return "notebook"
+    if program == "stockpred":
+        return f"stockpred {argv[1]}" if len(argv) > 1 and not argv[1].startswith("-") else program
+    if "pytest" in program:
+        return "pytest"
+    return f"{parent}/{program}" if parent in ("flows", "notebooks", "scripts") else program
 
 
 def _owner_tags() -> dict[str, str]:
@@ -116,6 +163,11 @@ def reopen_run(run_id: str, tags: Mapping[str, str] | None = None) -> Iterator[s
     mlflow_client.update_run(run_id, status="RUNNING")
     with _ending_run(run_id):
         yield run_id
+
+
+def set_description(run_id: str, markdown: str) -> None:
+    """The run's description, shown at the top of its MLflow page (``mlflow.note.content``)."""
+    client().set_tag(run_id, MLFLOW_RUN_NOTE, markdown)
 
 
 def get_run(run_id: str) -> Run:

@@ -72,6 +72,14 @@ def ui_command(uri: str | None = None) -> str:
     return shlex.join(ui_argv(uri))
 
 
+def run_url(experiment: str, run_id: str, uri: str | None = None) -> str:
+    """The run's page in the MLflow UI: on the tracking server, or on the local UI that
+    ``ui_command`` opens (http://127.0.0.1:5000)."""
+    uri = uri or tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment}/runs/{run_id}"
+
+
 class TrackingUnavailableError(ConnectionError):
     """The MLflow tracking server named by ``MLFLOW_TRACKING_URI`` does not answer."""
 
@@ -175,16 +183,28 @@ class RetryingClient:
         return functools.partial(retrying, attribute)
 
 
+# MLflow 3's UI shows an experiment in model-training or GenAI mode by this experiment tag
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"  # the UI's other mode: "genai_development"
+
+
 def experiment_id(name: str) -> str:
-    """The id of experiment ``name``, created (artifacts under ``mlflow/artifacts``) if new."""
+    """The id of experiment ``name``, created (artifacts under ``mlflow/artifacts``) if new, and
+    marked a model-training experiment (``mlflow.experimentKind``) unless someone chose a kind."""
     mlflow_client = client()
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
+        if EXPERIMENT_KIND_TAG not in found.tags:
+            mlflow_client.set_experiment_tag(
+                found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
+            )
         return found.experiment_id
     location = None
     if is_local_store(tracking_uri()):
         location = (store_dir() / "artifacts" / _safe_name(name)).as_uri()
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    return mlflow_client.create_experiment(
+        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+    )
 
 
 def _safe_name(name: str) -> str:
