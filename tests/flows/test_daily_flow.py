@@ -31,7 +31,11 @@ def fake() -> Iterator[FakeYahoo]:
 @pytest.fixture(scope="module")
 def sample_champion() -> str:
     config = load_config(TINY).with_overrides(
-        {"evaluation.registered_name": "daily-sample", "gates.enabled": False}
+        {
+            "evaluation.registered_name": "daily-sample",
+            "evaluation.register_model": True,
+            "gates.enabled": False,
+        }
     )
     run_training(config)
     return "daily-sample"
@@ -48,6 +52,7 @@ def yahoo_champion(fake: FakeYahoo, tmp_path_factory: pytest.TempPathFactory) ->
             "data.start": "2016-01-01",
             "data.end": "2018-12-31",
             "evaluation.registered_name": "daily-yahoo",
+            "evaluation.register_model": True,
             "gates.enabled": False,
         }
     )

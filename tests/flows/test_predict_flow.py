@@ -16,7 +16,11 @@ from stockpred.predict import NoChampionError, predict_next
 @pytest.fixture(scope="module")
 def champion(tiny_config_module):
     config = tiny_config_module.with_overrides(
-        {"evaluation.registered_name": "predict-test", "gates.enabled": False}
+        {
+            "evaluation.registered_name": "predict-test",
+            "evaluation.register_model": True,
+            "gates.enabled": False,
+        }
     )
     return run_training(config)
 

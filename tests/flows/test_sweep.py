@@ -38,7 +38,7 @@ def _config(**sections: Any) -> PipelineConfig:
         **TINY,
         "train": {**TINY["train"], "max_epochs": 2},
         "tracking": {**TINY["tracking"], "experiment": EXPERIMENT},
-        "evaluation": {"registered_name": REGISTERED},
+        "evaluation": {"registered_name": REGISTERED, "register_model": True},
         "gates": {"enabled": False},
     }
     return load_config({**base, **sections})
