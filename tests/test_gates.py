@@ -194,6 +194,8 @@ def test_the_monitor_logs_every_epoch_and_keeps_snapshots() -> None:
     names = [name for name, _ in gate_artifacts(monitor, np.linspace(100, 101, 6))]
     assert "gates/saturation_epoch_000.png" in names and "gates/heatmap_epoch_002.png" in names
     assert "gates/trajectories.png" in names and "gates/units_epoch_002.parquet" in names
+    assert "gates/timescale_spectrum_epoch_002.png" in names  # the first and last epoch's
+    assert {"gates/l1/timescale/median", "gates/l0/timescale/share_gt_60"} <= set(gate_rows[0][1])
 
 
 def test_the_monitor_fails_fast_when_misconfigured() -> None:

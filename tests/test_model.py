@@ -76,3 +76,15 @@ def test_precision_is_full_float_on_cpu_unless_asked() -> None:
 def test_the_lightning_module_logs_grouped_losses() -> None:
     module = LitForecaster(LSTMForecaster(2, 4, 1))
     assert isinstance(module.configure_optimizers(), torch.optim.AdamW)
+
+
+def test_the_fit_builds_the_net_with_the_configured_chrono_init() -> None:
+    train, val = _learnable(120, 0), _learnable(40, 1)
+    model = ModelConfig(window=6, hidden_size=8, num_layers=2, dropout=0.0, init="chrono")
+    config = TrainConfig(max_epochs=1, batch_size=64, progress_bar=False, learning_rate=1e-4)
+    nets = [fit_forecaster(train, val, model, config).model for _ in range(2)]
+    torch.testing.assert_close(nets[0].state_dict(), nets[1].state_dict())  # seeded
+    for layer in range(2):
+        lstm = nets[0].lstm
+        forget = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))[8:16]
+        assert 0.2 < float(forget.mean()) < float(torch.log(torch.tensor(5.0)))  # log U(1, 5)

@@ -7,6 +7,7 @@ whole to MLflow, flattened to ``section.field`` parameters.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 from pathlib import Path
@@ -223,6 +224,14 @@ class ModelConfig(FrozenModel):
     hidden_size: int = Field(64, ge=1, le=4096)
     num_layers: int = Field(2, ge=1, le=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    init: Literal["default", "chrono"] = Field(
+        "default",
+        description="gate-bias init: default (PyTorch's) or chrono (Tallec & Ollivier 2018: "
+        "forget bias log U(1, chrono_max - 1), input bias its negative)",
+    )
+    chrono_max: int | None = Field(
+        None, ge=2, le=100_000, description="chrono init's T_max in trading days; None: the window"
+    )
 
 
 class TrainConfig(FrozenModel):
@@ -296,6 +305,18 @@ class GateConfig(FrozenModel):
     artifact_epochs: tuple[int, ...] = Field(
         (0,), description="epochs whose tables and figures are logged (the last one always is)"
     )
+    ablation_bands: tuple[float, ...] = Field(
+        (2, 10, 50),
+        description="memory-timescale band edges in trading days for the after-training ablation "
+        "(units with tau < 2, 2-10, 10-50, > 50 by default); empty: no ablation",
+    )
+
+    @field_validator("ablation_bands")
+    @classmethod
+    def _check_bands(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(edge <= 0 for edge in value) or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("must be increasing band edges > 0 (trading days)")
+        return value
 
     @field_validator("artifact_epochs")
     @classmethod

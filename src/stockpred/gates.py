@@ -7,7 +7,7 @@ gate from the weights. Torch and Lightning only: artifacts leave through an inje
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,10 @@ SIGMOID_GATES = ("input", "forget", "output")
 # Karpathy, Johnson & Fei-Fei (2015): a sigmoid gate is left-saturated below 0.1, right above 0.9.
 # The cell candidate g is a tanh in [-1, 1]; its saturation uses -0.9 / 0.9.
 SATURATION = {"input": (0.1, 0.9), "forget": (0.1, 0.9), "output": (0.1, 0.9), "cell": (-0.9, 0.9)}
+# Per-unit memory timescales (trading days): the shares above these are logged every epoch; a
+# saturated unit (mean f = 1 in float) is counted at TIMESCALE_CAP so quantiles stay finite.
+TIMESCALE_SHARES = (5, 20, 60)
+TIMESCALE_CAP = 1e6
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,18 @@ def check_supported(lstm: nn.Module) -> nn.LSTM:
 
 
 @torch.no_grad()
-def lstm_gate_activations(lstm: nn.LSTM, x: torch.Tensor) -> GateActivations:
+def lstm_gate_activations(
+    lstm: nn.LSTM, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
+) -> GateActivations:
     """Replay ``lstm`` on ``x`` (its batch_first layout, zero initial state) in eval semantics.
 
     Returns input/forget/cell/output gates and c_t, h_t of every layer and step, shaped
     (layers, batch, time, hidden), equal to what ``nn.LSTM`` computes (no inter-layer dropout).
     The model is not modified (no mode switch, no gradients).
+
+    ``ablate``: layer -> boolean (hidden,) mask of units whose c_t and h_t are forced to 0 at
+    every step of that layer (so they reach neither the recurrence nor the layer above); the
+    recurrence is otherwise exact. An all-False mask changes nothing.
     """
     check_supported(lstm)
     weight = lstm.all_weights[0][0]  # weight_ih_l0, typed as a tensor
@@ -81,6 +91,15 @@ def lstm_gate_activations(lstm: nn.LSTM, x: torch.Tensor) -> GateActivations:
             projected = projected + bias
         h = x.new_zeros(batch, hidden)
         c = x.new_zeros(batch, hidden)
+        keep = None
+        if ablate is not None and layer in ablate:
+            mask = torch.as_tensor(ablate[layer], dtype=torch.bool, device=x.device)
+            if mask.shape != (hidden,):
+                raise ValueError(
+                    f"the ablation mask of layer {layer} has shape {tuple(mask.shape)}, "
+                    f"expected ({hidden},)"
+                )
+            keep = (~mask).to(x.dtype)
         gate_steps, c_steps, h_steps = [], [], []
         for t in range(steps):
             z = torch.addmm(projected[:, t], h, w_hh.T)  # (B, 4H)
@@ -89,6 +108,8 @@ def lstm_gate_activations(lstm: nn.LSTM, x: torch.Tensor) -> GateActivations:
             i, f, g, o = act.chunk(4, dim=1)
             c = torch.addcmul(f * c, i, g)
             h = o * torch.tanh(c)
+            if keep is not None:
+                c, h = c * keep, h * keep
             gate_steps.append(act)
             c_steps.append(c)
             h_steps.append(h)
@@ -106,9 +127,12 @@ def gate_statistics(acts: GateActivations) -> dict[str, float]:
     Per gate and layer: mean, std, sat_left, sat_right (fractions of all activations). The
     forget gate adds ``timescale``: the memory half-life-like decay time in steps (trading days),
     -1 / ln(mean f). The cell state adds ``norm_start``, ``norm_end`` (mean L2 norm of c_t at the
-    first and last step) and ``norm_growth`` (their ratio).
+    first and last step) and ``norm_growth`` (their ratio). The per-unit memory timescales
+    (``unit_timescales``) add ``gates/l{layer}/timescale/{median,q10,q90}`` and the share of units
+    above 5, 20 and 60 days (``share_gt_5`` ...).
     """
     stats: dict[str, float] = {}
+    taus = unit_timescales(acts)
     for layer in range(acts.h.shape[0]):
         for name in GATES:
             values = acts.gate(name)[layer].float()
@@ -124,7 +148,30 @@ def gate_statistics(acts: GateActivations) -> dict[str, float]:
         stats[f"gates/l{layer}/cell_state/norm_start"] = start
         stats[f"gates/l{layer}/cell_state/norm_end"] = end
         stats[f"gates/l{layer}/cell_state/norm_growth"] = end / start if start > 0 else math.inf
+        stats.update(timescale_summary(taus[layer], f"gates/l{layer}/timescale"))
     return stats
+
+
+def unit_timescales(acts: GateActivations) -> np.ndarray:
+    """(layers, hidden) each unit's memory timescale -1 / ln(mean f) in steps, the mean over
+    every window and step of ``acts``; capped at ``TIMESCALE_CAP`` (a unit whose f is 1)."""
+    mean = acts.forget.double().mean(dim=(1, 2)).cpu().numpy()  # (L, H)
+    mean = np.clip(mean, 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        tau = np.where(mean >= 1.0, TIMESCALE_CAP, -1.0 / np.log(np.where(mean < 1, mean, 0.5)))
+    return np.minimum(tau, TIMESCALE_CAP)
+
+
+def timescale_summary(taus: np.ndarray, prefix: str) -> dict[str, float]:
+    """The distribution of one layer's unit timescales: median, q10, q90, share_gt_5/20/60."""
+    taus = np.asarray(taus, dtype=np.float64)
+    out = {
+        f"{prefix}/median": float(np.median(taus)),
+        f"{prefix}/q10": float(np.quantile(taus, 0.1)),
+        f"{prefix}/q90": float(np.quantile(taus, 0.9)),
+    }
+    out.update({f"{prefix}/share_gt_{d}": float(np.mean(taus > d)) for d in TIMESCALE_SHARES})
+    return out
 
 
 def timescale(mean_forget: float) -> float:

@@ -6,18 +6,36 @@ or in a DDP worker.
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
+INITS = ("default", "chrono")
 
 
 class LSTMForecaster(nn.Module):
     """Stacked ``nn.LSTM`` over a window of features, a linear head on the last hidden state."""
 
     def __init__(
-        self, num_features: int, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0
+        self,
+        num_features: int,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        *,
+        init: str = "default",
+        chrono_max: int | None = None,
     ) -> None:
+        """``init``: ``default`` (PyTorch's) or ``chrono`` (``chrono_init`` with T_max
+        ``chrono_max``, required then; drawn from torch's global generator, so seeded runs
+        repeat). The init is not part of ``architecture``: a load restores the weights."""
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}: expected one of {INITS}")
+        if init == "chrono" and chrono_max is None:
+            raise ValueError("init='chrono' needs chrono_max (T_max, e.g. the window length)")
         self.lstm = nn.LSTM(
             input_size=num_features,
             hidden_size=hidden_size,
@@ -26,6 +44,9 @@ class LSTMForecaster(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(hidden_size, 1)
+        if init == "chrono":
+            assert chrono_max is not None
+            chrono_init(self.lstm, chrono_max)
 
     def architecture(self) -> dict[str, int | float]:
         """The constructor's arguments: with the state dict, all a load needs (no pickle)."""
@@ -40,6 +61,30 @@ class LSTMForecaster(nn.Module):
         """x (B, T, F) -> prediction (B,) of the (scaled) forward return."""
         out, _ = self.lstm(x)  # (B, T, H), the top layer's hidden states
         return self.head(out[:, -1]).squeeze(-1)  # (B,)
+
+
+@torch.no_grad()
+def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = None) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018), every layer: forget bias b_f =
+    log U(1, t_max - 1) per unit, input bias b_i = -b_f, so the memory timescales spread up to
+    about ``t_max`` steps. PyTorch adds ``bias_ih`` and ``bias_hh``: the values go into
+    ``bias_ih_l{k}`` and the same slices of ``bias_hh_l{k}`` are zeroed."""
+    if t_max < 2:
+        raise ValueError(f"chrono init needs t_max >= 2, got {t_max}")
+    if not lstm.bias:
+        raise ValueError("chrono init sets gate biases: the LSTM has none (bias=False)")
+    hidden = lstm.hidden_size
+    forget, input_ = slice(hidden, 2 * hidden), slice(0, hidden)  # gate order i, f, g, o
+    for layer in range(lstm.num_layers):
+        bias_ih = getattr(lstm, f"bias_ih_l{layer}")
+        bias_hh = getattr(lstm, f"bias_hh_l{layer}")
+        uniform = torch.rand(hidden, generator=generator, dtype=torch.float64)
+        b_f = torch.log1p(uniform * (t_max - 2))  # log U(1, t_max - 1)
+        assert float(b_f.max()) <= math.log(max(t_max - 1, 1)) + 1e-12
+        bias_ih[forget] = b_f.to(bias_ih.dtype)
+        bias_ih[input_] = -b_f.to(bias_ih.dtype)
+        bias_hh[forget] = 0.0
+        bias_hh[input_] = 0.0
 
 
 class LitForecaster(pl.LightningModule):

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from pytorch_lightning.callbacks import Callback
 
-from stockpred import experiment, tracking
+from stockpred import ablation, experiment, tracking
 from stockpred.config import PipelineConfig
 from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
-from stockpred.figures.gates import gate_artifacts
+from stockpred.figures.gates import ablation_figure, gate_artifacts
 from stockpred.prepare import Prepared
 from stockpred.report.render import render_report
 from stockpred.resume import checkpoints as resume_checkpoints
@@ -344,7 +344,23 @@ def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Ev
     figures = ctx.task.figures(evaluation.predictions, evaluation.scores, ctx.config)
     for artifact_file, figure in figures.items():
         tracking.log_figure(ctx.run_id, figure, artifact_file)
+    log_ablation(ctx, prepared, fitted)
     return evaluation
+
+
+def log_ablation(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> None:
+    """Ablate the trained LSTM's units by memory-timescale band on the test windows (when gate
+    diagnostics are on and ``gates.ablation_bands`` is not empty); log the change of the test loss
+    per band (``gate_ablation/<band>/delta_loss``, ``.../units``), the table and the bar chart."""
+    gates = ctx.config.gates
+    if not (gates.enabled and gates.ablation_bands):
+        return
+    result = ablation.ablate(fitted.model, prepared, ctx.config)
+    tracking.log_metrics(ctx.run_id, result.metrics())
+    tracking.log_artifact_object(ctx.run_id, result.table, "gates/ablation.parquet")
+    tracking.log_figure(
+        ctx.run_id, ablation_figure(result.table, result.loss_name), "gates/ablation.png"
+    )
 
 
 def log_trained_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> str | None:

@@ -150,3 +150,44 @@ def test_the_forecast_figure_has_one_row_per_ticker_with_labelled_axes() -> None
     titled = [ax for ax in fig.axes if ax.get_title()]
     assert len(titled) == 4 and all(ax.get_xlabel() and ax.get_ylabel() for ax in titled)
     assert all(ax.get_ylabel() for ax in fig.axes)  # the forecasts' own axis is labelled too
+
+
+def test_the_timescale_spectrum_has_labelled_log_axes_and_marks_1_44_and_the_window() -> None:
+    from stockpred.figures.gates import timescale_spectrum_figure
+
+    units = pd.DataFrame(
+        {
+            "epoch": [0, 0, 0, 7, 7, 7] * 2,
+            "layer": [0] * 6 + [1] * 6,
+            "gate": "forget",
+            "timescale": [1.4, 1.5, 1.44, 3.0, 40.0, np.inf] * 2,
+        }
+    )
+    fig = timescale_spectrum_figure(units, window=20)
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "trading days" in ax.get_ylabel() and ax.get_xlabel()
+    first, last, untrained, window = ax.lines
+    assert list(first.get_ydata()) == [1.4, 1.44, 1.5]  # sorted by timescale
+    assert list(last.get_ydata()) == [3.0, 40.0, 1e6]  # an infinite timescale at the cap
+    assert list(untrained.get_ydata()) == pytest.approx([1.4427, 1.4427], abs=1e-4)
+    assert list(window.get_ydata()) == [20, 20]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["epoch 0", "epoch 7"]
+
+
+def test_the_ablation_bars_are_each_bands_loss_change() -> None:
+    from stockpred.figures.gates import ablation_figure
+
+    table = pd.DataFrame(
+        {
+            "band": ["lt_2", "2_10", "gt_10"],
+            "low": [0.0, 2.0, 10.0],
+            "high": [2.0, 10.0, np.inf],
+            "units": [5, 3, 0],
+            "delta_loss": [0.01, 0.2, 0.0],
+        }
+    )
+    ax = ablation_figure(table, "qlike").axes[0]
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.01, 0.2, 0.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["< 2", "2–10", "> 10"]
+    assert "qlike" in ax.get_ylabel() and ax.get_xlabel()

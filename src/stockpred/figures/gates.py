@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from stockpred.figures.common import new_figure, plain_log_axis
-from stockpred.gates import GATES, SATURATION, GateMonitor, GateSnapshot
+from stockpred.gates import GATES, SATURATION, TIMESCALE_CAP, GateMonitor, GateSnapshot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -153,6 +153,14 @@ def gate_artifacts(
         yield f"gates/saturation_{tag}.png", saturation_figure(snap.units)
         yield f"gates/heatmap_{tag}.png", heatmap_figure(snap, price_path, label)
         yield f"gates/histograms_{tag}.png", histogram_figure(snap)
+    if monitor.snapshots:
+        first, last = min(monitor.snapshots), max(monitor.snapshots)
+        units = pd.concat([monitor.snapshots[e].units for e in sorted({first, last})])
+        window = int(monitor.batch.shape[1])
+        yield (
+            f"gates/timescale_spectrum_epoch_{last:03d}.png",
+            timescale_spectrum_figure(units, window),
+        )
     if monitor.history:
         history = monitor.history_frame()
         yield "gates/history.parquet", history
@@ -179,3 +187,60 @@ def timescale_figure(units: pd.DataFrame, window: int) -> Figure:
     axes[0].legend(fontsize=8)
     fig.suptitle("Forget-gate memory timescale per unit")
     return fig
+
+
+UNTRAINED_TIMESCALE = -1.0 / np.log(0.5)  # 1.44 days: a forget gate at sigmoid(0) = 0.5
+
+
+def timescale_spectrum_figure(units: pd.DataFrame, window: int) -> Figure:
+    """Per layer, the units sorted by memory timescale (log axis), one line per epoch in
+    ``units`` (the first and last logged), against 1.44 days (untrained, f = 0.5) and the input
+    window."""
+    forget = units[units["gate"] == "forget"]
+    layers = sorted(forget["layer"].unique())
+    fig = new_figure(5.5 * len(layers), 4.2)
+    axes = np.atleast_1d(fig.subplots(1, len(layers), sharey=True))
+    for ax, layer in zip(axes, layers, strict=True):
+        mine = forget[forget["layer"] == layer]
+        for epoch, part in mine.groupby("epoch"):
+            days = np.sort(part["timescale"].astype(float).clip(upper=TIMESCALE_CAP).to_numpy())
+            rank = np.arange(1, len(days) + 1)
+            ax.plot(rank, days, marker="o", ms=3, lw=1.2, label=f"epoch {epoch}")
+        ax.axhline(UNTRAINED_TIMESCALE, color="0.5", ls=":", lw=0.9, label="untrained (1.44 d)")
+        ax.axhline(window, color="k", ls="--", lw=0.8, label=f"input window ({window} d)")
+        plain_log_axis(ax)
+        ax.set_xlabel("unit rank (sorted by timescale)")
+        ax.set_title(f"layer {layer}", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("memory timescale τ = -1 / ln(mean f)  (trading days, log)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Memory-timescale spectrum per unit (fixed batch of validation windows)")
+    return fig
+
+
+def ablation_figure(table: pd.DataFrame, loss_name: str = "loss") -> Figure:
+    """One bar per timescale band: the change of the test loss when its units are ablated,
+    labelled with how many units the band holds."""
+    fig = new_figure(6.5, 4)
+    ax = fig.subplots()
+    positions = np.arange(len(table))
+    deltas = table["delta_loss"].to_numpy(dtype=float)
+    colors = ["C3" if d > 0 else "C0" for d in deltas]
+    bars = ax.bar(positions, deltas, color=colors)
+    ax.bar_label(bars, labels=[f"{u} units" for u in table["units"]], fontsize=8)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(
+        positions, [_band_label(lo, hi) for lo, hi in zip(table["low"], table["high"], strict=True)]
+    )
+    ax.set_xlabel("units ablated: memory-timescale band τ (trading days)")
+    ax.set_ylabel(f"Δ test {loss_name} (ablated − intact)")
+    ax.set_title("Ablation by memory timescale (above 0: the band's memory is used)")
+    return fig
+
+
+def _band_label(low: float, high: float) -> str:
+    if low <= 0 and not np.isfinite(high):
+        return "all"
+    if low <= 0:
+        return f"< {high:g}"
+    return f"> {low:g}" if not np.isfinite(high) else f"{low:g}–{high:g}"

@@ -114,7 +114,12 @@ def _fit(
         accelerator
     )  # page-locked batches: Lightning copies non_blocking
     net = LSTMForecaster(
-        train.num_features, model_config.hidden_size, model_config.num_layers, model_config.dropout
+        train.num_features,
+        model_config.hidden_size,
+        model_config.num_layers,
+        model_config.dropout,
+        init=model_config.init,
+        chrono_max=model_config.chrono_max or model_config.window,
     )
     module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay, loss)
     with _checkpoint_folder(checkpoint_dir) as ckpt_dir:

@@ -1,0 +1,155 @@
+"""Ablation by memory timescale: which units' memory does the forecast use?
+
+After training, every unit gets its memory timescale tau = -1 / ln(mean forget activation) on the
+gate diagnostics' validation windows (``stockpred.gates.unit_timescales``), with the trained
+(best-epoch) weights. The units are grouped into bands by tau (``gates.ablation_bands``: < 2,
+2-10, 10-50, > 50 trading days by default). For each band the test windows are replayed with
+those units' c_t and h_t forced to 0 in their layer at every step (``lstm_gate_activations``
+with ``ablate``; exact otherwise), and the task's primary test loss (QLIKE of the variance
+forecasts for volatility, MSE for returns) is compared with the unablated replay's.
+
+Torch, numpy and pandas only: the pipeline logs the result (``ABLATION_PREFIX`` metrics, the
+``gates/ablation.png`` figure).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stockpred.config import PipelineConfig
+from stockpred.gates import diagnostic_indices, lstm_gate_activations, unit_timescales
+from stockpred.model import LSTMForecaster
+from stockpred.prepare import Prepared
+from stockpred.split import TEST, VAL
+from stockpred.tasks import task_for
+from stockpred.volatility import qlike
+
+# Not under "gates/": readers of a run split every "gates/..." metric key into
+# gates/l{layer}/{gate}/{stat} (``tracking.readback.load_gate_stats``).
+ABLATION_PREFIX = "gate_ablation"
+
+
+@dataclass(frozen=True)
+class Band:
+    """Units whose timescale lies in [low, high) trading days."""
+
+    name: str
+    low: float
+    high: float
+
+    def contains(self, taus: np.ndarray) -> np.ndarray:
+        return (taus >= self.low) & (taus < self.high)
+
+
+def bands(edges: Sequence[float]) -> list[Band]:
+    """Edges (2, 10, 50) -> bands lt_2, 2_10, 10_50, gt_50 (no edges: one band, ``all``)."""
+    if not edges:
+        return [Band("all", 0.0, np.inf)]
+    cuts = [float(e) for e in edges]
+    out = [Band(f"lt_{cuts[0]:g}", 0.0, cuts[0])]
+    out += [Band(f"{a:g}_{b:g}", a, b) for a, b in itertools.pairwise(cuts)]
+    out.append(Band(f"gt_{cuts[-1]:g}", cuts[-1], np.inf))
+    return out
+
+
+def masks(taus: np.ndarray, band: Band) -> dict[int, torch.Tensor]:
+    """layer -> boolean (hidden,) mask of the units of ``band`` (``taus``: (layers, hidden))."""
+    return {layer: torch.from_numpy(band.contains(row)) for layer, row in enumerate(taus)}
+
+
+@torch.no_grad()
+def replay_forecast(
+    model: LSTMForecaster,
+    x: torch.Tensor,
+    ablate: dict[int, torch.Tensor] | None = None,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """(B,) the model's (scaled) outputs on ``x`` through the gate replay, ``ablate``'s units
+    forced to 0 (see ``lstm_gate_activations``); float64."""
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        acts = lstm_gate_activations(model.lstm, x[start : start + batch_size], ablate)
+        last = acts.h[-1][:, -1]  # (B, H) the top layer's last hidden state
+        outputs.append(model.head(last.to(model.head.weight.dtype)).squeeze(-1).float().cpu())
+    if not outputs:
+        return np.empty(0)
+    return torch.cat(outputs).numpy().astype(np.float64)
+
+
+def primary_loss(kind: str, actual: np.ndarray, predicted: np.ndarray) -> float:
+    """The task's primary loss in target units: QLIKE (variance) for volatility, else MSE; rows
+    whose target was purged (NaN) are left out."""
+    actual, predicted = np.asarray(actual, np.float64), np.asarray(predicted, np.float64)
+    ok = np.isfinite(actual) & np.isfinite(predicted)
+    if kind == "volatility":
+        return qlike(actual[ok], predicted[ok])
+    return float(np.mean((predicted[ok] - actual[ok]) ** 2))
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Per band: how many units, the ablated test loss and its change over the intact replay."""
+
+    table: pd.DataFrame  # band, low, high, units, loss, delta_loss
+    base_loss: float
+    timescales: np.ndarray  # (layers, hidden) the tau the bands were drawn from
+    loss_name: str = "mse"
+
+    def metrics(self) -> dict[str, float]:
+        """``gate_ablation/<band>/delta_loss``, ``.../units`` and ``gate_ablation/base_loss``."""
+        out = {f"{ABLATION_PREFIX}/base_loss": self.base_loss}
+        for row in self.table.itertuples():
+            out[f"{ABLATION_PREFIX}/{row.band}/delta_loss"] = float(row.delta_loss)
+            out[f"{ABLATION_PREFIX}/{row.band}/units"] = float(row.units)
+        return out
+
+
+def validation_timescales(model: LSTMForecaster, prepared: Prepared, size: int) -> np.ndarray:
+    """(layers, hidden) unit timescales of ``model`` on up to ``size`` evenly spaced validation
+    windows (the gate diagnostics' batch)."""
+    val = prepared.dataset(VAL)
+    x, _ = val.__getitems__(diagnostic_indices(len(val), size))
+    return unit_timescales(lstm_gate_activations(model.lstm, x))
+
+
+def ablate(
+    model: LSTMForecaster,
+    prepared: Prepared,
+    config: PipelineConfig,
+    timescales: np.ndarray | None = None,
+) -> Ablation:
+    """Ablate ``model``'s units band by band on the test windows (see the module docstring).
+
+    ``timescales``: (layers, hidden) tau per unit; default: measured on the validation windows.
+    """
+    model = model.eval()
+    if timescales is None:
+        timescales = validation_timescales(model, prepared, config.gates.batch_size)
+    taus = np.asarray(timescales, dtype=np.float64)
+    if taus.shape != (model.lstm.num_layers, model.lstm.hidden_size):
+        raise ValueError(f"expected (layers, hidden) timescales, got shape {taus.shape}")
+    test = prepared.dataset(TEST)
+    if len(test) == 0:
+        raise ValueError("the test period holds no complete window to ablate on")
+    x, _ = test.__getitems__(torch.arange(len(test)))
+    actual = prepared.actual[test.ends.numpy()]
+    kind = task_for(config).kind
+
+    def loss(ablated: dict[int, torch.Tensor] | None) -> float:
+        return primary_loss(kind, actual, prepared.unscale(replay_forecast(model, x, ablated)))
+
+    base = loss(None)
+    rows = []
+    for band in bands(config.gates.ablation_bands):
+        chosen = masks(taus, band)
+        ablated = loss(chosen)
+        units = int(sum(int(m.sum()) for m in chosen.values()))
+        rows.append((band.name, band.low, band.high, units, ablated, ablated - base))
+    table = pd.DataFrame(rows, columns=["band", "low", "high", "units", "loss", "delta_loss"])
+    return Ablation(table, base, taus, "qlike" if kind == "volatility" else "mse")

@@ -1,0 +1,103 @@
+"""Ablation by memory-timescale band: the masked replay, the bands, the loss deltas."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stockpred import ablation, experiment
+from stockpred.config import load_config
+from stockpred.model import LSTMForecaster
+
+TINY = {
+    "model": {"window": 10, "hidden_size": 6, "num_layers": 2, "dropout": 0.0},
+    "train": {"max_epochs": 2, "progress_bar": False, "accelerator": "cpu", "seed": 0},
+    "gates": {"batch_size": 32},
+    "split": {"val_fraction": 0.2, "test_fraction": 0.2},
+    "target": {"kind": "volatility"},
+}
+
+
+def garch_prices(days: int, persistence: float, alpha: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """One ticker's OHLCV whose daily variance is a GARCH(1,1) with alpha + beta = persistence
+    (unconditional variance 1e-4); high and low from a 16-step intraday path."""
+    rng = np.random.default_rng(seed)
+    beta = persistence - alpha
+    omega = 1e-4 * (1 - persistence)
+    variance, previous, var = np.empty(days), 0.0, 1e-4
+    for t in range(days):
+        var = omega + alpha * previous**2 + beta * var
+        variance[t] = var
+        previous = math.sqrt(var) * rng.standard_normal()
+    steps = rng.standard_normal((days, 17)) * np.sqrt(variance / 17)[:, None]
+    path = np.cumsum(steps.reshape(-1)).reshape(days, 17)
+    return pd.DataFrame(
+        {
+            "open": 100 * np.exp(path[:, 0]),
+            "high": 100 * np.exp(path.max(axis=1)),
+            "low": 100 * np.exp(path.min(axis=1)),
+            "close": 100 * np.exp(path[:, -1]),
+            "volume": rng.integers(1000, 10_000, days),
+            "date": pd.bdate_range("2010-01-01", periods=days),
+            "ticker": "AAA",
+        }
+    ).set_index(["date", "ticker"])
+
+
+def _net(features: int, hidden: int = 6, layers: int = 2, seed: int = 0) -> LSTMForecaster:
+    torch.manual_seed(seed)
+    return LSTMForecaster(features, hidden, layers).eval()
+
+
+def test_bands_are_named_by_their_edges() -> None:
+    names = [b.name for b in ablation.bands((2, 10, 50))]
+    assert names == ["lt_2", "2_10", "10_50", "gt_50"]
+    assert [b.name for b in ablation.bands((1.5,))] == ["lt_1.5", "gt_1.5"]
+    band = ablation.bands((2, 10))[1]
+    assert list(band.contains(np.array([1.9, 2.0, 9.9, 10.0]))) == [False, True, True, False]
+
+
+def test_the_unmasked_replay_forecast_equals_the_model() -> None:
+    net = _net(3)
+    x = torch.randn(20, 9, 3)
+    with torch.no_grad():
+        expected = net(x).double().numpy()
+    np.testing.assert_allclose(ablation.replay_forecast(net, x, batch_size=7), expected, atol=1e-5)
+    none = {0: torch.zeros(6, dtype=torch.bool), 1: torch.zeros(6, dtype=torch.bool)}
+    assert np.array_equal(ablation.replay_forecast(net, x, none), ablation.replay_forecast(net, x))
+
+
+def test_ablating_every_top_layer_unit_leaves_the_heads_bias() -> None:
+    net = _net(3)
+    x = torch.randn(5, 9, 3)
+    out = ablation.replay_forecast(net, x, {1: torch.ones(6, dtype=torch.bool)})
+    np.testing.assert_array_equal(out, np.full(5, float(net.head.bias.detach())))
+    some = ablation.replay_forecast(net, x, {0: torch.tensor([True] * 3 + [False] * 3)})
+    assert not np.allclose(some, ablation.replay_forecast(net, x))  # lower units do matter
+
+
+def test_a_band_without_units_changes_nothing_and_every_unit_is_in_one_band() -> None:
+    config = load_config(TINY)
+    prepared = experiment.build(garch_prices(400, 0.95), config)
+    net = _net(len(prepared.feature_names))
+    taus = np.array([[1.2, 1.5, 3.0, 12.0, 1.44, 0.9], [1.1, 1.3, 1.4, 1.6, 4.0, 1.0]])
+    result = ablation.ablate(net, prepared, config, timescales=taus)
+    table = result.table.set_index("band")
+    assert list(table.index) == ["lt_2", "2_10", "10_50", "gt_50"]
+    assert list(table["units"]) == [9, 2, 1, 0]
+    assert table.loc["gt_50", "delta_loss"] == 0.0  # exactly: the same replay
+    assert table.loc["lt_2", "delta_loss"] != 0.0
+    assert result.loss_name == "qlike" and math.isfinite(result.base_loss)
+    metrics = result.metrics()
+    assert metrics["gate_ablation/gt_50/units"] == 0 and "gate_ablation/lt_2/delta_loss" in metrics
+    assert not any(key.startswith("gates/") for key in metrics)  # readback splits gates/ keys
+    measured = ablation.ablate(net, prepared, config)  # tau measured on the validation windows
+    assert measured.timescales.shape == (2, 6) and measured.table["units"].sum() == 12
+
+
+def test_ablation_bands_must_increase() -> None:
+    with pytest.raises(ValueError, match="increasing"):
+        load_config({"gates": {"ablation_bands": [10, 2]}})
+    assert load_config({"gates": {"ablation_bands": []}}).gates.ablation_bands == ()
