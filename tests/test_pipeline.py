@@ -167,3 +167,23 @@ def test_the_champion_is_rescored_on_the_challengers_validation_period(
     # another tickers' run is registered, never promoted
     apart = run_training(config.with_overrides({"data.tickers": ["^GSPC"]}))
     assert apart.registry.endswith("was trained on ^GSPC,^IXIC; this run on ^GSPC: not comparable")
+
+
+def test_an_estimator_that_needs_fresh_opens_is_refused_before_a_run_exists(
+    tiny_config: PipelineConfig,
+) -> None:
+    """^GSPC's opens are stale before 2007: Garman-Klass is refused there, and no run is left."""
+    config = tiny_config.with_overrides(
+        {
+            "data.tickers": ["^GSPC"],
+            "data.start": "2001-01-01",
+            "data.end": "2005-12-31",
+            "target.kind": "volatility",
+            "target.estimator": "garman_klass",
+            "tracking.experiment": "stale-open",
+        }
+    )
+    with pytest.raises(DataError, match="stale"):
+        run_training(config)
+    experiment = tracking.client().get_experiment_by_name("stale-open")
+    assert experiment is None or tracking.client().search_runs([experiment.experiment_id]) == []

@@ -32,7 +32,7 @@ from stockpred.volatility import qlike
 
 # Not under "gates/": readers of a run split every "gates/..." metric key into
 # gates/l{layer}/{gate}/{stat} (``tracking.readback.load_gate_stats``).
-ABLATION_PREFIX = "gate_ablation"
+ABLATION_PREFIX = "gates/ablation"
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Ablation:
     loss_name: str = "mse"
 
     def metrics(self) -> dict[str, float]:
-        """``gate_ablation/<band>/delta_loss``, ``.../units`` and ``gate_ablation/base_loss``."""
+        """``gates/ablation/<band>/delta_loss``, ``.../units`` and ``gates/ablation/base_loss``."""
         out = {f"{ABLATION_PREFIX}/base_loss": self.base_loss}
         for row in self.table.itertuples():
             out[f"{ABLATION_PREFIX}/{row.band}/delta_loss"] = float(row.delta_loss)

@@ -213,6 +213,7 @@ def run_training(
         resume_id, config = resume_target(resume, config)
     config = config or PipelineConfig()
     prices = runner(load_data)(config)
+    task_for(config).check_data(prices, config)  # e.g. stale opens: refused before the run exists
     record = data_record(config, prices)
     with (
         open_run(config, record, prices, tags=tags, resume_id=resume_id) as run,
@@ -351,7 +352,7 @@ def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Ev
 def log_ablation(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> None:
     """Ablate the trained LSTM's units by memory-timescale band on the test windows (when gate
     diagnostics are on and ``gates.ablation_bands`` is not empty); log the change of the test loss
-    per band (``gate_ablation/<band>/delta_loss``, ``.../units``), the table and the bar chart."""
+    per band (``gates/ablation/<band>/delta_loss``, ``.../units``), the table and the bar chart."""
     gates = ctx.config.gates
     if not (gates.enabled and gates.ablation_bands):
         return

@@ -37,6 +37,7 @@ def run_walk_forward(config: PipelineConfig) -> WalkForwardResult:
     evaluation = config.evaluation
     task = task_for(config)
     prices = experiment.load_prices(config.data)  # before any run: a data error leaves none
+    task.check_data(prices, config)
     tags = {"run.kind": "walk_forward", "walk_forward.scheme": evaluation.scheme}
     with tracking.tracked_run(config, tags=tags) as parent:
         tracking.log_data_record(parent, data_record(config, prices), prices, config.data.source)

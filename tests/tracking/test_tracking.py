@@ -90,3 +90,15 @@ def test_a_run_carries_mlflow_source_tags_and_its_experiment_is_for_model_traini
     assert tracking.run_url("3", "abc", "http://mlflow:5000/") == (
         "http://mlflow:5000/#/experiments/3/runs/abc"
     )
+
+
+def test_gate_stats_read_back_the_per_layer_statistics_only() -> None:
+    config = PipelineConfig().with_overrides({"tracking.experiment": "gate-stats"})
+    with tracking.tracked_run(config) as run_id:
+        tracking.log_metrics(
+            run_id, {"gates/l0/forget/mean": 0.5, "gates/ablation/lt_2/delta_loss": 0.1}, step=3
+        )
+    stats = tracking.load_gate_stats(run_id)
+    assert stats.to_dict("records") == [
+        {"epoch": 3, "layer": 0, "gate": "forget", "stat": "mean", "value": 0.5}
+    ]

@@ -12,11 +12,13 @@ from stockpred.figures.data import (
 )
 from stockpred.figures.evaluation import comparison_figure, fold_figure, predicted_vs_actual_figure
 from stockpred.figures.gates import (
+    ablation_figure,
     gate_artifacts,
     heatmap_figure,
     histogram_figure,
     saturation_figure,
     timescale_figure,
+    timescale_spectrum_figure,
     trajectory_figure,
 )
 from stockpred.figures.runs import (
@@ -27,6 +29,7 @@ from stockpred.figures.runs import (
 )
 
 __all__ = [
+    "ablation_figure",
     "comparison_figure",
     "correlation_figure",
     "feature_histograms_figure",
@@ -44,5 +47,6 @@ __all__ = [
     "sweep_figure",
     "sweep_trials_figure",
     "timescale_figure",
+    "timescale_spectrum_figure",
     "trajectory_figure",
 ]

@@ -123,6 +123,11 @@ class ForecastTask(ABC):
     def target(self, prices: pd.DataFrame, config: PipelineConfig) -> pd.Series:
         """The forecast target per (date, ticker) as realised (NaN where the future is unknown)."""
 
+    def check_data(self, prices: pd.DataFrame, config: PipelineConfig) -> None:
+        """Refuse prices this task cannot use (a ``ValueError`` saying why and what to do),
+        before any run is created; nothing to check by default."""
+        return None
+
     @abstractmethod
     def baselines(self, config: PipelineConfig) -> Sequence[Baseline]:
         """Fresh, unfitted baselines."""

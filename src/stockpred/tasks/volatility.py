@@ -231,7 +231,7 @@ class VolatilityTask(ForecastTask):
     def baseline_names(self) -> tuple[str, ...]:
         return BASELINES
 
-    def target(self, prices: pd.DataFrame, config: PipelineConfig) -> pd.Series:
+    def check_data(self, prices: pd.DataFrame, config: PipelineConfig) -> None:
         estimator = config.target.estimator
         if not config.features.variance:
             raise ValueError(
@@ -239,7 +239,10 @@ class VolatilityTask(ForecastTask):
                 "features.variance unset (or true) with target.kind volatility"
             )
         require_fresh_open(prices, estimator, estimator in NEEDS_OPEN)
-        return forward_variance(prices, estimator, config.features.horizon)
+
+    def target(self, prices: pd.DataFrame, config: PipelineConfig) -> pd.Series:
+        self.check_data(prices, config)
+        return forward_variance(prices, config.target.estimator, config.features.horizon)
 
     def baselines(self, config: PipelineConfig) -> Sequence[Any]:
         estimator, horizon = config.target.estimator, config.features.horizon

@@ -34,7 +34,9 @@ def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
 def load_gate_stats(run_id: str) -> pd.DataFrame:
     """Per-epoch gate statistics of a run: columns epoch, layer, gate, stat, value."""
     mlflow_client = client()
-    keys = sorted(k for k in mlflow_client.get_run(run_id).data.metrics if k.startswith("gates/"))
+    # per-layer statistics only: gates/l<k>/<gate>/<stat> (not gates/ablation/...)
+    layered = re.compile(r"^gates/l\d+/[^/]+/[^/]+$")
+    keys = sorted(k for k in mlflow_client.get_run(run_id).data.metrics if layered.match(k))
     records = []
     for key in keys:
         _, layer, gate, stat = key.split("/")
