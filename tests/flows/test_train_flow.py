@@ -115,7 +115,8 @@ def test_gate_metrics_have_one_point_per_epoch_and_read_back(flow_run) -> None:
     stats = tracking.load_gate_stats(run_id)
     assert sorted(stats["epoch"].unique()) == list(range(epochs))
     assert set(stats["layer"]) == {0, 1}
-    assert {"input", "forget", "cell", "output", "cell_state"} == set(stats["gate"])
+    # the gates, the cell state, and the per-unit timescale distribution (gates/l{k}/timescale/*)
+    assert {"input", "forget", "cell", "output", "cell_state", "timescale"} == set(stats["gate"])
     per_epoch = stats.groupby(["layer", "gate", "stat"]).size()
     assert (per_epoch == epochs).all()
     values = stats.set_index(["epoch", "layer", "gate", "stat"])["value"]
