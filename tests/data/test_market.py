@@ -303,5 +303,8 @@ def test_many_tickers_not_in_the_sample_are_one_short_line() -> None:
     message = str(info.value)
     assert "\n" not in message and len(message) < 250
     assert "no ticker(s) ['T000', 'T001', 'T002', 'T003', 'T004'] and 495 more in its" in message
-    with pytest.raises(UnknownTickerError, match=r"no ticker\(s\) \['AAPL'\] in its indices universe; it has \['\^GSPC'"):
+    with pytest.raises(
+        UnknownTickerError,
+        match=r"no ticker\(s\) \['AAPL'\] in its indices universe; it has \['\^GSPC'",
+    ):
         load_prices(["^GSPC", "AAPL"], "2015-01-01", "2016-01-01")
