@@ -212,3 +212,11 @@ def metric_key(model: str, metric: str, part: str = "test") -> str:
     """The MLflow key of a score: ``<part>/<metric>`` for the LSTM,
     ``baseline/<model>/<part>/<metric>`` for a baseline (the one rule, used everywhere)."""
     return f"{part}/{metric}" if model == LSTM else f"baseline/{model}/{part}/{metric}"
+
+
+def fmt_cell(value: float | None, width: int, digits: int) -> str:
+    """A right-aligned number for a summary table, or a dash where a metric is undefined (e.g.
+    the IC of a constant forecast)."""
+    if value is None or value != value:
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"

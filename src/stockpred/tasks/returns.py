@@ -27,6 +27,7 @@ from stockpred.metrics import (
     wilson_interval,
 )
 from stockpred.tasks.base import LSTM, ForecastTask, Part
+from stockpred.tasks.base import fmt_cell as _fmt
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -202,10 +203,3 @@ class ReturnTask(ForecastTask):
             "predicted_log_return": predicted,
             "direction": np.where(predicted > 0, "up", "down"),
         }
-
-
-def _fmt(value: float | None, width: int, digits: int) -> str:
-    """A right-aligned number, or a dash where a metric is undefined (e.g. IC of a constant)."""
-    if value is None or value != value:
-        return f"{'-':>{width}}"
-    return f"{value:>{width}.{digits}f}"

@@ -39,6 +39,7 @@ from stockpred.features import DOWNSIDE, variance_feature
 from stockpred.figures.common import new_figure
 from stockpred.split import TRAIN
 from stockpred.tasks.base import LSTM, ForecastTask, Part
+from stockpred.tasks.base import fmt_cell as _fmt
 from stockpred.volatility import (
     NEEDS_OPEN,
     VARIANCE_FLOOR,
@@ -389,9 +390,3 @@ def volatility_comparison_figure(
     bars.set_xlabel("QLIKE / HAR's (below 1 beats HAR)")
     bars.set_title("test QLIKE relative to HAR")
     return fig
-
-
-def _fmt(value: float | None, width: int, digits: int) -> str:
-    if value is None or value != value:
-        return f"{'-':>{width}}"
-    return f"{value:>{width}.{digits}f}"
