@@ -173,12 +173,14 @@ def evaluate(
         }
     )
     params: dict[str, float] = {}
-    for baseline in task.baselines(config):
+    baselines = task.baselines(config)
+    for baseline in baselines:
         baseline.fit(parts["train"], parts["val"])
         frame[baseline.name] = baseline.predict(test)
         params.update(baseline.params())
     scores = {m: task.score(frame, m, config) for m in task.models if m in frame}
     metrics = task.flat_metrics(scores)
+    metrics.update(task.baseline_metrics(baselines))
     metrics.update(task.extra_metrics(frame, scores, config))
     val = parts["val"]
     predicted = val_predictions if val_predictions is not None else predict(model, prepared, VAL)

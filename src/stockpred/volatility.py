@@ -21,7 +21,7 @@ their logs stay finite on days without a range (a holiday row, a stale quote).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -240,3 +240,41 @@ def garch_forecasts(
     forecast = filtered.forecast(horizon=horizon, start=0, reindex=True)
     variance = forecast.variance.to_numpy().mean(axis=1) * 1e-4
     return variance, {str(k): float(v) for k, v in fitted.params.items()}
+
+
+def half_life(persistence: float) -> float:
+    """Trading days for a variance shock to halve when it decays by ``persistence`` (GARCH's
+    alpha + beta) a day: ln 0.5 / ln(persistence); inf at or above 1 (no mean reversion), NaN
+    for a persistence that is not in (0, 1]."""
+    if not persistence > 0.0:  # also NaN
+        return float("nan")
+    return float(np.log(0.5) / np.log(persistence)) if persistence < 1.0 else float("inf")
+
+
+def market_memory(
+    har_coef: Sequence[float] | None, garch_persistence: Mapping[str, float]
+) -> dict[str, float]:
+    """How long the market remembers volatility, as the fitted baselines say (``market/...``).
+
+    ``har_coef``: HAR's [intercept, b1, b5, b22] (target on the 1-, 5- and 22-day means of the
+    daily variance): the weight on each term and the 22-day term's share of the three weights.
+    ``garch_persistence``: alpha + beta of GARCH(1,1) per ticker: their median, its half-life
+    ln 0.5 / ln(alpha + beta) and e-folding time -1 / ln(alpha + beta) in trading days (the
+    latter is what the LSTM's tau = -1 / ln(mean f) measures). Non-finite values are left out.
+    """
+    out: dict[str, float] = {}
+    if har_coef is not None and len(har_coef) >= 4:
+        weights = np.asarray(har_coef[1:4], dtype=np.float64)
+        for days, weight in zip((1, 5, 22), weights, strict=True):
+            out[f"market/har_weight_{days}d"] = float(weight)
+        total = float(weights.sum())
+        if total > 0:
+            out["market/har_share_22d"] = float(weights[2] / total)
+    values = np.array([v for v in garch_persistence.values() if np.isfinite(v)], dtype=np.float64)
+    if len(values):
+        persistence = float(np.median(values))
+        out["market/garch_persistence"] = persistence
+        out["market/garch_half_life_days"] = half_life(persistence)
+        out["market/garch_timescale_days"] = half_life(persistence) / np.log(2.0)
+        out["market/garch_tickers"] = float(len(values))
+    return {k: v for k, v in out.items() if np.isfinite(v)}

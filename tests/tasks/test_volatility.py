@@ -12,6 +12,7 @@ from stockpred.cli import build_parser, config_from_args
 from stockpred.config import load_config
 from stockpred.tasks import TASKS, task_for
 from stockpred.tasks.volatility import QLikeLoss
+from stockpred.volatility import half_life, market_memory
 
 
 def garch_market(days: int = 1500, tickers: tuple[str, ...] = ("AAA", "BBB"), seed: int = 0):
@@ -71,6 +72,17 @@ def test_the_lstm_beats_the_random_walk_on_a_garch_market() -> None:
     for name in TASKS["volatility"].baseline_names:
         assert f"baseline/{name}/test/qlike" in metrics
         assert 0.0 <= metrics[f"test/dm_vs_{name}/p"] <= 1.0
+    # the market's memory: the simulated GARCH has alpha + beta = 0.98 (half-life 34.3 days)
+    assert metrics["market/garch_persistence"] == pytest.approx(0.98, abs=0.02)
+    persistence = metrics["market/garch_persistence"]
+    assert metrics["market/garch_half_life_days"] == pytest.approx(
+        math.log(0.5) / math.log(persistence)
+    )
+    assert metrics["market/garch_tickers"] == 2
+    params = outcome.evaluation.params
+    weights = [params[f"baseline.har_beta{i}"] for i in (1, 2, 3)]
+    assert metrics["market/har_weight_22d"] == weights[2]
+    assert metrics["market/har_share_22d"] == pytest.approx(weights[2] / sum(weights))
     task = task_for(config)
     rows = task.summary_rows(metrics)
     assert any(row.startswith("gjr") for row in rows)
@@ -112,3 +124,17 @@ def test_the_cli_selects_the_task() -> None:
     assert config.target.kind == "volatility" and config.features.variance
     assert task_for(config).kind == "volatility"
     assert task_for(load_config()).kind == "return"
+
+
+def test_market_memory_reads_persistence_and_har_weights_off_known_fits() -> None:
+    memory = market_memory([1e-5, 0.2, 0.3, 0.5], {"A": 0.90, "B": 0.97, "C": 0.99})
+    assert memory["market/garch_persistence"] == 0.97  # the median over tickers
+    assert memory["market/garch_half_life_days"] == pytest.approx(22.76, abs=0.01)
+    assert memory["market/garch_timescale_days"] == pytest.approx(-1 / math.log(0.97))
+    assert memory["market/har_weight_1d"] == 0.2 and memory["market/har_weight_22d"] == 0.5
+    assert memory["market/har_share_22d"] == pytest.approx(0.5)
+    assert half_life(0.90) == pytest.approx(6.58, abs=0.01)
+    assert half_life(0.99) == pytest.approx(68.97, abs=0.01)
+    # no mean reversion (alpha + beta >= 1): an infinite half-life is not logged
+    assert "market/garch_half_life_days" not in market_memory(None, {"A": 1.0})
+    assert market_memory(None, {}) == {}

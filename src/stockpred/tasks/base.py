@@ -169,6 +169,11 @@ class ForecastTask(ABC):
         """Flat metrics beyond the per-model scores (e.g. benchmarks); none by default."""
         return {}
 
+    def baseline_metrics(self, baselines: Sequence[Baseline]) -> dict[str, float]:
+        """Flat metrics read off the fitted baselines (e.g. the persistence a fitted GARCH
+        implies); none by default."""
+        return {}
+
     def metric_key(self, model: str, metric: str, part: str = "test") -> str:
         """The MLflow key of a score: ``test/rmse`` for the LSTM, ``baseline/zero/test/rmse``."""
         return metric_key(model, metric, part)

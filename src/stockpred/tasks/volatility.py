@@ -20,7 +20,9 @@ predicting variance on the same windows as the LSTM:
 Scores: QLIKE (the primary one; ``qlike_vs_har`` relative to HAR), MSE of the variance and of
 log variance, the Mincer-Zarnowitz R^2, the RMSE and mean of the annualised volatility in %, and
 the Diebold-Mariano test of the LSTM's QLIKE against every baseline (``test/dm_vs_<name>/t``,
-``/p``; losses averaged over tickers per date). Models are selected by ``val/qlike``.
+``/p``; losses averaged over tickers per date). Models are selected by ``val/qlike``. The
+market's memory as the fitted baselines say it is logged beside (``market/garch_half_life_days``,
+``market/har_weight_22d``, ...: ``baseline_metrics``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from stockpred.volatility import (
     ewma_variance,
     forward_variance,
     garch_forecasts,
+    market_memory,
     ols,
     ols_predict,
     qlike,
@@ -279,6 +282,15 @@ class VolatilityTask(ForecastTask):
             if np.isfinite(t):
                 out[f"test/dm_vs_{name}/t"], out[f"test/dm_vs_{name}/p"] = t, p
         return out
+
+    def baseline_metrics(self, baselines: Sequence[Any]) -> dict[str, float]:
+        """The market's memory as the fitted HAR and GARCH say it (``market/...``, see
+        ``stockpred.volatility.market_memory``)."""
+        fitted = {b.name: b for b in baselines}
+        har, garch = fitted.get("har"), fitted.get("garch")
+        return market_memory(
+            getattr(har, "coef_", None), getattr(garch, "persistence_", None) or {}
+        )
 
     def validation_metrics(self, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         return {
