@@ -191,3 +191,122 @@ def test_the_ablation_bars_are_each_bands_loss_change() -> None:
     assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.01, 0.2, 0.0])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["< 2", "2–10", "> 10"]
     assert "qlike" in ax.get_ylabel() and ax.get_xlabel()
+
+
+def _units(sat_left: float = 0.0, sat_right: float = 0.0, layers: int = 2) -> pd.DataFrame:
+    from stockpred.gates import GATES
+
+    return pd.DataFrame(
+        [
+            {
+                "epoch": 3,
+                "layer": layer,
+                "gate": gate,
+                "unit": unit,
+                "mean": 0.9 - 0.1 * unit if gate == "forget" else 0.5,
+                "sat_left": sat_left if (layer, gate, unit) == (0, "forget", 0) else 0.0,
+                "sat_right": sat_right if (layer, gate, unit) == (0, "forget", 0) else 0.0,
+            }
+            for layer in range(layers)
+            for gate in GATES
+            for unit in range(4)
+        ]
+    )
+
+
+def _texts(fig: Figure) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_the_saturation_plot_says_so_when_nothing_saturated() -> None:
+    quiet = figures.saturation_figure(_units())
+    assert len(quiet.axes) == 1  # one note, not 8 panels of points at (0, 0)
+    assert "No unit saturated at epoch 3" in _texts(quiet)
+    some = figures.saturation_figure(_units(sat_right=0.4))
+    assert len(some.axes) == 8
+    # layer 0: only the forget gate saturated, the other panels say they did not
+    assert [bool(ax.texts) for ax in some.axes[:4]] == [True, False, True, True]
+
+
+def test_trajectories_start_fractions_at_zero_and_do_not_stretch_a_flat_timescale() -> None:
+    from stockpred.gates import history_to_frame
+
+    rows = [
+        {
+            "epoch": epoch,
+            **{
+                f"gates/l0/{g}/{s}": 0.0
+                for g in ("input", "cell", "output")
+                for s in ("sat_left", "sat_right")
+            },
+            **{f"gates/l0/{g}/mean": 0.5 for g in ("input", "forget", "cell", "output")},
+            "gates/l0/forget/sat_left": 0.0,
+            "gates/l0/forget/sat_right": 0.0,
+            "gates/l0/forget/timescale": tau,
+            "gates/l0/timescale/median": tau,
+        }
+        for epoch, tau in enumerate([1.406, 1.412, 1.409])
+    ]
+    fig = figures.trajectory_figure(history_to_frame(rows))
+    mean, right, left, tau = fig.axes
+    assert mean.get_ylim() == pytest.approx((-1.02, 1.02))
+    assert right.get_ylim()[0] == 0 and left.get_ylim()[0] == 0  # no negative fractions
+    low, high = tau.get_ylim()
+    assert low == 0 and high >= 2 * 1.412  # 1.406..1.412 stays a flat line
+    assert "span over epochs: 1.41–1.41 days" in _texts(fig)
+
+
+def test_heatmap_rows_are_units_sorted_by_mean_forget_activation() -> None:
+    from stockpred.figures.gates import unit_order
+    from stockpred.gates import GATES, GateSnapshot
+
+    units = _units(layers=1)
+    units.loc[units["gate"] == "forget", "mean"] = [0.2, 0.9, 0.5, 0.7]  # units 0..3
+    steps = 5
+    sample = {g: np.tile(np.arange(4.0) / 10, (1, steps, 1)) for g in GATES}  # value = unit / 10
+    snap = GateSnapshot(epoch=1, units=units, sample=sample, histograms={}, edges={})
+    assert list(unit_order(snap)[0]) == [1, 3, 2, 0]
+    fig = figures.heatmap_figure(snap, np.linspace(100, 101, steps))
+    forget = next(ax for ax in fig.axes if ax.get_title() == "layer 0 · forget gate f")
+    rows = forget.get_images()[0].get_array()[:, 0]
+    assert list(np.round(rows * 10)) == [1, 3, 2, 0]  # longest memory on top
+    assert "longest memory on top" in forget.get_ylabel()
+
+
+def test_the_folds_figure_labels_each_fold_with_its_test_dates_in_readable_type() -> None:
+    rows = [
+        {
+            "fold": fold,
+            "model": model,
+            "test_start": f"202{fold}-01-02",
+            "test_end": f"202{fold}-06-30",
+            "qlike": 1.0 + 0.1 * fold,
+            "qlike_vs_har": value,
+        }
+        for fold in range(2)
+        for model, value in (("lstm", 0.9), ("har", 1.0))
+    ]
+    fig = figures.fold_figure(pd.DataFrame(rows), ["lstm", "har"], {}, "qlike_vs_har")
+    assert len(fig.axes) == 1  # the volatility task has no Sharpe panel
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["fold 0\n2020-01-02\nto 2020-06-30", "fold 1\n2021-01-02\nto 2021-06-30"]
+    assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 10
+    assert ax.get_ylabel() == "test QLIKE / QLIKE(har)"
+
+
+def test_forecasts_much_smaller_than_the_outcomes_get_an_axis_of_their_own_scale() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "date": pd.bdate_range("2020-01-01", periods=50),
+            "ticker": "A",
+            "actual": rng.normal(0, 0.02, 50),
+            "lstm": rng.normal(0, 0.0002, 50),  # 1% of the realised moves
+        }
+    )
+    axes = {ax.get_ylabel(): ax for ax in figures.predicted_vs_actual_figure(frame, 1).axes}
+    realised, forecast = axes["realised return (%)"], axes["LSTM forecast (%)"]
+    forecast_span = np.ptp(forecast.get_ylim())
+    assert forecast_span < 0.1 * np.ptp(realised.get_ylim())  # visible: not flat on 0
+    assert forecast_span >= np.ptp(frame["lstm"] * 100)

@@ -114,24 +114,27 @@ def comparison_figure(
 def fold_figure(
     folds: pd.DataFrame, models: list[str], colors: Mapping[str, str], relative: str
 ) -> Figure:
-    """Per walk-forward fold (labelled with its test dates), each model's relative error and its
-    long/short Sharpe."""
+    """Per walk-forward fold (labelled with its test dates), each model's relative error and,
+    for the return task, its long/short Sharpe.
+
+    ``relative``: the task's relative score column, e.g. ``rmse_vs_zero`` or ``qlike_vs_har``.
+    """
     models = [m for m in models if m in set(folds["model"])]
     fold_ids = sorted(folds["fold"].unique())
     first = folds.drop_duplicates("fold").set_index("fold")
     labels = [
-        f"fold {k}\n{first.loc[k, 'test_start']}\n..{first.loc[k, 'test_end']}"
+        f"fold {k}\n{first.loc[k, 'test_start']}\nto {first.loc[k, 'test_end']}"
         if "test_start" in first
         else f"fold {k}"
         for k in fold_ids
     ]
     width = 0.8 / len(models)
-    fig = new_figure(14, 4.6)
-    axes = fig.subplots(1, 2)
-    panels = (
-        (relative, "test RMSE / RMSE(zero)"),
-        ("sharpe", "long/short Sharpe (annualised, net)"),
-    )
+    metric, reference = relative.split("_vs_", 1) if "_vs_" in relative else (relative, "")
+    panels = [(relative, f"test {metric.upper()} / {metric.upper()}({reference})")]
+    if "sharpe" in folds:
+        panels.append(("sharpe", "long/short Sharpe (annualised, net)"))
+    fig = new_figure(7 * len(panels) + 1, 5.2)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for panel, (column, label) in zip(axes, panels, strict=True):
         for i, model in enumerate(models):
             values = folds[folds["model"] == model].sort_values("fold")[column].to_numpy()
@@ -143,12 +146,14 @@ def fold_figure(
                 color=colors.get(model, f"C{i}"),
             )
         panel.axhline(1.0 if column == relative else 0.0, color="k", lw=0.8, ls="--")
-        panel.set_xticks(np.arange(len(fold_ids)) + 0.4 - width / 2, labels, fontsize=9)
-        panel.set_ylabel(label, fontsize=10)
-        panel.set_title(f"{label} per walk-forward fold", fontsize=11)
+        panel.set_xticks(np.arange(len(fold_ids)) + 0.4 - width / 2, labels, fontsize=11)
+        panel.tick_params(axis="y", labelsize=11)
+        panel.set_xlabel("walk-forward fold: its test period", fontsize=12)
+        panel.set_ylabel(label, fontsize=12)
+        panel.set_title(f"{label} per walk-forward fold", fontsize=13)
     if folds[relative].notna().any():
         values = folds[relative]
         spread = max(values.max() - 1, 1 - values.min(), 0.001)
         axes[0].set_ylim(1 - 1.3 * spread, 1 + 1.3 * spread)
-    axes[0].legend(fontsize=8, ncols=len(models))
+    axes[0].legend(fontsize=10, ncols=min(len(models), 4))
     return fig

@@ -13,6 +13,7 @@ from stockpred.figures.common import new_figure, plain_log_axis
 from stockpred.gates import GATES, SATURATION, TIMESCALE_CAP, GateMonitor, GateSnapshot
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 LABELS = {
@@ -25,9 +26,15 @@ COLORS = {"input": "C0", "forget": "C3", "cell": "C2", "output": "C1"}
 
 
 def saturation_figure(units: pd.DataFrame) -> Figure:
-    """Per layer and gate, one point per unit at (fraction left-, fraction right-saturated)."""
+    """Per layer and gate, one point per unit at (fraction left-, fraction right-saturated).
+
+    When no unit of any gate ever saturated, one note says so instead of panels of points all at
+    (0, 0); a panel whose gate did not saturate says so in its corner.
+    """
     layers = sorted(units["layer"].unique())
     epoch = int(units["epoch"].iloc[0])
+    if not (units[["sat_left", "sat_right"]].to_numpy() > 0).any():
+        return _nothing_saturated(epoch)
     fig = new_figure(3.3 * len(GATES), 3.2 * len(layers))
     axes = fig.subplots(len(layers), len(GATES), squeeze=False, sharex=True, sharey=True)
     for row, layer in zip(axes, layers, strict=True):
@@ -35,6 +42,8 @@ def saturation_figure(units: pd.DataFrame) -> Figure:
             part = units[(units["layer"] == layer) & (units["gate"] == gate)]
             ax.plot([0, 1], [1, 0], color="0.8", lw=0.8)  # left + right = 1: always saturated
             ax.scatter(part["sat_left"], part["sat_right"], s=14, alpha=0.7, color=COLORS[gate])
+            if not (part[["sat_left", "sat_right"]].to_numpy() > 0).any():
+                ax.text(0.5, 0.5, "no unit saturated", ha="center", transform=ax.transAxes)
             ax.set_xlim(-0.03, 1.03)
             ax.set_ylim(-0.03, 1.03)
             low, high = SATURATION[gate]
@@ -45,14 +54,54 @@ def saturation_figure(units: pd.DataFrame) -> Figure:
     return fig
 
 
+NOTHING_SATURATED = "No unit saturated"
+
+
+def _nothing_saturated(epoch: int) -> Figure:
+    """The saturation figure of an epoch in which no gate activation crossed its thresholds."""
+    fig = new_figure(8, 1.6)
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.text(
+        0.5,
+        0.5,
+        f"{NOTHING_SATURATED} at epoch {epoch}: every input, forget and output gate activation "
+        "stayed\nbetween 0.1 and 0.9 and every cell candidate between -0.9 and 0.9, so all units "
+        "mix softly\n(no unit acts as an on/off switch).",
+        ha="center",
+        va="center",
+        fontsize=11,
+        transform=ax.transAxes,
+    )
+    fig.suptitle(f"Gate saturation per unit, epoch {epoch} (Karpathy et al. 2015)", fontsize=12)
+    return fig
+
+
+def unit_order(snap: GateSnapshot) -> dict[int, np.ndarray]:
+    """Per layer, the units from the highest mean forget activation (longest memory) down: the
+    row order of the heatmaps, the same for every gate of a layer so rows line up."""
+    forget = snap.units[snap.units["gate"] == "forget"] if len(snap.units) else snap.units
+    order = {}
+    for layer in range(snap.sample["forget"].shape[0]):
+        mine = forget[forget["layer"] == layer] if len(forget) else forget
+        if len(mine):
+            means = mine.sort_values("unit")["mean"].to_numpy()
+        else:  # no unit table: the window's own forget means
+            means = snap.sample["forget"][layer].mean(axis=0)
+        order[layer] = np.argsort(-means, kind="stable")
+    return order
+
+
 def heatmap_figure(
     snap: GateSnapshot, price_path: np.ndarray | None = None, label: str = "one input window"
 ) -> Figure:
-    """Each gate's activation over time steps x units for one window, the input path above."""
+    """Each gate's activation over time steps x units for one window, the input path above;
+    units sorted per layer by mean forget activation (``unit_order``), longest memory on top."""
     layers, steps, _ = snap.sample["input"].shape
     fig = new_figure(4.2 * layers + 1.5, 2.0 + 2.3 * len(GATES))
     grid = fig.add_gridspec(1 + len(GATES), layers, height_ratios=[1.0] + [1.4] * len(GATES))
     days = np.arange(-steps + 1, 1)
+    order = unit_order(snap)
     top = fig.add_subplot(grid[0, :])
     if price_path is not None and len(price_path) == steps:
         top.plot(days, price_path, color="k", lw=1.2)
@@ -65,7 +114,7 @@ def heatmap_figure(
     for layer in range(layers):
         for row, gate in enumerate(GATES, start=1):
             ax = fig.add_subplot(grid[row, layer])
-            values = snap.sample[gate][layer].T  # (H, T)
+            values = snap.sample[gate][layer].T[order[layer]]  # (H, T), sorted units
             low, high = (-1, 1) if gate == "cell" else (0, 1)
             image = ax.imshow(
                 values,
@@ -77,14 +126,19 @@ def heatmap_figure(
                 extent=(days[0] - 0.5, days[-1] + 0.5, values.shape[0] - 0.5, -0.5),
             )
             ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
-            ax.set_ylabel("unit")
+            ax.set_ylabel("unit (by mean f, longest memory on top)", fontsize=8)
             ax.set_xlabel("trading day")
             fig.colorbar(image, ax=ax, label="activation", fraction=0.046, pad=0.02)
     return fig
 
 
 def trajectory_figure(history: pd.DataFrame) -> Figure:
-    """Gate means, saturation fractions and the forget gate's timescale over epochs, per layer."""
+    """Gate means, saturation fractions and the forget gate's timescale over epochs, per layer.
+
+    Honest ranges: means on the gates' full range (-1 to 1), fractions from 0, timescales from 0
+    to at least twice their largest value, with the span over the epochs written in the panel,
+    so a flat line of noise (1.406 to 1.412 days) does not look like a trend.
+    """
     layers = sorted(history["layer"].unique())
     stats = (
         ("mean", "mean activation"),
@@ -96,8 +150,10 @@ def trajectory_figure(history: pd.DataFrame) -> Figure:
     for row, layer in zip(axes, layers, strict=True):
         mine = history[history["layer"] == layer]
         for ax, (stat, label) in zip(row[:-1], stats, strict=True):
+            top = 0.0
             for gate in GATES:
                 part = mine[(mine["gate"] == gate) & (mine["stat"] == stat)].sort_values("epoch")
+                top = max(top, float(part["value"].max()) if len(part) else 0.0)
                 ax.plot(
                     part["epoch"],
                     part["value"],
@@ -106,19 +162,44 @@ def trajectory_figure(history: pd.DataFrame) -> Figure:
                     color=COLORS[gate],
                     label=LABELS[gate],
                 )
+            if stat == "mean":
+                ax.set_ylim(-1.02, 1.02)  # g spans -1..1, the sigmoid gates 0..1
+            else:
+                ax.set_ylim(0.0, max(0.05, min(1.0, 1.15 * top)))
             ax.set_title(f"layer {layer} · {label}", fontsize=10)
             ax.set_ylabel(label)
-        tau = mine[(mine["gate"] == "forget") & (mine["stat"] == "timescale")].sort_values("epoch")
-        row[-1].plot(tau["epoch"], tau["value"], marker="o", ms=3, color=COLORS["forget"])
-        row[-1].set_title(f"layer {layer} · forget-gate memory timescale", fontsize=10)
-        row[-1].set_ylabel("-1 / ln(mean f)  (trading days)")
-        row[-1].ticklabel_format(axis="y", useOffset=False)
+        _timescale_panel(row[-1], mine, layer)
         for ax in row:
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         row[0].legend(fontsize=8)
     fig.suptitle("Gate statistics over training (fixed batch of validation windows)", fontsize=12)
     return fig
+
+
+def _timescale_panel(ax: Axes, mine: pd.DataFrame, layer: int) -> None:
+    """tau of the mean forget gate (and the median unit's) over epochs, from 0, span written."""
+    tau = mine[(mine["gate"] == "forget") & (mine["stat"] == "timescale")].sort_values("epoch")
+    ax.plot(tau["epoch"], tau["value"], marker="o", ms=3, color=COLORS["forget"], label="mean f")
+    median = mine[(mine["gate"] == "timescale") & (mine["stat"] == "median")].sort_values("epoch")
+    if len(median):
+        ax.plot(median["epoch"], median["value"], ls="--", color="0.3", lw=1, label="median unit")
+        ax.legend(fontsize=8, loc="lower right")
+    values = pd.concat([tau["value"], median["value"]]).astype(float)
+    values = values[np.isfinite(values)]
+    if len(values):
+        low, high = float(values.min()), float(values.max())
+        ax.set_ylim(0.0, max(2.0 * high, 2.0))
+        ax.text(
+            0.02,
+            0.95,
+            f"span over epochs: {low:.3g}–{high:.3g} days",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+        )
+    ax.set_title(f"layer {layer} · forget-gate memory timescale", fontsize=10)
+    ax.set_ylabel("τ = -1 / ln(mean f)  (trading days)")
 
 
 def histogram_figure(snap: GateSnapshot) -> Figure:
