@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ NOTEBOOKS = sorted(path.name for path in report.notebooks_dir().glob("*.ipynb"))
 MIN_IMAGES = {  # the figures each notebook draws
     "01-data-and-features.ipynb": 4,
     "02-train-from-notebook.ipynb": 2,
-    "03-gate-diagnostics.ipynb": 6,
+    "03-gate-diagnostics.ipynb": 11,
     "04-compare-runs.ipynb": 3,
 }
 
@@ -49,8 +50,28 @@ def _outputs(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
 
 def _text(nb: nbformat.NotebookNode) -> str:
     parts = [o.get("text", "") for o in _outputs(nb)]
-    parts += [o.get("data", {}).get("text/plain", "") for o in _outputs(nb)]
+    parts += [o.get("data", {}).get(kind, "") for o in _outputs(nb) for kind in _TEXT]
     return "\n".join(parts)
+
+
+_TEXT = ("text/plain", "text/html")
+
+
+def _images(nb: nbformat.NotebookNode) -> list[str]:
+    """Every PNG the notebook shows, as base64: its outputs and those embedded in HTML."""
+    data = [o.get("data", {}) for o in _outputs(nb)]
+    pngs = [d["image/png"] for d in data if "image/png" in d]
+    for d in data:
+        pngs += re.findall(r'src="data:image/png;base64,([^"]+)"', d.get("text/html", ""))
+    return pngs
+
+
+def _image_count(nb: nbformat.NotebookNode) -> int:
+    """PNG outputs, and PNGs embedded in HTML outputs (the report's captioned figures)."""
+    data = [o.get("data", {}) for o in _outputs(nb)]
+    return sum("image/png" in d for d in data) + sum(
+        d.get("text/html", "").count('src="data:image/png;base64,') for d in data
+    )
 
 
 def test_the_notebooks_are_committed_without_outputs() -> None:
@@ -75,10 +96,12 @@ def test_the_notebook_runs_headless_and_shows_its_figures(
     nb = report.execute_notebook(path, _parameters(name, runs))
     outputs = _outputs(nb)
     assert not [o for o in outputs if o.output_type == "error"]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= MIN_IMAGES[name]
+    assert _image_count(nb) >= MIN_IMAGES[name]
+    shown = _images(nb)
+    assert len(shown) == len(set(shown)), "a figure is shown twice"  # e.g. pyplot + the return
     if name.startswith("03"):
         assert runs[0] in _text(nb)  # it reports on the run it was given
+        _check_report(report.notebook_html(nb, "report"), nb)
     if name.startswith("04"):
         assert "2 finished run(s) in experiment 'notebook-tests'" in _text(nb)
         assert "largest gap to the forecasts logged at training time" in _text(nb)
@@ -91,3 +114,24 @@ def test_the_loaded_model_reproduces_the_forecasts_logged_at_training(runs: list
     logged = report.load_test_predictions(run_id)
     pd.testing.assert_frame_equal(fresh, logged[["date", "ticker", "actual", "lstm"]])
     assert fresh["ticker"].nunique() == 2 and len(fresh) > 100
+
+
+def _check_report(html: str, nb: nbformat.NotebookNode) -> None:
+    """The report a return run gets: verdict first, then the evaluation, then the gates; no code."""
+    body = html.split("</style>")[-1]
+    markdown = sum(cell.cell_type == "markdown" for cell in report.report_cells(nb).cells)
+    assert body.count('class="jp-InputArea') == markdown  # only markdown; no code cell's input
+    assert "hl-ipython3" not in body and "injected-parameters" not in html
+    assert "report.verdict_html" not in html and "tracking.load_run_config" not in html
+    assert not re.findall(r"<script[^>]*\bsrc=", html)  # nothing from a CDN
+    verdict = body.index('class="verdict"')
+    assert re.search(r"The LSTM beat (all|none|\d+ of)", body[verdict:])
+    assert "Diebold–Mariano tests" in body[verdict:]
+    evaluation = body.index("The LSTM beside its baselines on the test period")
+    forecasts = body.index("Forecasts against outcomes, per ticker")
+    spectrum = body.index("Memory-timescale spectrum")
+    assert verdict < evaluation < spectrum and forecasts < spectrum
+    assert "no volatility model was fitted" in body  # a return run: said, and still rendered
+    assert "Gates over the most turbulent test window" in body
+    assert body.count("<figcaption") >= 11
+    assert body.count('src="data:image/png;base64,') == body.count("<figcaption")  # each captioned

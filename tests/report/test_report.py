@@ -1,15 +1,18 @@
 import logging
+import re
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from stockpred import gates, report, tracking
 from stockpred.config import PipelineConfig, load_config
 from stockpred.pipeline import RunContext, render_diagnostics
+from stockpred.tasks import TASKS
 from tests.conftest import TINY
 
 
@@ -269,3 +272,148 @@ def test_no_report_is_rendered_when_it_is_switched_off(tmp_path: Path) -> None:
     assert "report.error" not in tracking.client().get_run(run_id).data.tags
     gates_off = config.with_overrides({"tracking.report": True, "gates.enabled": False})
     assert render_diagnostics(RunContext(run_id, gates_off, tmp_path)) is None
+
+
+VOLATILITY_METRICS = {
+    "test/qlike": 0.30,
+    "baseline/har/test/qlike": 0.40,
+    "baseline/gjr/test/qlike": 0.25,
+    "baseline/rw/test/qlike": 0.60,
+    "test/dm_vs_har/t": -2.5,
+    "test/dm_vs_har/p": 0.012,
+    "test/dm_vs_gjr/t": 1.2,
+    "test/dm_vs_gjr/p": 0.23,
+    "test/dm_vs_rw/t": -4.0,
+    "test/dm_vs_rw/p": 0.0001,
+}
+
+
+def test_the_verdict_says_what_was_beaten_by_how_much_and_with_what_uncertainty() -> None:
+    task = TASKS["volatility"]
+    compared = report.comparisons(VOLATILITY_METRICS, task)
+    assert [c.baseline for c in compared] == ["rw", "har", "gjr"]  # the task's order
+    har = compared[1]
+    assert (har.t, har.p) == (-2.5, 0.012) and har.change_pct == pytest.approx(-25.0)
+    verdict = report.verdict_html(compared, task)
+    assert "The LSTM beat 2 of its 3 baselines on test QLIKE (rw, har)." in verdict
+    assert "Against the reference har its QLIKE is 25.0% lower (0.3 vs 0.4)" in verdict
+    assert "against the best baseline, gjr, 20.0% higher" in verdict
+    assert "better than 2 and worse than 0 of the 3 baselines beyond chance" in verdict
+    assert "against har t = -2.50, p = 0.012; against gjr t = +1.20, p = 0.230" in verdict
+    everything = {**VOLATILITY_METRICS, "baseline/gjr/test/qlike": 0.35}
+    assert "beat all 3 baselines" in report.verdict_html(report.comparisons(everything, task), task)
+    assert "No verdict" in report.verdict_html([], task)
+
+
+def test_the_return_tasks_uncertainty_is_a_dm_test_on_the_logged_forecasts() -> None:
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", periods=200)
+    actual = rng.normal(0, 0.01, 200)
+    predictions = pd.DataFrame(
+        {"date": dates, "ticker": "A", "actual": actual, "lstm": actual * 0.5, "zero": 0.0}
+    )
+    metrics = {"test/rmse": 0.005, "baseline/zero/test/rmse": 0.01}
+    (zero,) = report.comparisons(metrics, TASKS["return"], predictions)
+    assert zero.baseline == "zero" and zero.t < -3 and zero.p < 0.01  # half the error, clearly
+    table = report.comparison_table_html(metrics, TASKS["return"], [zero])
+    assert table.count("<tr>") == 3 and "font-weight:bold" in table  # header, lstm (bold), zero
+
+
+def test_the_market_memory_sentence_sets_garch_beside_the_network() -> None:
+    metrics = {
+        "gates/l0/timescale/median": 3.0,
+        "gates/l1/timescale/median": 12.5,
+        "market/garch_persistence": 0.97,
+        "market/garch_half_life_days": 22.76,
+        "market/garch_timescale_days": 32.83,
+        "market/garch_tickers": 2.0,
+        "market/har_weight_1d": 0.2,
+        "market/har_weight_5d": 0.3,
+        "market/har_weight_22d": 0.5,
+        "market/har_share_22d": 0.5,
+    }
+    ablation = pd.DataFrame(
+        {"band": ["lt_2", "10_50"], "low": [0.0, 10.0], "high": [2.0, 50.0], "units": [3, 5]}
+    ).assign(delta_loss=[0.001, 0.04])
+    text = report.memory_html(metrics, "volatility", ablation)
+    assert "The network remembers about 12.5 trading days" in text  # the last layer
+    assert "layer 0: 3.0 days; layer 1: 12.5 days" in text
+    assert "GARCH says volatility's half-life here is 22.8 trading days" in text
+    assert "α + β = 0.970" in text and "factor e in 32.8 days" in text
+    assert "costs the most is τ 10–50 days (5 units" in text
+    assert "50% of its weight on the 22-day mean" in text
+    returns = report.memory_html(metrics, "return")
+    assert "forecasts returns, so no volatility model was fitted" in returns
+    assert "GARCH says" not in returns
+
+
+def _executed_notebook() -> nbformat.NotebookNode:
+    """A notebook as nbclient leaves it: code with outputs, a parameters cell, an injection."""
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Results\n\nc<sub>t</sub> = f<sub>t</sub> · c<sub>t−1</sub>"),
+            new_markdown_cell("Run me in JupyterLab.", metadata={"tags": ["notebook-only"]}),
+            new_code_cell("run_id = None", metadata={"tags": ["parameters"]}),
+            new_code_cell("run_id = 'abc123'", metadata={"tags": ["injected-parameters"]}),
+            new_code_cell("import secret_module_name"),  # no output: not in the report
+            new_code_cell("show_verdict(run_id)"),
+        ]
+    )
+    nb.cells[-1].outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"text/html": "<p>The LSTM beat 2 of 3</p>", "text/plain": "x"}
+        )
+    ]
+    return nb
+
+
+def test_the_report_html_has_no_code_and_loads_nothing_from_the_network() -> None:
+    nb = _executed_notebook()
+    html = report.notebook_html(nb, "a title")
+    assert "The LSTM beat 2 of 3" in html and "c<sub>t</sub>" in html
+    for code in ("show_verdict", "secret_module_name", "run_id = ", "Run me in JupyterLab"):
+        assert code not in html, code
+    body = html.split("</style>")[-1]
+    # the lab template renders a markdown cell inside an input area too: only that one is left
+    assert body.count('class="jp-InputArea') == 1 and "injected-parameters" not in html
+    assert "jp-CodeMirrorEditor" not in body and "hl-ipython3" not in body
+    assert "jp-InputPrompt" not in body
+    # no script, module or stylesheet fetched from a URL (MathJax, require.js, Mermaid)
+    assert not re.findall(r"<script[^>]*\bsrc=", html)
+    assert not re.findall(r"<link[^>]*href=[\"']?https?:", html)
+    scripts = " ".join(re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S))
+    assert "http" not in scripts and "mathjax" not in html.lower()
+    assert len(nb.cells) == 6  # the notebook itself is left as it was
+    assert [c.cell_type for c in report.report_cells(nb).cells] == ["markdown", "code"]
+
+
+def test_a_figure_is_embedded_with_its_caption() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1])
+    html = report.figure_html(fig, "<b>Figure.</b> A line & a dot")
+    assert html.count('src="data:image/png;base64,') == 1
+    assert "<figcaption" in html and "<b>Figure.</b> A line & a dot" in html
+    assert 'alt="Figure. A line &amp; a dot"' in html
+
+
+def test_the_calm_and_turbulent_windows_are_the_test_windows_of_least_and_most_volatility(
+    tiny_config,
+) -> None:
+    from stockpred.model import LSTMForecaster
+    from stockpred.split import TEST
+
+    prepared = report.prepare_run_data(tiny_config)
+    torch.manual_seed(0)
+    model = LSTMForecaster(len(prepared.feature_names), hidden_size=4, num_layers=2).eval()
+    shocks = report.shock_windows(model, prepared, epoch=2)
+    ends = prepared.dataset(TEST).ends.numpy()
+    vol = report.window_volatility(prepared, ends)
+    assert f"{100 * np.nanmin(vol):.0f}% annualised" in shocks.calm_label
+    assert f"{100 * np.nanmax(vol):.0f}% annualised" in shocks.turbulent_label
+    assert np.nanmax(vol) > 2 * np.nanmin(vol)
+    assert shocks.turbulent.sample["forget"].shape == (2, tiny_config.model.window, 4)
+    assert shocks.turbulent_path[0] == 100.0 and len(shocks.calm_path) == tiny_config.model.window
+    # one units table over all test windows, so both heatmaps sort their rows alike
+    pd.testing.assert_frame_equal(shocks.calm.units, shocks.turbulent.units)

@@ -1,8 +1,10 @@
 """What the notebooks call (``runs``: tidy tables of tracked runs, gate summaries, a run's
-forecasts rebuilt) and every run's HTML report (``render``)."""
+forecasts rebuilt; ``story``: the report's verdict, tables and captioned figures as HTML) and
+every run's HTML report (``render``)."""
 
 from stockpred.report.render import (
     REPORT_FILE,
+    REPORT_HIDDEN_TAGS,
     REPORT_NOTEBOOK,
     ReportError,
     execute_notebook,
@@ -10,6 +12,7 @@ from stockpred.report.render import (
     notebook_html,
     notebooks_dir,
     render_report,
+    report_cells,
 )
 from stockpred.report.runs import (
     FILTER_PARAMS,
@@ -33,34 +36,68 @@ from stockpred.report.runs import (
     tidy_runs,
     timescale_table,
 )
+from stockpred.report.story import (
+    Comparison,
+    ShockWindows,
+    artifact_figure,
+    comparison_table_html,
+    comparisons,
+    evaluation_figures,
+    figure_html,
+    html_table,
+    memory_html,
+    network_memory,
+    run_header_html,
+    shock_windows,
+    task_of,
+    verdict_html,
+    window_volatility,
+)
 
 __all__ = [
     "FILTER_PARAMS",
     "REPORT_FILE",
+    "REPORT_HIDDEN_TAGS",
     "REPORT_NOTEBOOK",
     "RUN_OVERVIEW",
     "SCORES",
+    "Comparison",
     "ReportError",
+    "ShockWindows",
+    "artifact_figure",
     "best_run",
+    "comparison_table_html",
+    "comparisons",
+    "evaluation_figures",
     "execute_notebook",
+    "figure_html",
     "gate_epochs",
     "gate_summary",
     "gate_units",
+    "html_table",
     "inject_parameters",
     "latest_gate_run",
     "load_test_predictions",
+    "memory_html",
     "metrics_table",
     "model_scores",
+    "network_memory",
     "notebook_html",
     "notebooks_dir",
     "predict_test_windows",
     "prepare_run_data",
     "render_report",
+    "report_cells",
     "run_filter",
+    "run_header_html",
     "run_summary",
     "score_table",
     "search_runs",
+    "shock_windows",
     "split_table",
+    "task_of",
     "tidy_runs",
     "timescale_table",
+    "verdict_html",
+    "window_volatility",
 ]

@@ -1,6 +1,7 @@
 """Every run's report: ``render_report(run_id)`` executes ``notebooks/03-gate-diagnostics.ipynb``
-for one run and converts it to HTML; the training pipeline attaches that file to every run as
-``report/``."""
+for one run and converts it to HTML that reads like the results section of a paper (no code, no
+script from the network); the training pipeline attaches that file to every run as ``report/``.
+In JupyterLab the same notebook shows its code."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jinja2 import DictLoader
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
@@ -78,10 +80,43 @@ def execute_notebook(
     return nb
 
 
+# cells the exported report leaves out: the parameters, papermill's injection, notes on using
+# the notebook interactively
+REPORT_HIDDEN_TAGS = frozenset({"parameters", "injected-parameters", "notebook-only"})
+# the lab template without its scripts from a CDN (require.js, MathJax, Mermaid, the widget
+# renderer): the report renders offline; its formulas are written in Unicode and HTML
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+
+def report_cells(nb: NotebookNode) -> NotebookNode:
+    """A copy of an executed notebook as the report shows it: without the cells tagged in
+    ``REPORT_HIDDEN_TAGS`` and without code cells that showed nothing."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [
+        cell
+        for cell in nb.cells
+        if not REPORT_HIDDEN_TAGS & set(cell.metadata.get("tags", []))
+        and not (cell.cell_type == "code" and not cell.get("outputs"))
+    ]
+    return nb
+
+
 def notebook_html(nb: NotebookNode, title: str) -> str:
-    """An executed notebook as one self-contained HTML page (figures embedded as data URIs)."""
+    """An executed notebook as one self-contained HTML page that reads as a document: no code
+    (inputs and the parameter cells left out, ``report_cells``), no script loaded from the
+    network, figures embedded as data URIs."""
     exporter = HTMLExporter(
-        template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True
+        template_name="lab",
+        extra_loaders=[DictLoader({"stockpred_report.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="stockpred_report.html.j2",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
     )
     # nbconvert's accessibility check warns about images without alt text on the traitlets
     # logger; matplotlib's PNG outputs carry none, and the warning is noise in every run's log.
@@ -89,7 +124,9 @@ def notebook_html(nb: NotebookNode, title: str) -> str:
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        body, _ = exporter.from_notebook_node(
+            report_cells(nb), resources={"metadata": {"name": title}}
+        )
     finally:
         logger.setLevel(level)
     return body

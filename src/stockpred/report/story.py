@@ -1,0 +1,459 @@
+"""What the report notebook shows, as HTML a reader reads: the run, the verdict, the baseline
+table, captioned figures, the network's memory beside the market's, and the gates over a calm and
+a turbulent test window.
+
+Each function returns an HTML fragment (``IPython.display.HTML`` shows it in JupyterLab and the
+exported report keeps it as it is): tables are styled, formulas are plain Unicode (no MathJax), and
+figures are embedded as data URIs with a caption.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stockpred import tracking
+from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations, snapshot
+from stockpred.split import TEST
+from stockpred.tasks import TASKS, ForecastTask
+from stockpred.tasks.base import LSTM
+from stockpred.volatility import diebold_mariano
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from stockpred.config import PipelineConfig
+    from stockpred.prepare import Prepared
+
+SIGNIFICANCE = 0.05
+# how each task's primary test metric reads in a sentence
+PRIMARY = {"return": ("rmse", "RMSE"), "volatility": ("qlike", "QLIKE")}
+TABLE_STYLE = (
+    "border-collapse:collapse;font-size:0.92em;margin:0.4em 0 1em 0;"
+    "font-variant-numeric:tabular-nums"
+)
+CELL_STYLE = "padding:0.25em 0.8em;border-bottom:1px solid #ddd;text-align:right"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The LSTM against one baseline on the task's primary test metric."""
+
+    baseline: str
+    lstm: float
+    other: float
+    t: float  # Diebold-Mariano t of the LSTM's loss minus the baseline's (negative: LSTM better)
+    p: float
+
+    @property
+    def change_pct(self) -> float:
+        """The LSTM's loss relative to the baseline's, in % (negative: the LSTM is better)."""
+        return 100.0 * (self.lstm / self.other - 1.0)
+
+
+def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, float]) -> str:
+    """Who the report is about: the run, its task and data, the model and how training ended."""
+    record = tracking.load_run_record(run_id)
+    task = task_of(config)
+    model, train = config.model, config.train
+    epochs = metrics.get("train/epochs")
+    best = metrics.get("train/best_epoch")
+    trained = (
+        f"{int(epochs)} epoch(s), weights of epoch {int(best)} kept (best validation loss)"
+        if epochs is not None and best is not None
+        else "–"
+    )
+    rows = [
+        ("run", f"{record.get('run_name')} ({run_id})"),
+        ("task", f"{task.kind}: {_TASK_WORDS.get(task.kind, task.kind)}"),
+        ("data", f"{', '.join(config.data.tickers)}, {config.data.start} to {config.data.end}"),
+        (
+            "model",
+            f"LSTM, {model.num_layers} layer(s) x {model.hidden_size} units, input window "
+            f"{model.window} trading days, init {model.init}",
+        ),
+        ("training", f"{trained}; at most {train.max_epochs} epochs"),
+    ]
+    body = "".join(
+        f'<tr><th style="{CELL_STYLE};text-align:left">{html.escape(k)}</th>'
+        f'<td style="{CELL_STYLE};text-align:left">{html.escape(str(v))}</td></tr>'
+        for k, v in rows
+    )
+    return f'<table style="{TABLE_STYLE}">{body}</table>'
+
+
+_TASK_WORDS = {
+    "return": "the log return over the forecast horizon",
+    "volatility": "the realised variance over the forecast horizon",
+}
+
+
+def task_of(config: PipelineConfig) -> ForecastTask:
+    """The task a run's config trained."""
+    return TASKS[tracking.task_kind(config)]
+
+
+def comparisons(
+    metrics: Mapping[str, float],
+    task: ForecastTask,
+    predictions: pd.DataFrame | None = None,
+    horizon: int = 1,
+) -> list[Comparison]:
+    """The LSTM against every baseline the run scored, on the task's primary test metric, with
+    the Diebold-Mariano test: logged (``test/dm_vs_<name>/t``, ``/p``) where the task logs it,
+    else computed from ``predictions`` on squared errors (losses averaged over tickers per date).
+    """
+    metric = PRIMARY[task.kind][0]
+    lstm = metrics.get(task.metric_key(LSTM, metric))
+    if lstm is None:
+        return []
+    out = []
+    for name in task.baseline_names:
+        other = metrics.get(task.metric_key(name, metric))
+        if other is None:
+            continue
+        t = metrics.get(f"test/dm_vs_{name}/t", float("nan"))
+        p = metrics.get(f"test/dm_vs_{name}/p", float("nan"))
+        if not np.isfinite(t) and predictions is not None and name in predictions:
+            t, p = _dm_squared_error(predictions, name, horizon)
+        out.append(Comparison(name, float(lstm), float(other), float(t), float(p)))
+    return out
+
+
+def _dm_squared_error(predictions: pd.DataFrame, name: str, horizon: int) -> tuple[float, float]:
+    errors = pd.DataFrame(
+        {
+            "date": predictions["date"],
+            LSTM: (predictions[LSTM] - predictions["actual"]) ** 2,
+            name: (predictions[name] - predictions["actual"]) ** 2,
+        }
+    ).dropna()
+    by_date = errors.groupby("date").mean()
+    return diebold_mariano(by_date[LSTM].to_numpy(), by_date[name].to_numpy(), horizon)
+
+
+def verdict_html(comparisons: Sequence[Comparison], task: ForecastTask) -> str:
+    """The verdict in three sentences: how many baselines the LSTM beat on the primary metric,
+    by how much against the reference and the best baseline, and with what uncertainty."""
+    label = PRIMARY[task.kind][1]
+    if not comparisons:
+        return "<p><b>No verdict:</b> this run has no test scores (was it evaluated?).</p>"
+    beaten = [c for c in comparisons if c.lstm < c.other]
+    best = min(comparisons, key=lambda c: c.other)
+    reference = next((c for c in comparisons if c.baseline == task.reference), best)
+    significant = [c for c in beaten if c.p < SIGNIFICANCE]
+    worse_significant = [c for c in comparisons if c.lstm > c.other and c.p < SIGNIFICANCE]
+    if len(beaten) == len(comparisons):
+        head = f"The LSTM beat all {len(comparisons)} baselines on test {label}."
+    elif not beaten:
+        head = f"The LSTM beat none of its {len(comparisons)} baselines on test {label}."
+    else:
+        head = (
+            f"The LSTM beat {len(beaten)} of its {len(comparisons)} baselines on test {label} "
+            f"({', '.join(c.baseline for c in beaten)})."
+        )
+    sentences = [f"<b>{html.escape(head)}</b>"]
+    sentences.append(
+        f"Against {_name(reference.baseline, task)} its {label} is "
+        f"{_signed_pct(reference.change_pct)} ({reference.lstm:.4g} vs {reference.other:.4g})"
+        + (
+            ""
+            if best.baseline == reference.baseline
+            else f"; against the best baseline, {best.baseline}, {_signed_pct(best.change_pct)}"
+        )
+        + "."
+    )
+    dm = [c for c in comparisons if np.isfinite(c.p)]
+    if dm:
+        sentences.append(
+            f"Diebold–Mariano tests (two-sided, 5%): better than {len(significant)} and worse "
+            f"than {len(worse_significant)} of the {len(dm)} baselines beyond chance; against "
+            f"{reference.baseline} t = {reference.t:+.2f}, {_p(reference.p)}"
+            + (
+                ""
+                if best.baseline == reference.baseline
+                else f"; against {best.baseline} t = {best.t:+.2f}, {_p(best.p)}"
+            )
+            + " (negative t: the LSTM's loss is lower)."
+        )
+    else:
+        sentences.append("No Diebold–Mariano test could be computed (too few test dates).")
+    return '<p class="verdict">' + " ".join(sentences) + "</p>"
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _name(baseline: str, task: ForecastTask) -> str:
+    return f"the reference {baseline}" if baseline == task.reference else baseline
+
+
+def _signed_pct(change: float) -> str:
+    word = "lower" if change < 0 else "higher"
+    return f"{abs(change):.1f}% {word}"
+
+
+def comparison_table_html(
+    metrics: Mapping[str, float], task: ForecastTask, comparisons: Sequence[Comparison]
+) -> str:
+    """Every model of the run on the test period as a styled HTML table: the task's scores, the
+    relative score and the Diebold-Mariano t and p against the LSTM; the LSTM's row bold."""
+    rows = []
+    dm = {c.baseline: c for c in comparisons}
+    metric = PRIMARY[task.kind][0]
+    for model in task.models:
+        if task.metric_key(model, metric) not in metrics:
+            continue
+        row: dict[str, object] = {"model": model}
+        for score in task.table_scores:
+            row[score] = metrics.get(task.metric_key(model, score), np.nan)
+        row[task.relative_name] = metrics.get(task.metric_key(model, task.relative_name), np.nan)
+        test = dm.get(model)
+        row["DM t"] = test.t if test else np.nan
+        row["DM p"] = test.p if test else np.nan
+        rows.append(row)
+    if not rows:
+        return "<p>No test scores were logged for this run.</p>"
+    table = pd.DataFrame(rows)
+    return html_table(table, bold_first=True)
+
+
+def html_table(table: pd.DataFrame, *, bold_first: bool = False, digits: int = 4) -> str:
+    """A small table as styled HTML: numbers to ``digits`` significant digits, NaN as a dash."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float | np.floating):
+            return "–" if not np.isfinite(value) else f"{value:.{digits}g}"
+        return html.escape(str(value))
+
+    head = "".join(
+        f'<th style="{CELL_STYLE};border-bottom:2px solid #444">{html.escape(str(c))}</th>'
+        for c in table.columns
+    )
+    body = []
+    for i, row in enumerate(table.itertuples(index=False)):
+        weight = "font-weight:bold;" if bold_first and i == 0 else ""
+        cells = "".join(f'<td style="{weight}{CELL_STYLE}">{cell(v)}</td>' for v in row)
+        body.append(f"<tr>{cells}</tr>")
+    return f'<table style="{TABLE_STYLE}"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def figure_html(source: Figure | Path | str, caption: str, alt: str | None = None) -> str:
+    """A figure (a matplotlib ``Figure`` or a PNG file) embedded as a data URI, with a caption
+    (``caption`` may hold inline HTML such as ``<b>``)."""
+    if isinstance(source, str | Path):
+        data = Path(source).read_bytes()
+    else:
+        buffer = io.BytesIO()
+        source.savefig(buffer, format="png", dpi=90)
+        data = buffer.getvalue()
+    encoded = base64.b64encode(data).decode("ascii")
+    text = html.escape(alt or _strip_tags(caption), quote=True)
+    return (
+        '<figure style="margin:0.5em 0 1.5em 0">'
+        f'<img src="data:image/png;base64,{encoded}" alt="{text}" style="max-width:100%">'
+        f'<figcaption style="font-size:0.92em;color:#333;max-width:60em">{caption}'
+        "</figcaption></figure>"
+    )
+
+
+def _strip_tags(text: str) -> str:
+    out, inside = [], False
+    for char in text:
+        if char == "<":
+            inside = True
+        elif char == ">":
+            inside = False
+        elif not inside:
+            out.append(char)
+    return "".join(out)
+
+
+def artifact_figure(run_id: str, artifact: str, caption: str) -> str:
+    """A logged figure of the run with its caption, or a line saying the run did not log it."""
+    if artifact not in tracking.list_artifact_paths(run_id, str(Path(artifact).parent)):
+        return f"<p><i>This run logged no {html.escape(artifact)}.</i></p>"
+    return figure_html(tracking.download_artifact(run_id, artifact), caption)
+
+
+EVALUATION_CAPTIONS = {
+    "return": {
+        "evaluation/comparison.png": (
+            "<b>The LSTM beside its baselines on the test period.</b> Left: test RMSE relative to "
+            "the zero-return forecast (below the dashed line at 1 beats predicting no move). "
+            "Middle: directional accuracy with 95% Wilson intervals (0.5 is a coin flip). Right: "
+            "wealth of the sign strategies net of costs, against buy-and-hold."
+        ),
+        "evaluation/predicted_vs_actual.png": (
+            "<b>Forecasts against outcomes, per ticker.</b> Realised forward returns (grey, left "
+            "axis) and the LSTM's forecasts (blue, on their own right axis: they are a small "
+            "fraction of the realised moves); right, the scatter of forecast against outcome "
+            "with its correlation."
+        ),
+    },
+    "volatility": {
+        "evaluation/comparison.png": (
+            "<b>Forecast against realised volatility on the test period.</b> Left, per ticker: "
+            "the realised variance of the forecast horizon as annualised volatility (black) and "
+            "every model's forecast of it (the LSTM thick). Right: each model's test QLIKE "
+            "relative to HAR's (below 1 beats HAR)."
+        ),
+    },
+}
+
+
+def evaluation_figures(run_id: str, kind: str) -> str:
+    """The run's logged evaluation figures (``evaluation/*.png``), each with its caption."""
+    logged = [p for p in tracking.list_artifact_paths(run_id, "evaluation") if p.endswith(".png")]
+    captions = EVALUATION_CAPTIONS.get(kind, {})
+    ordered = [p for p in captions if p in logged] + [p for p in logged if p not in captions]
+    return "".join(
+        figure_html(
+            tracking.download_artifact(run_id, path),
+            captions.get(path, f"<b>{html.escape(Path(path).stem)}</b> (logged by the run)."),
+        )
+        for path in ordered
+    )
+
+
+def network_memory(metrics: Mapping[str, float]) -> dict[int, float]:
+    """Per layer, the median unit's memory timescale tau at the last epoch (days)."""
+    out = {}
+    layer = 0
+    while f"gates/l{layer}/timescale/median" in metrics:
+        out[layer] = float(metrics[f"gates/l{layer}/timescale/median"])
+        layer += 1
+    return out
+
+
+def memory_html(
+    metrics: Mapping[str, float], kind: str, ablation: pd.DataFrame | None = None
+) -> str:
+    """ "The network remembers about X days; GARCH says volatility's half-life here is Y days",
+    with HAR's weight on the 22-day term; for a return run, why there is no market figure."""
+    taus = network_memory(metrics)
+    if not taus:
+        return "<p>This run logged no memory timescales (gate diagnostics were off).</p>"
+    layers = "; ".join(f"layer {k}: {v:.1f} days" for k, v in taus.items())
+    last = max(taus)
+    parts = [
+        f"<p><b>The network remembers about {taus[last]:.1f} trading days</b> (the median unit's "
+        f"τ = −1/ln f̄ in its last layer at the last epoch; {layers})."
+    ]
+    if ablation is not None and len(ablation) and ablation["units"].gt(0).any():
+        used = ablation[ablation["units"] > 0]
+        top = used.loc[used["delta_loss"].idxmax()]
+        if top["delta_loss"] <= 0:
+            parts.append(" Silencing no timescale band raised the test loss.")
+        else:
+            parts.append(
+                f" The band whose silencing costs the most is τ {_band(top['low'], top['high'])} "
+                f"({int(top['units'])} units, Δ test loss {top['delta_loss']:+.4g})."
+            )
+    parts.append("</p>")
+    half_life = metrics.get("market/garch_half_life_days")
+    if kind != "volatility":
+        parts.append(
+            "<p>This run forecasts returns, so no volatility model was fitted and there is no "
+            "market persistence to set beside the network's memory: train with "
+            "<code>--target volatility</code> (<code>target.kind: volatility</code>) for "
+            "GARCH's half-life and HAR's weights.</p>"
+        )
+    elif half_life is None:
+        parts.append(
+            "<p>GARCH's persistence was not logged for this run (trained before it was, or too "
+            "few training days per ticker to fit GARCH).</p>"
+        )
+    else:
+        persistence = metrics["market/garch_persistence"]
+        parts.append(
+            f"<p><b>GARCH says volatility's half-life here is {half_life:.1f} trading days</b>: "
+            f"α + β = {persistence:.3f} (the median over "
+            f"{int(metrics.get('market/garch_tickers', 1))} ticker(s)), so a shock to the "
+            f"variance halves in ln 0.5 / ln(α + β) days and falls by a factor e in "
+            f"{metrics['market/garch_timescale_days']:.1f} days, the figure to set beside the "
+            "network's τ, which is an e-folding time too."
+        )
+        if "market/har_share_22d" in metrics:
+            parts.append(
+                f" HAR puts {100 * metrics['market/har_share_22d']:.0f}% of its weight on the "
+                f"22-day mean (weights: 1-day {metrics['market/har_weight_1d']:.3f}, 5-day "
+                f"{metrics['market/har_weight_5d']:.3f}, 22-day "
+                f"{metrics['market/har_weight_22d']:.3f})."
+            )
+        parts.append("</p>")
+    return "".join(parts)
+
+
+def _band(low: float, high: float) -> str:
+    if low <= 0:
+        return f"below {high:g} days"
+    return f"above {low:g} days" if not np.isfinite(high) else f"{low:g}–{high:g} days"
+
+
+@dataclass(frozen=True)
+class ShockWindows:
+    """The calmest and the most turbulent test window of a run, their gates and price paths."""
+
+    calm: GateSnapshot
+    turbulent: GateSnapshot
+    calm_path: np.ndarray
+    turbulent_path: np.ndarray
+    calm_label: str
+    turbulent_label: str
+
+
+def window_volatility(prepared: Prepared, ends: np.ndarray) -> np.ndarray:
+    """(S,) the annualised volatility of the daily close-to-close returns inside each window
+    ending at ``ends`` (what a reader sees in the window's price path)."""
+    window = prepared.window
+    close = np.asarray(prepared.close, dtype=np.float64)
+    out = np.full(len(ends), np.nan)
+    for i, end in enumerate(ends):
+        path = close[end - window + 1 : end + 1]
+        returns = np.diff(np.log(path))
+        if len(returns) and np.isfinite(returns).all():
+            out[i] = float(np.sqrt(252 * np.mean(returns**2)))
+    return out
+
+
+def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> ShockWindows:
+    """Replay ``model``'s gates on every test window; pick the calmest and the most turbulent
+    window by the volatility of the returns inside it. The units table (and so the heatmaps' row
+    order) is over all test windows, the same for both."""
+    test = prepared.dataset(TEST)
+    if len(test) == 0:
+        raise ValueError("the test period holds no complete window")
+    ends = test.ends.numpy()
+    vol = window_volatility(prepared, ends)
+    if not np.isfinite(vol).any():
+        raise ValueError("no test window has finite close prices to measure its volatility")
+    calm, turbulent = int(np.nanargmin(vol)), int(np.nanargmax(vol))
+    x, _ = test.__getitems__(torch.arange(len(test)))
+    acts = lstm_gate_activations(find_lstm(model), x)
+
+    def label(i: int, mood: str) -> str:
+        end = ends[i]
+        return (
+            f"the {mood} test window: {prepared.tickers[end]} to {str(prepared.dates[end])[:10]}, "
+            f"{100 * vol[i]:.0f}% annualised volatility"
+        )
+
+    return ShockWindows(
+        calm=snapshot(acts, epoch, sample=calm),
+        turbulent=snapshot(acts, epoch, sample=turbulent),
+        calm_path=prepared.price_path(int(ends[calm])),
+        turbulent_path=prepared.price_path(int(ends[turbulent])),
+        calm_label=label(calm, "calmest"),
+        turbulent_label=label(turbulent, "most turbulent"),
+    )
