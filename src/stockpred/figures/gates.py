@@ -126,7 +126,7 @@ def heatmap_figure(
                 extent=(days[0] - 0.5, days[-1] + 0.5, values.shape[0] - 0.5, -0.5),
             )
             ax.set_title(f"layer {layer} · {LABELS[gate]}", fontsize=10)
-            ax.set_ylabel("unit (by mean f, longest memory on top)", fontsize=8)
+            ax.set_ylabel("units by mean f\n(longest memory on top)", fontsize=8)
             ax.set_xlabel("trading day")
             fig.colorbar(image, ax=ax, label="activation", fraction=0.046, pad=0.02)
     return fig
