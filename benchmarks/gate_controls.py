@@ -10,6 +10,7 @@
    and the ideal filter's memory -1 / ln(beta) (target: dominant tau rises with persistence).
 
     .venv/bin/python -m benchmarks.gate_controls [--epochs 3] [--seeds 3] [--days 3000]
+        [--init chrono]  (the shuffled-target control with chrono init)
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="shuffled-target control epochs")
     parser.add_argument("--seeds", type=int, default=3, help="planted-memory seeds")
     parser.add_argument("--days", type=int, default=3000, help="planted-memory days")
+    parser.add_argument(
+        "--init", choices=("default", "chrono"), default="default", help="control's model.init"
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -41,6 +45,7 @@ def main() -> None:
     config = load_config(
         {
             "target": {"kind": "volatility"},
+            "model": {"init": args.init},
             "train": {
                 "max_epochs": args.epochs,
                 "patience": args.epochs + 1,
@@ -53,7 +58,8 @@ def main() -> None:
     table = control.table()
     print(
         f"\nshuffled-target control: embedded sample, volatility, {config.model.num_layers} x "
-        f"{config.model.hidden_size} units, {args.epochs} epochs; median tau (trading days)"
+        f"{config.model.hidden_size} units, {args.init} init, {args.epochs} epochs; median tau "
+        "(trading days)"
     )
     print(table.round(3).to_string(index=False))
 
@@ -94,7 +100,12 @@ def main() -> None:
         "gate_controls",
         {
             "benchmark": "gate_controls",
-            "config": {"epochs": args.epochs, "seeds": args.seeds, "days": args.days},
+            "config": {
+                "epochs": args.epochs,
+                "seeds": args.seeds,
+                "days": args.days,
+                "init": args.init,
+            },
             "shuffled_target": table.to_dict(orient="records"),
             "planted_memory": planted,
             "planted_runs": rows,
