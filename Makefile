@@ -62,8 +62,9 @@ notebooks: setup  ## JupyterLab on notebooks/, with .venv registered as the kern
 bench: setup  ## every stage's cost side by side: one table, results in benchmarks/results/suite.json
 	$(BIN)/python -m benchmarks.suite $(ARGS)
 
-bench-gates: setup  ## training time with vs without gate diagnostics (ratio, median of pairs)
-	$(BIN)/python -m benchmarks.gate_overhead --repeats 7 --epochs 5
+bench-gates: setup  ## gate diagnostics' cost (with/without, median of pairs; ablation once), then the shuffled-target and planted-memory controls
+	$(BIN)/python -m benchmarks.gate_overhead --repeats 3 --epochs 2
+	$(BIN)/python -m benchmarks.gate_controls --epochs 3 --seeds 3 --days 3000
 
 bench-cache: setup  ## reading 50 tickers x 20 years from the Parquet price cache
 	$(BIN)/python -m benchmarks.cache_read --tickers 50 --years 20 --repeats 7

@@ -3,8 +3,9 @@
 Both arms train the default config on the embedded sample for the same number of epochs (no early
 stopping) and log epoch metrics into a throwaway MLflow store, so the "with" arm pays for the
 replay, the statistics and logging ~60 extra metrics per epoch. Arms alternate within each repeat;
-the figure is the median of the paired ratios. Drawing the figures happens once after training
-and is reported separately, relative to one epoch.
+the figure is the median of the paired ratios. Drawing the figures and the ablation by timescale
+band (``stockpred.ablation.ablate`` on the test windows) happen once after training and are
+reported separately, relative to one epoch.
 
     .venv/bin/python -m benchmarks.gate_overhead [--repeats 5] [--epochs 4]
 """
@@ -18,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,7 +34,7 @@ def main() -> None:
 
     import torch
 
-    from stockpred import experiment, tracking
+    from stockpred import ablation, experiment, tracking
     from stockpred.config import PipelineConfig
     from stockpred.figures.gates import gate_artifacts
     from stockpred.gates import GateMonitor
@@ -54,19 +56,23 @@ def main() -> None:
     assert diagnostics is not None
     batch = diagnostics.monitor.batch
 
+    fitted: list[Any] = []
+
     def fit(with_gates: bool) -> tuple[float, GateMonitor | None]:
         monitor = (
             GateMonitor(batch, artifact_epochs=config.gates.artifact_epochs) if with_gates else None
         )
         with tracking.tracked_run(config) as run_id:
             started = time.perf_counter()
-            experiment.fit(
+            result = experiment.fit(
                 prepared,
                 config,
                 logger=tracking.lightning_logger(run_id),
                 callbacks=[monitor] if monitor else [],
             )
-            return time.perf_counter() - started, monitor
+            seconds = time.perf_counter() - started
+            fitted[:] = [result]
+            return seconds, monitor
 
     fit(True)  # warm-up: imports, first-touch allocations
     pairs, monitor = [], None
@@ -89,6 +95,9 @@ def main() -> None:
         if hasattr(item, "savefig"):
             item.savefig(Path(tempfile.mkdtemp()) / "f.png")
     render = time.perf_counter() - started
+    started = time.perf_counter()
+    bands = ablation.ablate(fitted[0].model, prepared, config)
+    ablate_seconds = time.perf_counter() - started
 
     ratios = [with_ / without for without, with_ in pairs]
     epoch = statistics.median(without for without, _ in pairs) / args.epochs
@@ -110,6 +119,9 @@ def main() -> None:
         "epoch_seconds_without": epoch,
         "render_seconds": render,
         "render_in_epochs": render / epoch,
+        "ablation_seconds": ablate_seconds,
+        "ablation_in_epochs": ablate_seconds / epoch,
+        "ablation_bands": bands.table.to_dict(orient="records"),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
@@ -121,6 +133,11 @@ def main() -> None:
     print(
         f"artifacts drawn after training: {render:.1f} s = {result['render_in_epochs']:.1f} epochs "
         f"of {epoch:.2f} s"
+    )
+    print(
+        f"ablation by timescale band after training ({len(bands.table)} bands, "
+        f"{int(bands.table['units'].sum())} units): {ablate_seconds:.1f} s = "
+        f"{result['ablation_in_epochs']:.2f} epochs"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gate_overhead.json").write_text(json.dumps(result, indent=2))

@@ -3,13 +3,13 @@
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from stockpred import ablation, experiment
 from stockpred.config import load_config
 from stockpred.model import LSTMForecaster
+from stockpred.synthetic import garch_prices
 
 TINY = {
     "model": {"window": 10, "hidden_size": 6, "num_layers": 2, "dropout": 0.0},
@@ -18,32 +18,6 @@ TINY = {
     "split": {"val_fraction": 0.2, "test_fraction": 0.2},
     "target": {"kind": "volatility"},
 }
-
-
-def garch_prices(days: int, persistence: float, alpha: float = 0.1, seed: int = 0) -> pd.DataFrame:
-    """One ticker's OHLCV whose daily variance is a GARCH(1,1) with alpha + beta = persistence
-    (unconditional variance 1e-4); high and low from a 16-step intraday path."""
-    rng = np.random.default_rng(seed)
-    beta = persistence - alpha
-    omega = 1e-4 * (1 - persistence)
-    variance, previous, var = np.empty(days), 0.0, 1e-4
-    for t in range(days):
-        var = omega + alpha * previous**2 + beta * var
-        variance[t] = var
-        previous = math.sqrt(var) * rng.standard_normal()
-    steps = rng.standard_normal((days, 17)) * np.sqrt(variance / 17)[:, None]
-    path = np.cumsum(steps.reshape(-1)).reshape(days, 17)
-    return pd.DataFrame(
-        {
-            "open": 100 * np.exp(path[:, 0]),
-            "high": 100 * np.exp(path.max(axis=1)),
-            "low": 100 * np.exp(path.min(axis=1)),
-            "close": 100 * np.exp(path[:, -1]),
-            "volume": rng.integers(1000, 10_000, days),
-            "date": pd.bdate_range("2010-01-01", periods=days),
-            "ticker": "AAA",
-        }
-    ).set_index(["date", "ticker"])
 
 
 def _net(features: int, hidden: int = 6, layers: int = 2, seed: int = 0) -> LSTMForecaster:
@@ -80,7 +54,7 @@ def test_ablating_every_top_layer_unit_leaves_the_heads_bias() -> None:
 
 def test_a_band_without_units_changes_nothing_and_every_unit_is_in_one_band() -> None:
     config = load_config(TINY)
-    prepared = experiment.build(garch_prices(400, 0.95), config)
+    prepared = experiment.build(garch_prices(400, 0.95, alpha=0.1), config)
     net = _net(len(prepared.feature_names))
     taus = np.array([[1.2, 1.5, 3.0, 12.0, 1.44, 0.9], [1.1, 1.3, 1.4, 1.6, 4.0, 1.0]])
     result = ablation.ablate(net, prepared, config, timescales=taus)
