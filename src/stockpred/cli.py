@@ -107,6 +107,33 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_predict_options(parser: argparse.ArgumentParser, as_of_help: str) -> None:
+    """``--model``, ``--as-of``, ``--max-stale-days``: the parameters of a forecast (shared with
+    ``python -m flows.predict_flow`` and ``flows.daily_flow``)."""
+    import datetime as dt
+
+    parser.add_argument(
+        "--model",
+        default="stockpred-lstm",
+        help="registered model whose `champion` version forecasts (default stockpred-lstm)",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=dt.date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help=as_of_help,
+    )
+    parser.add_argument(
+        "--max-stale-days",
+        type=int,
+        default=5,
+        metavar="N",
+        help="refuse a ticker whose latest row is more than N calendar days before the as-of "
+        "date (default 5)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The validated config the options describe; raises ``ConfigError`` naming the bad field."""
     from stockpred.config import ConfigError, load_config
@@ -179,8 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch daily prices into the Parquet cache (only missing days are requested). "
         "The same step runs as a Prefect flow with `python -m flows.ingest_flow`.",
     )
-    fetch.add_argument("tickers", nargs="+", metavar="SYMBOL")
-    fetch.add_argument("--start", default="2010-01-01", metavar="YYYY-MM-DD")
+    fetch.add_argument("tickers", nargs="+", metavar="SYMBOL", help="Yahoo symbols to fetch")
+    fetch.add_argument(
+        "--start",
+        default="2010-01-01",
+        metavar="YYYY-MM-DD",
+        help="first date (default 2010-01-01)",
+    )
     fetch.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="default: yesterday")
     fetch.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
     predict = sub.add_parser(
@@ -190,14 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "print and save the forecasts (predictions/<as-of>_v<version>.parquet). The same runs "
         "as a Prefect flow with `python -m flows.predict_flow`.",
     )
-    predict.add_argument("--model", default="stockpred-lstm")
-    predict.add_argument(
-        "--as-of",
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="default: today (the embedded sample ends 2018-12-31)",
-    )
-    predict.add_argument("--max-stale-days", type=int, default=5)
+    add_predict_options(predict, "default: today (the embedded sample ends 2018-12-31)")
     interrupted = sub.add_parser(
         "interrupted",
         help="list runs that stopped before finishing, with the command that resumes each",
@@ -217,7 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --abandon: also end a RUNNING run whose process cannot be checked from this "
         "machine (started on another one); only when you know that process is gone",
     )
-    sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
+    ui = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the project's tracking store",
+        description="Start the MLflow UI on the project's tracking store (mlflow/mlflow.db) and "
+        "say when it accepts connections; Ctrl-C stops it.",
+    )
+    ui.add_argument(
+        "--host",
+        default=UI_HOST,
+        help=f"address to listen on (default {UI_HOST}; 0.0.0.0 for other machines)",
+    )
+    ui.add_argument("--port", type=int, default=UI_PORT, help=f"port (default {UI_PORT})")
     synth = sub.add_parser(
         "synth",
         help="write a synthetic stock universe for --source files",
@@ -246,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ragged", action="store_true", help="tickers start at different dates (in the first half)"
     )
     return parser
+
+
+# what report_errors turns into one line (flows keep Prefect's tracebacks of these off the terminal)
+EXPECTED_ERRORS = (ValueError, LookupError, ConnectionError, OSError)
 
 
 def report_errors(func: Any, *args: Any) -> int:
@@ -447,17 +487,12 @@ def _fetch(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    import datetime as dt
 
-    from stockpred.predict import predict_next, save_predictions
+    from stockpred.predict import forecast_columns, predict_next, save_predictions
 
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    frame = predict_next(args.model, as_of, args.max_stale_days)
-    print(
-        frame[["ticker", "as_of", "direction", "predicted_log_return", "model_version"]].to_string(
-            index=False
-        )
-    )
+    frame = predict_next(args.model, args.as_of, args.max_stale_days)
+    shown = ["ticker", "as_of", "target_date", *forecast_columns(frame), "model_version"]
+    print(frame[shown].to_string(index=False))
     print(f"saved {save_predictions(frame)}")
 
 
@@ -486,16 +521,76 @@ def _synth(args: argparse.Namespace) -> None:
     )
 
 
-def _ui(_: argparse.Namespace) -> None:
-    import os
+UI_HOST, UI_PORT = "127.0.0.1", 5000
+UI_STARTUP_SECONDS = 30  # measured: ~20-30 s on 2 busy cores (README, MLflow UI)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ``ValueError`` (one line) if ``host:port`` cannot be bound (in use, or not an
+    address of this machine), before anything is started on it."""
+    import errno
+    import socket
+
+    if not 0 < port < 65536:
+        raise ValueError(f"--port {port}: give a port between 1 and 65535")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ValueError(
+                    f"port {port} is in use on {host} (another MLflow UI?): pass --port "
+                    f"{port + 1}, or stop what is listening there"
+                ) from None
+            raise ValueError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): pass --host "
+                "127.0.0.1 or an address of this machine"
+            ) from None
+
+
+def wait_until_accepting(host: str, port: int, alive: Any, timeout: float) -> bool:
+    """Poll ``host:port`` until it accepts a connection (True), ``alive()`` turns False or
+    ``timeout`` seconds pass (False)."""
+    import socket
+    import time
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with socket.create_connection((target, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def _ui(args: argparse.Namespace) -> None:
     import shlex
+    import subprocess
 
     from stockpred.tracking import store_dir, ui_argv  # cold start: MLflow only for the UI
 
+    check_port_free(args.host, args.port)
     (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
-    command = ui_argv()  # a list: a project path with spaces stays one argument
+    command = ui_argv(host=args.host, port=args.port)  # a list: paths with spaces stay whole
+    url = f"http://{args.host}:{args.port}"
     print(shlex.join(command), flush=True)
-    os.execvp(command[0], command)
+    print(
+        f"starting the MLflow UI on {url}; it takes ~{UI_STARTUP_SECONDS} s to accept "
+        "connections (Ctrl-C stops it)",
+        flush=True,
+    )
+    server = subprocess.Popen(command)
+    try:
+        if wait_until_accepting(args.host, args.port, lambda: server.poll() is None, 600):
+            print(f"ready: open {url}", flush=True)
+        code = server.wait()
+    except KeyboardInterrupt:  # the UI got the same Ctrl-C; let it finish shutting down
+        server.wait(timeout=30)
+        raise
+    if code:
+        raise ConnectionError(f"the MLflow UI exited with code {code} (its log is above)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

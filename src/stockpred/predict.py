@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,17 @@ from stockpred.prepare import unscale
 from stockpred.tasks import task_for
 from stockpred.tracking import NoChampionError
 
-__all__ = ["Champion", "NoChampionError", "load_champion", "predict_next", "save_predictions"]
+__all__ = [
+    "Champion",
+    "NoChampionError",
+    "forecast_columns",
+    "load_champion",
+    "predict_next",
+    "save_predictions",
+    "target_date",
+]
+
+log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 3  # calendar days of history loaded per trading day of window + feature warm-up
 
@@ -34,12 +45,14 @@ class Champion:
     model_uri: str
     config: PipelineConfig
     preprocessing: dict
+    fit_through: dt.date | None = None  # the last validation day: weights and epoch chosen on it
 
 
 def load_champion(name: str) -> Champion:
     """The version of ``name`` aliased ``champion``, with its run's config and scaling."""
     tracking.check_server()
     version, run_id = tracking.champion_version(name)
+    val_end = tracking.get_run(run_id).data.params.get("split.val_end")
     return Champion(
         name=name,
         version=version,
@@ -47,7 +60,25 @@ def load_champion(name: str) -> Champion:
         model_uri=f"models:/{name}@{tracking.CHAMPION}",
         config=tracking.load_run_config(run_id),
         preprocessing=tracking.load_dict(run_id, "preprocessing.json"),
+        fit_through=dt.date.fromisoformat(val_end) if val_end else None,
     )
+
+
+# the columns of a forecast frame around the task's own (``ForecastTask.forecast_columns``)
+KEY_COLUMNS = ("ticker", "as_of", "target_date", "horizon_days")
+MODEL_COLUMNS = ("model", "model_version", "run_id")
+
+
+def forecast_columns(predictions: pd.DataFrame) -> list[str]:
+    """The task's forecast columns of ``predictions`` (e.g. direction and log return, or
+    variance and annualised volatility)."""
+    return [c for c in predictions.columns if c not in (*KEY_COLUMNS, *MODEL_COLUMNS)]
+
+
+def target_date(last: dt.date, horizon: int) -> dt.date:
+    """The trading day a forecast made after the close of ``last`` is for: ``horizon`` business
+    days later (weekends skipped; exchange holidays are not known here)."""
+    return (pd.Timestamp(last) + pd.offsets.BDay(horizon)).date()
 
 
 def predict_next(
@@ -58,12 +89,22 @@ def predict_next(
     Loads the champion's tickers up to ``as_of`` (default today) from its source, rebuilds the
     features, scales them with the champion's training statistics and feeds each ticker's last
     window. Raises ``DataError`` if a ticker's last row is more than ``max_stale_days`` calendar
-    days before ``as_of``.
+    days before ``as_of``; logs a one-line warning when the champion was fit on data after
+    ``as_of`` (its forecasts there are in-sample). ``target_date``: the day each is for.
     """
     champion = load_champion(name)
     config, prep = champion.config, champion.preprocessing
     task = task_for(config)
     as_of = as_of or dt.date.today()
+    if champion.fit_through and as_of < champion.fit_through:
+        log.warning(
+            "stockpred: warning: %s v%s was trained and selected on data through %s, after the "
+            "as-of date %s: these forecasts are in-sample, not what it would have said then",
+            name,
+            champion.version,
+            champion.fit_through,
+            as_of,
+        )
     window = config.model.window
     start = as_of - dt.timedelta(days=HISTORY_DAYS * (window + 60))
     prices = experiment.load_prices(config.data, start=start, end=as_of)
@@ -93,6 +134,7 @@ def predict_next(
             {
                 "ticker": ticker,
                 "as_of": last.isoformat(),
+                "target_date": target_date(last, config.features.horizon).isoformat(),
                 "horizon_days": config.features.horizon,
                 **forecast,
                 "model": champion.name,
