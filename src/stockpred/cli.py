@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from stockpred.config import PipelineConfig
 
 # option -> config field; None values (option not given) leave the config as it is
@@ -458,9 +460,36 @@ def _backtest(args: argparse.Namespace) -> None:
     ev = config.evaluation
     print(
         f"walk-forward, {ev.folds} {ev.scheme} folds (MLflow run {result.run_id}); "
-        "mean and std over folds, RMSE relative to the zero forecast:"
+        "mean ± std over folds (- where a metric is undefined):"
     )
-    print(result.table())
+    print(backtest_table(result.folds, result.summary))
+
+
+def backtest_table(folds: pd.DataFrame, summary: pd.DataFrame, digits: int = 4) -> str:
+    """The walk-forward summary as ``mean ± std`` per model and metric, then each fold's dates."""
+
+    def cell(mean: float, std: float) -> str:
+        if mean != mean:  # NaN: undefined for this model (e.g. the IC of a constant forecast)
+            return "-"
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std == std else "")
+
+    metrics = [c.removesuffix("_mean") for c in summary.columns if c.endswith("_mean")]
+    rows = [["model", *metrics]] + [
+        [str(r["model"]), *(cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics)]
+        for r in summary.to_dict("records")
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            [row[0].ljust(widths[0])]
+            + [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
+        )
+        for row in rows
+    ]
+    for fold in folds.drop_duplicates("fold").to_dict("records"):
+        parts = (f"{p} {fold[p + '_start']}..{fold[p + '_end']}" for p in ("train", "val", "test"))
+        lines.append(f"fold {fold['fold']}: " + ", ".join(parts))
+    return "\n".join(lines)
 
 
 def _config(args: argparse.Namespace) -> None:

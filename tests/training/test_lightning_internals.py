@@ -90,10 +90,11 @@ def test_lightning_notices_are_quiet_and_its_other_messages_stay() -> None:
     rank_zero.log.addHandler(keep)
     try:
         rank_zero.log.removeFilter(quiet)
-        pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+        options = {"accelerator": "cpu", "logger": False, "limit_train_batches": 1.0}
+        pl.Trainer(**options, enable_progress_bar=False)
         loud, keep.messages = keep.messages, []
         rank_zero.log.addFilter(quiet)
-        pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+        pl.Trainer(**options, enable_progress_bar=False)
         rank_zero.rank_zero_info("`Trainer.fit` stopped")
     finally:
         rank_zero.log.removeHandler(keep)
@@ -101,4 +102,5 @@ def test_lightning_notices_are_quiet_and_its_other_messages_stay() -> None:
             rank_zero.log.addFilter(quiet)
     assert any(m.startswith("GPU available") for m in loud)  # what Lightning says unfiltered
     assert any(m.startswith("💡 Tip") for m in loud)
+    assert any(m.startswith("`Trainer(limit_train_batches=1.0)`") for m in loud)
     assert keep.messages == ["`Trainer.fit` stopped"]

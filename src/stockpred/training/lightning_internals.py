@@ -31,8 +31,9 @@ from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcess
 from pytorch_lightning.trainer.connectors.signal_connector import _get_sigkill_signal
 
 # Notices Lightning prints on every Trainer that say nothing about the run: the litlogger and
-# litmodels adverts, and the device inventory (the devices used are the run's params).
-NOTICES = re.compile(r"💡 Tip|(GPU|TPU|HPU) available")
+# litmodels adverts, the device inventory (the devices used are the run's params), and the echo
+# of limit_train_batches=1.0 (all batches: the default, passed explicitly).
+NOTICES = re.compile(r"💡 Tip|(GPU|TPU|HPU) available|`Trainer\(limit_train_batches=1.0\)`")
 
 
 class _QuietNotices(logging.Filter):
