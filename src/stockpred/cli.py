@@ -551,7 +551,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 UI_HOST, UI_PORT = "127.0.0.1", 5000
-UI_STARTUP_SECONDS = 30  # measured: ~20-30 s on 2 busy cores (README, MLflow UI)
+UI_STARTUP_SECONDS = 60  # measured 80 s from launch to /health at load 8 on 2 cores (README)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -577,20 +577,23 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def wait_until_accepting(host: str, port: int, alive: Any, timeout: float) -> bool:
-    """Poll ``host:port`` until it accepts a connection (True), ``alive()`` turns False or
-    ``timeout`` seconds pass (False)."""
-    import socket
+def wait_until_ready(url: str, alive: Any, timeout: float) -> bool:
+    """Poll ``url`` (the UI's ``/health``) until it answers 200 (True), ``alive()`` turns False
+    or ``timeout`` seconds pass (False). A bound port is not enough: MLflow's workers answer
+    tens of seconds after its server starts listening."""
     import time
+    import urllib.error
+    import urllib.request
 
-    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
-            with socket.create_connection((target, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.5)
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
     return False
 
 
@@ -598,21 +601,22 @@ def _ui(args: argparse.Namespace) -> None:
     import shlex
     import subprocess
 
-    from stockpred.tracking import store_dir, ui_argv  # cold start: MLflow only for the UI
-
     check_port_free(args.host, args.port)
-    (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
-    command = ui_argv(host=args.host, port=args.port)  # a list: paths with spaces stay whole
-    url = f"http://{args.host}:{args.port}"
-    print(shlex.join(command), flush=True)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    url = f"http://{shown}:{args.port}"
     print(
         f"starting the MLflow UI on {url}; it takes ~{UI_STARTUP_SECONDS} s to accept "
         "connections (Ctrl-C stops it)",
         flush=True,
     )
+    from stockpred.tracking import store_dir, ui_argv  # cold start: MLflow only for the UI
+
+    (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+    command = ui_argv(host=args.host, port=args.port)  # a list: paths with spaces stay whole
+    print(shlex.join(command), flush=True)
     server = subprocess.Popen(command)
     try:
-        if wait_until_accepting(args.host, args.port, lambda: server.poll() is None, 600):
+        if wait_until_ready(f"{url}/health", lambda: server.poll() is None, 600):
             print(f"ready: open {url}", flush=True)
         code = server.wait()
     except KeyboardInterrupt:  # the UI got the same Ctrl-C; let it finish shutting down
