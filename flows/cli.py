@@ -43,7 +43,11 @@ def predict_parser() -> argparse.ArgumentParser:
         "(models:/MODEL@champion); saves predictions/<as-of>_v<version>.parquet and publishes "
         "a Prefect table artifact.",
     )
-    add_predict_options(parser, "default: today (the embedded sample ends 2018-12-31)")
+    add_predict_options(
+        parser,
+        "forecast after the close of this day, from data up to it (default: today; the "
+        "embedded sample ends 2018-12-31)",
+    )
     return parser
 
 
@@ -55,7 +59,9 @@ def daily_parser() -> argparse.ArgumentParser:
         "forecast the next period. A champion trained on the embedded sample has no live "
         "forecast: without --as-of the day is skipped, saying so.",
     )
-    add_predict_options(parser, "default: today (with the Yahoo ingest first)")
+    add_predict_options(
+        parser, "forecast after the close of this day (default: today, with the Yahoo ingest first)"
+    )
     return parser
 
 

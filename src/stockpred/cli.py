@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="first date (default 2010-01-01)",
     )
-    fetch.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="default: yesterday")
+    fetch.add_argument(
+        "--end", default=None, metavar="YYYY-MM-DD", help="last date (default: today)"
+    )
     fetch.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
     predict = sub.add_parser(
         "predict",
@@ -224,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "print and save the forecasts (predictions/<as-of>_v<version>.parquet). The same runs "
         "as a Prefect flow with `python -m flows.predict_flow`.",
     )
-    add_predict_options(predict, "default: today (the embedded sample ends 2018-12-31)")
+    add_predict_options(
+        predict,
+        "forecast after the close of this day, from data up to it (default: today; the "
+        "embedded sample ends 2018-12-31)",
+    )
     interrupted = sub.add_parser(
         "interrupted",
         help="list runs that stopped before finishing, with the command that resumes each",
@@ -517,12 +523,32 @@ def _fetch(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
 
-    from stockpred.predict import forecast_columns, predict_next, save_predictions
+    from stockpred.predict import forecast_columns, save_predictions
 
-    frame = predict_next(args.model, args.as_of, args.max_stale_days)
+    frame = predict_warning_lines(args.model, args.as_of, args.max_stale_days)
     shown = ["ticker", "as_of", "target_date", *forecast_columns(frame), "model_version"]
     print(frame[shown].to_string(index=False))
     print(f"saved {save_predictions(frame)}")
+
+
+def predict_warning_lines(model: str, as_of: Any, max_stale_days: int) -> Any:
+    """``predict_next``, its ``InSampleWarning`` printed as one ``stockpred: warning:`` line on
+    stderr (Python's default shows two, with a file name and a source line)."""
+    import warnings
+
+    from stockpred.predict import InSampleWarning, predict_next
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InSampleWarning)
+        frame = predict_next(model, as_of, max_stale_days)
+    for warning in caught:
+        if issubclass(warning.category, InSampleWarning):
+            print(f"stockpred: warning: {warning.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return frame
 
 
 def _synth(args: argparse.Namespace) -> None:

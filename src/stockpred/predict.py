@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from stockpred.tracking import NoChampionError
 
 __all__ = [
     "Champion",
+    "InSampleWarning",
     "NoChampionError",
     "forecast_columns",
     "load_champion",
@@ -30,7 +31,10 @@ __all__ = [
     "target_date",
 ]
 
-log = logging.getLogger(__name__)
+
+class InSampleWarning(UserWarning):
+    """The as-of date lies inside the period the champion was fit and selected on."""
+
 
 HISTORY_DAYS = 3  # calendar days of history loaded per trading day of window + feature warm-up
 
@@ -89,7 +93,7 @@ def predict_next(
     Loads the champion's tickers up to ``as_of`` (default today) from its source, rebuilds the
     features, scales them with the champion's training statistics and feeds each ticker's last
     window. Raises ``DataError`` if a ticker's last row is more than ``max_stale_days`` calendar
-    days before ``as_of``; logs a one-line warning when the champion was fit on data after
+    days before ``as_of``; warns (``InSampleWarning``) when the champion was fit on data after
     ``as_of`` (its forecasts there are in-sample). ``target_date``: the day each is for.
     """
     champion = load_champion(name)
@@ -97,13 +101,12 @@ def predict_next(
     task = task_for(config)
     as_of = as_of or dt.date.today()
     if champion.fit_through and as_of < champion.fit_through:
-        log.warning(
-            "stockpred: warning: %s v%s was trained and selected on data through %s, after the "
-            "as-of date %s: these forecasts are in-sample, not what it would have said then",
-            name,
-            champion.version,
-            champion.fit_through,
-            as_of,
+        warnings.warn(
+            f"{name} v{champion.version} was trained and selected on data through "
+            f"{champion.fit_through}, after the as-of date {as_of}: these forecasts are "
+            "in-sample, not what it would have said then",
+            InSampleWarning,
+            stacklevel=2,
         )
     window = config.model.window
     start = as_of - dt.timedelta(days=HISTORY_DAYS * (window + 60))

@@ -2,10 +2,10 @@
 
 import datetime as dt
 import json
-import logging
 import os
 import subprocess
 import sys
+import warnings
 
 import pandas as pd
 import pytest
@@ -13,9 +13,10 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
 from flows.predict_flow import predict_flow
+from stockpred.cli import predict_warning_lines
 from stockpred.data import DataError
 from stockpred.pipeline import run_training
-from stockpred.predict import NoChampionError, predict_next, target_date
+from stockpred.predict import InSampleWarning, NoChampionError, predict_next, target_date
 from stockpred.tracking import get_run
 
 
@@ -58,6 +59,7 @@ def test_it_predicts_each_ticker_with_the_champion(
     assert {r["ticker"] for r in rows} == {"^GSPC", "^IXIC"}
 
 
+@pytest.mark.filterwarnings("ignore::stockpred.predict.InSampleWarning")  # asserted below
 def test_the_same_inputs_give_the_same_forecast(champion) -> None:
     first = predict_next("predict-test", dt.date(2014, 6, 30))
     again = predict_next("predict-test", dt.date(2014, 6, 30))
@@ -81,16 +83,20 @@ def test_the_target_date_is_the_horizons_weekday() -> None:
     assert target_date(dt.date(2014, 6, 30), 1) == dt.date(2014, 7, 1)
 
 
-def test_an_as_of_inside_the_champions_fit_period_warns_in_one_line(champion, caplog) -> None:
+def test_an_as_of_inside_the_champions_fit_period_warns_in_one_line(champion, capsys) -> None:
     val_end = dt.date.fromisoformat(get_run(champion.run_id).data.params["split.val_end"])
-    with caplog.at_level(logging.WARNING, logger="stockpred.predict"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InSampleWarning)
         predict_next("predict-test", dt.date(2014, 12, 31))  # after val_end (the test period)
-        assert not caplog.records
+    with pytest.warns(InSampleWarning, match=f"through {val_end}, after the as-of date"):
         predict_next("predict-test", val_end - dt.timedelta(days=30))
-    [record] = caplog.records
-    message = record.getMessage()
-    assert f"predict-test v1 was trained and selected on data through {val_end}" in message
-    assert "in-sample" in message and "\n" not in message
+    predict_warning_lines("predict-test", val_end - dt.timedelta(days=30), 5)
+    err = capsys.readouterr().err
+    assert err == (
+        f"stockpred: warning: predict-test v1 was trained and selected on data through {val_end}, "
+        f"after the as-of date {val_end - dt.timedelta(days=30)}: these forecasts are in-sample, "
+        "not what it would have said then\n"
+    )
 
 
 def test_a_failing_flow_ends_with_its_one_line_message(prefect_server, isolated_store) -> None:
