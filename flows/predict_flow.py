@@ -22,8 +22,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from stockpred.cli import predict_warning_lines
-from stockpred.predict import forecast_columns, save_predictions
+from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
 
 
 @task(
@@ -37,7 +36,7 @@ from stockpred.predict import forecast_columns, save_predictions
 )
 def predict_task(model: str, as_of: dt.date | None, max_stale_days: int) -> list[dict[str, Any]]:
     """Forecast with the champion (data loading may retry; bad input does not)."""
-    return predict_warning_lines(model, as_of, max_stale_days).to_dict("records")
+    return predict_next_warning_line(model, as_of, max_stale_days).to_dict("records")
 
 
 @flow(name="predict", log_prints=True)

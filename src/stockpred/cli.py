@@ -258,10 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.add_argument(
         "--host",
-        default=UI_HOST,
-        help=f"address to listen on (default {UI_HOST}; 0.0.0.0 for other machines)",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)",
     )
-    ui.add_argument("--port", type=int, default=UI_PORT, help=f"port (default {UI_PORT})")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     synth = sub.add_parser(
         "synth",
         help="write a synthetic stock universe for --source files",
@@ -523,32 +523,12 @@ def _fetch(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
 
-    from stockpred.predict import forecast_columns, save_predictions
+    from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
 
-    frame = predict_warning_lines(args.model, args.as_of, args.max_stale_days)
+    frame = predict_next_warning_line(args.model, args.as_of, args.max_stale_days)
     shown = ["ticker", "as_of", "target_date", *forecast_columns(frame), "model_version"]
     print(frame[shown].to_string(index=False))
     print(f"saved {save_predictions(frame)}")
-
-
-def predict_warning_lines(model: str, as_of: Any, max_stale_days: int) -> Any:
-    """``predict_next``, its ``InSampleWarning`` printed as one ``stockpred: warning:`` line on
-    stderr (Python's default shows two, with a file name and a source line)."""
-    import warnings
-
-    from stockpred.predict import InSampleWarning, predict_next
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InSampleWarning)
-        frame = predict_next(model, as_of, max_stale_days)
-    for warning in caught:
-        if issubclass(warning.category, InSampleWarning):
-            print(f"stockpred: warning: {warning.message}", file=sys.stderr, flush=True)
-        else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    return frame
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -576,80 +556,10 @@ def _synth(args: argparse.Namespace) -> None:
     )
 
 
-UI_HOST, UI_PORT = "127.0.0.1", 5000
-UI_STARTUP_SECONDS = 60  # measured 80 s from launch to /health at load 8 on 2 cores (README)
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise ``ValueError`` (one line) if ``host:port`` cannot be bound (in use, or not an
-    address of this machine), before anything is started on it."""
-    import errno
-    import socket
-
-    if not 0 < port < 65536:
-        raise ValueError(f"--port {port}: give a port between 1 and 65535")
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ValueError(
-                    f"port {port} is in use on {host} (another MLflow UI?): pass --port "
-                    f"{port + 1}, or stop what is listening there"
-                ) from None
-            raise ValueError(
-                f"cannot listen on {host}:{port} ({exc.strerror}): pass --host "
-                "127.0.0.1 or an address of this machine"
-            ) from None
-
-
-def wait_until_ready(url: str, alive: Any, timeout: float) -> bool:
-    """Poll ``url`` (the UI's ``/health``) until it answers 200 (True), ``alive()`` turns False
-    or ``timeout`` seconds pass (False). A bound port is not enough: MLflow's workers answer
-    tens of seconds after its server starts listening."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    return False
-
-
 def _ui(args: argparse.Namespace) -> None:
-    import shlex
-    import subprocess
+    from stockpred.mlflow_ui import start_ui  # cold start: MLflow only once the port is free
 
-    check_port_free(args.host, args.port)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-    url = f"http://{shown}:{args.port}"
-    print(
-        f"starting the MLflow UI on {url}; it takes ~{UI_STARTUP_SECONDS} s to accept "
-        "connections (Ctrl-C stops it)",
-        flush=True,
-    )
-    from stockpred.tracking import store_dir, ui_argv  # cold start: MLflow only for the UI
-
-    (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
-    command = ui_argv(host=args.host, port=args.port)  # a list: paths with spaces stay whole
-    print(shlex.join(command), flush=True)
-    server = subprocess.Popen(command)
-    try:
-        if wait_until_ready(f"{url}/health", lambda: server.poll() is None, 600):
-            print(f"ready: open {url}", flush=True)
-        code = server.wait()
-    except KeyboardInterrupt:  # the UI got the same Ctrl-C; let it finish shutting down
-        server.wait(timeout=30)
-        raise
-    if code:
-        raise ConnectionError(f"the MLflow UI exited with code {code} (its log is above)")
+    start_ui(args.host, args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "forecast_columns",
     "load_champion",
     "predict_next",
+    "predict_next_warning_line",
     "save_predictions",
     "target_date",
 ]
@@ -146,6 +148,24 @@ def predict_next(
             }
         )
     return pd.DataFrame(rows)
+
+
+def predict_next_warning_line(
+    name: str = "stockpred-lstm", as_of: dt.date | None = None, max_stale_days: int = 5
+) -> pd.DataFrame:
+    """``predict_next``, its ``InSampleWarning`` printed as one ``stockpred: warning:`` line on
+    stderr (Python's default shows two, with a file name and a source line)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InSampleWarning)
+        frame = predict_next(name, as_of, max_stale_days)
+    for warning in caught:
+        if issubclass(warning.category, InSampleWarning):
+            print(f"stockpred: warning: {warning.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return frame
 
 
 def save_predictions(predictions: pd.DataFrame, folder: Path | None = None) -> Path:

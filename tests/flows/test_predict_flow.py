@@ -13,10 +13,15 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
 from flows.predict_flow import predict_flow
-from stockpred.cli import predict_warning_lines
 from stockpred.data import DataError
 from stockpred.pipeline import run_training
-from stockpred.predict import InSampleWarning, NoChampionError, predict_next, target_date
+from stockpred.predict import (
+    InSampleWarning,
+    NoChampionError,
+    predict_next,
+    predict_next_warning_line,
+    target_date,
+)
 from stockpred.tracking import get_run
 
 
@@ -90,7 +95,7 @@ def test_an_as_of_inside_the_champions_fit_period_warns_in_one_line(champion, ca
         predict_next("predict-test", dt.date(2014, 12, 31))  # after val_end (the test period)
     with pytest.warns(InSampleWarning, match=f"through {val_end}, after the as-of date"):
         predict_next("predict-test", val_end - dt.timedelta(days=30))
-    predict_warning_lines("predict-test", val_end - dt.timedelta(days=30), 5)
+    predict_next_warning_line("predict-test", val_end - dt.timedelta(days=30), 5)
     err = capsys.readouterr().err
     assert err == (
         f"stockpred: warning: predict-test v1 was trained and selected on data through {val_end}, "
