@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 
 UI_HOST, UI_PORT = "127.0.0.1", 5000
-UI_STARTUP_SECONDS = 60  # measured 80 s from launch to /health at load 8 on 2 cores (README)
+UI_STARTUP_SECONDS = 60  # measured 58-80 s from launch to /health on 2 busy cores (README)
 
 
 def check_port_free(host: str, port: int) -> None:
