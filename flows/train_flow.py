@@ -41,7 +41,7 @@ def as_task(stage: Callable[..., Any]) -> Callable[..., Any]:
     return task(
         stage,
         name=stage.__name__.replace("_", "-"),
-        cache_policy=NO_CACHE,  # stages pass paths in a per-run scratch folder
+        cache_policy=NO_CACHE,  # stages pass in-memory objects; nothing to persist or cache
         **(retries if stage is load_data else {}),
     )
 
