@@ -46,8 +46,8 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000
-	$(BIN)/stockpred ui
+ui: setup  ## the MLflow UI on mlflow/mlflow.db at http://127.0.0.1:5000 (ARGS="--port 5001" for another port)
+	$(BIN)/stockpred ui $(ARGS)
 
 serve: setup  ## a local Prefect server (UI at http://127.0.0.1:4200, SQLite in .prefect/) serving the scheduled deployments; Ctrl-C stops both
 	$(BIN)/python -m flows.deploy --local-server $(ARGS)

@@ -12,7 +12,9 @@ What it ingests is what the champion reads: its tickers, from its data source.
   prices is worse than none (rerun when Yahoo answers).
 - ``sample`` champion: the embedded sample is fixed (it ends 2018-12-31), so there is nothing to
   ingest and no live forecast to make. With ``as_of`` inside the sample it predicts as of that
-  date; without one it fails at once, saying to train a champion on ``data.source=yfinance``.
+  date; without one (the scheduled weekday run) the day is skipped: the run is Completed with a
+  ``skipped: ...`` message saying to train a champion on ``data.source=yfinance``, instead of
+  failing every weekday.
 """
 
 from __future__ import annotations
@@ -25,15 +27,21 @@ from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+if __name__ == "__main__":  # --help and bad options answer before Prefect loads (seconds)
+    from flows.cli import parse_early
+
+    parse_early("daily_flow", sys.argv[1:])
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
 
 from flows.ingest_flow import ingest_flow
-from flows.predict_flow import add_predict_options, predict_flow
+from flows.predict_flow import predict_flow
 from stockpred.predict import load_champion
 
 
-class IngestFailedError(RuntimeError):
+class IngestFailedError(ConnectionError):
     """The champion's tickers could not all be refreshed; no forecast was made."""
 
 
@@ -54,8 +62,9 @@ def champion_data(model: str) -> dict[str, Any]:
 @flow(name="daily", log_prints=True)
 def daily_flow(
     model: str = "stockpred-lstm", as_of: dt.date | None = None, max_stale_days: int = 5
-) -> str:
-    """Ingest the champion's tickers (Yahoo), then predict the next period; returns the file."""
+) -> Any:
+    """Ingest the champion's tickers (Yahoo), then predict the next period; returns the file
+    (None, the run Completed with a ``skipped: ...`` message, for a sample champion today)."""
     data = champion_data(model)
     what = f"{model} champion v{data['version']} ({', '.join(data['tickers'])}, {data['source']})"
     if data["source"] == "yfinance":
@@ -79,12 +88,14 @@ def daily_flow(
                 f"({stale[0]['message']}); no forecast made, rather than one from stale "
                 "prices: rerun when Yahoo answers"
             )
-    elif as_of is None:
-        raise ValueError(
-            f"{what} reads the embedded sample, which ends 2018-12-31: there is nothing to ingest "
-            "and no live forecast to make. Train a champion on live data (config "
+    elif as_of is None:  # a scheduled day: skip (Completed) rather than fail every weekday
+        skipped = (
+            f"skipped: {what} reads the embedded sample, which ends 2018-12-31: there is nothing "
+            "to ingest and no live forecast to make. Train a champion on live data (config "
             "data.source='yfinance'), or pass as_of inside the sample"
         )
+        print(skipped)
+        return Completed(message=skipped, data=None)
     else:
         print(f"{what}: the embedded sample is fixed, nothing to ingest")
     return predict_flow(model, as_of, max_stale_days)
@@ -92,23 +103,16 @@ def daily_flow(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.daily_flow [--model NAME] [--as-of YYYY-MM-DD] [--max-stale-days N]``."""
-    import argparse
+    from flows.cli import daily_parser, run_reporting
 
-    from stockpred.cli import report_errors
-
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.daily_flow", description=daily_flow.description
-    )
-    add_predict_options(parser, as_of_help="default: today (with Yahoo ingest first)")
-    args = parser.parse_args(argv)
+    args = daily_parser().parse_args(argv)
 
     def _run() -> None:
-        try:
-            print(daily_flow(args.model, args.as_of, args.max_stale_days))
-        except IngestFailedError as exc:
-            raise ConnectionError(str(exc)) from None  # one line from report_errors
+        path = daily_flow(args.model, args.as_of, args.max_stale_days)
+        if path is not None:  # a skipped day printed why
+            print(path)
 
-    return report_errors(_run)
+    return run_reporting(_run)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,14 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+if __name__ == "__main__":  # --help and bad options answer before Prefect loads (seconds)
+    from flows.cli import parse_early
+
+    parse_early("deploy", sys.argv[1:])
+
 from prefect.schedules import Cron
 
+from flows.cli import PREFECT_HOST, PREFECT_PORT
 from flows.daily_flow import daily_flow
 from flows.train_flow import train_flow
 from stockpred.config import load_config
@@ -38,7 +44,7 @@ TIMEZONE = "America/New_York"  # the exchange's clock: schedules follow US dayli
 DAILY_CRON = "30 17 * * 1-5"  # Mon-Fri 17:30, after the 16:00 close has settled on Yahoo
 WEEKLY_CRON = "0 6 * * 6"  # Saturday 06:00, the market closed
 TAGS = ["stockpred"]
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 4200
+DEFAULT_HOST, DEFAULT_PORT = PREFECT_HOST, PREFECT_PORT
 # the weekly retrain's config: the defaults, without progress bars in the serving process's log,
 # registering its model (a run registers only when asked; the champion rule decides promotion)
 WEEKLY_OVERRIDES = {"train": {"progress_bar": False}, "evaluation": {"register_model": True}}
@@ -53,7 +59,8 @@ def deployments() -> list[RunnerDeployment]:
         tags=[*TAGS, "daily"],
         description="Weekdays after the US close: ingest the champion's tickers from Yahoo, "
         "then forecast the next day with the champion. Fails, without forecasting, if the "
-        "ingest fails.",
+        "ingest fails; a champion trained on the embedded sample skips the day (Completed, "
+        "saying why).",
     )
     weekly = train_flow.to_deployment(
         name="weekly-retrain",
@@ -161,27 +168,11 @@ def _stop_on_hangup() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.deploy [--local-server [--port N]] [--poll-seconds S]``."""
-    import argparse
-
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.deploy", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--local-server",
-        action="store_true",
-        help="start (or reuse) a local Prefect server and serve against it",
-    )
-    parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument(
-        "--poll-seconds",
-        type=float,
-        default=None,
-        help="how often to look for due runs (default: Prefect's, 10 s)",
-    )
-    args = parser.parse_args(argv)
+    from flows.cli import deploy_parser
+
+    args = deploy_parser().parse_args(argv)
     if not args.local_server and not PREFECT_API_URL.value():
         print(
             "python -m flows.deploy: no Prefect server: set PREFECT_API_URL (e.g. "

@@ -19,6 +19,11 @@ from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+if __name__ == "__main__":  # --help and bad options answer before Prefect loads (seconds)
+    from flows.cli import parse_early
+
+    parse_early("ingest_flow", sys.argv[1:])
+
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -76,24 +81,9 @@ def ingest_flow(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.ingest_flow --tickers ... [--start] [--end]``."""
-    import argparse
+    from flows.cli import ingest_parser
 
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.ingest_flow", description=ingest_flow.description
-    )
-    parser.add_argument("--tickers", nargs="+", required=True, metavar="SYMBOL")
-    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2010, 1, 1))
-    parser.add_argument("--end", type=dt.date.fromisoformat, default=None)
-    parser.add_argument("--batch-size", type=int, default=20)
-    parser.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
-    parser.add_argument(
-        "--dask",
-        action="store_true",
-        help="fetch on Dask workers: a LocalCluster, or the scheduler at "
-        "--dask-address / $STOCKPRED_DASK_ADDRESS",
-    )
-    parser.add_argument("--dask-address", metavar="HOST:PORT", help="a running Dask scheduler")
-    args = parser.parse_args(argv)
+    args = ingest_parser().parse_args(argv)
     run = ingest_flow
     if args.dask or args.dask_address:
         from flows.runners import dask_runner

@@ -9,18 +9,20 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+if __name__ == "__main__":  # --help and bad options answer before Prefect loads (seconds)
+    from flows.cli import parse_early
+
+    parse_early("predict_flow", sys.argv[1:])
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from stockpred.predict import predict_next, save_predictions
-
-if TYPE_CHECKING:
-    import argparse
+from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
 
 
 @task(
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 )
 def predict_task(model: str, as_of: dt.date | None, max_stale_days: int) -> list[dict[str, Any]]:
     """Forecast with the champion (data loading may retry; bad input does not)."""
-    return predict_next(model, as_of, max_stale_days).to_dict("records")
+    return predict_next_warning_line(model, as_of, max_stale_days).to_dict("records")
 
 
 @flow(name="predict", log_prints=True)
@@ -51,34 +53,23 @@ def predict_flow(
         key="predictions",
         description=f"{model} v{rows[0]['model_version']} forecasts as of {rows[0]['as_of']}",
     )
+    shown = forecast_columns(pd.DataFrame(rows[:1]))
     for row in rows:
+        values = " ".join(f"{row[c]:+.5g}" if isinstance(row[c], float) else row[c] for c in shown)
         print(
-            f"{row['ticker']:<8} {row['direction']:<5} {row['predicted_log_return']:+.5f} "
+            f"{row['ticker']:<8} {values} for {row['target_date']} "
             f"(as of {row['as_of']}, {model} v{row['model_version']})"
         )
     print(f"saved {path}")
     return str(path)
 
 
-def add_predict_options(parser: argparse.ArgumentParser, as_of_help: str) -> None:
-    """``--model``, ``--as-of``, ``--max-stale-days``: the parameters of a forecast."""
-    parser.add_argument("--model", default="stockpred-lstm")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help=as_of_help)
-    parser.add_argument("--max-stale-days", type=int, default=5)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.predict_flow [--model NAME] [--as-of YYYY-MM-DD]``."""
-    import argparse
+    from flows.cli import predict_parser, run_reporting
 
-    from stockpred.cli import report_errors
-
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.predict_flow", description=predict_flow.description
-    )
-    add_predict_options(parser, as_of_help="default: today (the embedded sample ends 2018-12-31)")
-    args = parser.parse_args(argv)
-    return report_errors(lambda: predict_flow(args.model, args.as_of, args.max_stale_days))
+    args = predict_parser().parse_args(argv)
+    return run_reporting(lambda: predict_flow(args.model, args.as_of, args.max_stale_days))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ from typing import Any, Literal
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+if __name__ == "__main__":  # --help and bad options answer before Prefect loads (seconds)
+    from flows.cli import parse_early
+
+    parse_early("sweep_flow", sys.argv[1:])
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -184,55 +189,10 @@ def _cell(value: Any) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the search space, runner and ``stockpred train`` options; run the sweep flow."""
-    import argparse
+    from flows.cli import run_reporting, sweep_parser
+    from stockpred.cli import config_from_args
 
-    from stockpred.cli import add_config_options, config_from_args, report_errors
-
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.sweep_flow",
-        description="Grid or random search: one nested MLflow run per trial under a parent run "
-        "that logs the comparison table and figure and the best trial (by validation).",
-    )
-    search = parser.add_argument_group("search space")
-    search.add_argument(
-        "--grid",
-        nargs="+",
-        default=[],
-        metavar="SECTION.FIELD=V1,V2",
-        help="values per setting, e.g. model.hidden_size=8,16 "
-        "train.learning_rate=1e-3,3e-3; with --random also low..high and "
-        "log:low..high ranges",
-    )
-    search.add_argument(
-        "--random",
-        type=int,
-        metavar="N",
-        help="random search: draw N combinations instead of the full grid",
-    )
-    search.add_argument(
-        "--random-seed",
-        type=int,
-        default=0,
-        metavar="S",
-        help="seed of the random search (default 0)",
-    )
-    search.add_argument("--space", metavar="FILE", help="JSON search space (see stockpred.sweep)")
-    run = parser.add_argument_group("execution")
-    run.add_argument(
-        "--dask",
-        action="store_true",
-        help="run trials in Dask worker processes (a LocalCluster, or the scheduler "
-        "at --dask-address / $STOCKPRED_DASK_ADDRESS)",
-    )
-    run.add_argument("--dask-address", metavar="HOST:PORT", help="a running Dask scheduler")
-    run.add_argument(
-        "--max-parallel",
-        type=int,
-        metavar="N",
-        help="trials at once (Dask workers; default: one per core)",
-    )
-    add_config_options(parser)
-    args = parser.parse_args(argv)
+    args = sweep_parser().parse_args(argv)
 
     def _run() -> None:
         config = config_from_args(args)
@@ -247,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(str(exc)) from None
         print(outcome["summary"])
 
-    return report_errors(_run)
+    return run_reporting(_run)
 
 
 def _space_from_args(args: Any) -> SearchSpace:

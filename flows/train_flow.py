@@ -13,6 +13,11 @@ from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+if __name__ == "__main__":  # --help and bad options answer before Prefect loads (seconds)
+    from flows.cli import parse_early
+
+    parse_early("train_flow", sys.argv[1:])
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -36,7 +41,7 @@ def as_task(stage: Callable[..., Any]) -> Callable[..., Any]:
     return task(
         stage,
         name=stage.__name__.replace("_", "-"),
-        cache_policy=NO_CACHE,  # stages pass paths in a per-run scratch folder
+        cache_policy=NO_CACHE,  # stages pass in-memory objects; nothing to persist or cache
         **(retries if stage is load_data else {}),
     )
 
@@ -103,27 +108,10 @@ def run_markdown(result: TrainingResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the ``stockpred train`` options, run the flow, print the run summary."""
-    import argparse
+    from flows.cli import run_reporting, train_parser
+    from stockpred.cli import config_from_args, resume_overrides, resume_run_id
 
-    from stockpred.cli import (
-        add_config_options,
-        config_from_args,
-        report_errors,
-        resume_overrides,
-        resume_run_id,
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.train_flow", description=train_flow.description
-    )
-    add_config_options(parser)
-    parser.add_argument(
-        "--resume",
-        metavar="RUN_ID",
-        help="continue an interrupted run (its id, or `last`) from its last "
-        "checkpoint, with its own config; see `stockpred interrupted`",
-    )
-    args = parser.parse_args(argv)
+    args = train_parser().parse_args(argv)
 
     def _run() -> None:
         # a bad option or a tracking server that is down fails here, before anything starts
@@ -141,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = train_flow(config, resume=resume, resume_overrides=overrides or None)
         print(TrainingResult(**outcome).summary())
 
-    return report_errors(_run)
+    return run_reporting(_run)
 
 
 if __name__ == "__main__":

@@ -120,3 +120,57 @@ def test_a_config_folder_is_one_line_and_exit_2(tmp_path, capsys) -> None:
         err
         == f"stockpred: config error: config file {tmp_path} is a folder: give a JSON file in it\n"
     )
+
+
+def test_the_backtest_prints_mean_pm_std_and_each_folds_dates() -> None:
+    import pandas as pd
+
+    from stockpred.cli import backtest_table
+
+    dates = {"train_start": "2010-01-04", "train_end": "2013-03-01", "val_start": "2013-03-19"}
+    dates |= {"val_end": "2013-12-13", "test_start": "2014-01-02", "test_end": "2014-07-02"}
+    folds = pd.DataFrame([{"fold": 0, "model": m, **dates} for m in ("lstm", "zero")])
+    summary = pd.DataFrame(
+        {
+            "model": ["lstm", "zero"],
+            "rmse_vs_zero_mean": [1.02224, 1.0],
+            "rmse_vs_zero_std": [0.00731, 0.0],
+            "ic_mean": [0.05, float("nan")],  # the IC of a constant forecast
+            "ic_std": [float("nan"), float("nan")],  # one fold: no spread
+        }
+    )
+    lines = backtest_table(folds, summary).splitlines()
+    assert lines[0].split() == ["model", "rmse_vs_zero", "ic"]
+    assert lines[1].split() == ["lstm", "1.0222", "±", "0.0073", "0.0500"]
+    assert lines[2].split() == ["zero", "1.0000", "±", "0.0000", "-"]
+    assert "nan" not in "\n".join(lines).lower()
+    assert lines[3] == (
+        "fold 0: train 2010-01-04..2013-03-01, val 2013-03-19..2013-12-13, "
+        "test 2014-01-02..2014-07-02"
+    )
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
+
+
+def test_ui_takes_host_and_port_and_names_a_busy_port_before_starting(capsys) -> None:
+    import socket
+
+    from stockpred.cli import build_parser
+    from stockpred.tracking import ui_argv
+
+    args = build_parser().parse_args(["ui", "--port", "5001", "--host", "0.0.0.0"])
+    assert (args.host, args.port) == ("0.0.0.0", 5001)
+    assert build_parser().parse_args(["ui"]).port == 5000
+    command = ui_argv(host="0.0.0.0", port=5001)
+    assert command[command.index("--port") + 1] == "5001"
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["ui", "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"stockpred: error: port {port} is in use on 127.0.0.1 (another MLflow UI?): pass "
+        f"--port {port + 1}, or stop what is listening there\n"
+    )
+    assert out == ""  # refused before the UI's command was printed or started

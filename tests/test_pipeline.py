@@ -23,6 +23,8 @@ def test_it_trains_and_scores_the_lstm_beside_every_baseline(tiny_config: Pipeli
     assert all(f"\n  {m}" in summary for m in MODELS)
     run = tracking.client().get_run(result.run_id)
     assert run.info.status == "FINISHED"
+    assert result.best_epoch == run.data.metrics["train/best_epoch"]
+    assert f"weights      epoch {result.best_epoch}'s (the lowest val/loss" in summary
     # where the time went: one metric per stage, together no more than the whole run
     stages = (
         "load_data",
@@ -187,3 +189,17 @@ def test_an_estimator_that_needs_fresh_opens_is_refused_before_a_run_exists(
         run_training(config)
     experiment = tracking.client().get_experiment_by_name("stale-open")
     assert experiment is None or tracking.client().search_runs([experiment.experiment_id]) == []
+
+
+def test_the_summary_says_which_epochs_weights_were_kept() -> None:
+    from stockpred.pipeline import TrainingResult
+
+    common = {"run_id": "r", "run_name": "n", "experiment": "e", "tracking_uri": "u"}
+    base = TrainingResult(**common, artifact_uri="a", model_uri=None, metrics={}, seconds=1.0)
+    later = TrainingResult(**{**base.as_dict(), "best_epoch": 4, "epochs": 15})
+    assert "weights      epoch 4's (the lowest val/loss; epochs 0-14 trained)\n" in later.summary()
+    assert "learned nothing" not in later.summary()
+    first = TrainingResult(**{**base.as_dict(), "best_epoch": 0, "epochs": 15})
+    said = "the network learned nothing the validation set rewards"
+    assert said in first.summary() and "**weights**: epoch 0's" in first.markdown()
+    assert "weights" not in base.summary()  # a result without the metric says nothing

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from stockpred.config import PipelineConfig
 
 # option -> config field; None values (option not given) leave the config as it is
@@ -107,6 +109,33 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_predict_options(parser: argparse.ArgumentParser, as_of_help: str) -> None:
+    """``--model``, ``--as-of``, ``--max-stale-days``: the parameters of a forecast (shared with
+    ``python -m flows.predict_flow`` and ``flows.daily_flow``)."""
+    import datetime as dt
+
+    parser.add_argument(
+        "--model",
+        default="stockpred-lstm",
+        help="registered model whose `champion` version forecasts (default stockpred-lstm)",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=dt.date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help=as_of_help,
+    )
+    parser.add_argument(
+        "--max-stale-days",
+        type=int,
+        default=5,
+        metavar="N",
+        help="refuse a ticker whose latest row is more than N calendar days before the as-of "
+        "date (default 5)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The validated config the options describe; raises ``ConfigError`` naming the bad field."""
     from stockpred.config import ConfigError, load_config
@@ -179,9 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch daily prices into the Parquet cache (only missing days are requested). "
         "The same step runs as a Prefect flow with `python -m flows.ingest_flow`.",
     )
-    fetch.add_argument("tickers", nargs="+", metavar="SYMBOL")
-    fetch.add_argument("--start", default="2010-01-01", metavar="YYYY-MM-DD")
-    fetch.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="default: yesterday")
+    fetch.add_argument("tickers", nargs="+", metavar="SYMBOL", help="Yahoo symbols to fetch")
+    fetch.add_argument(
+        "--start",
+        default="2010-01-01",
+        metavar="YYYY-MM-DD",
+        help="first date (default 2010-01-01)",
+    )
+    fetch.add_argument(
+        "--end", default=None, metavar="YYYY-MM-DD", help="last date (default: today)"
+    )
     fetch.add_argument("--cache-dir", default=None, help="default: data/cache in the project")
     predict = sub.add_parser(
         "predict",
@@ -190,14 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "print and save the forecasts (predictions/<as-of>_v<version>.parquet). The same runs "
         "as a Prefect flow with `python -m flows.predict_flow`.",
     )
-    predict.add_argument("--model", default="stockpred-lstm")
-    predict.add_argument(
-        "--as-of",
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="default: today (the embedded sample ends 2018-12-31)",
+    add_predict_options(
+        predict,
+        "forecast after the close of this day, from data up to it (default: today; the "
+        "embedded sample ends 2018-12-31)",
     )
-    predict.add_argument("--max-stale-days", type=int, default=5)
     interrupted = sub.add_parser(
         "interrupted",
         help="list runs that stopped before finishing, with the command that resumes each",
@@ -217,7 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --abandon: also end a RUNNING run whose process cannot be checked from this "
         "machine (started on another one); only when you know that process is gone",
     )
-    sub.add_parser("ui", help="start the MLflow UI on the project's tracking store")
+    ui = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the project's tracking store",
+        description="Start the MLflow UI on the project's tracking store (mlflow/mlflow.db) and "
+        "say when it accepts connections; Ctrl-C stops it.",
+    )
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)",
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     synth = sub.add_parser(
         "synth",
         help="write a synthetic stock universe for --source files",
@@ -246,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ragged", action="store_true", help="tickers start at different dates (in the first half)"
     )
     return parser
+
+
+# what report_errors turns into one line (flows keep Prefect's tracebacks of these off the terminal)
+EXPECTED_ERRORS = (ValueError, LookupError, ConnectionError, OSError)
 
 
 def report_errors(func: Any, *args: Any) -> int:
@@ -418,9 +466,36 @@ def _backtest(args: argparse.Namespace) -> None:
     ev = config.evaluation
     print(
         f"walk-forward, {ev.folds} {ev.scheme} folds (MLflow run {result.run_id}); "
-        "mean and std over folds, RMSE relative to the zero forecast:"
+        "mean ± std over folds (- where a metric is undefined):"
     )
-    print(result.table())
+    print(backtest_table(result.folds, result.summary))
+
+
+def backtest_table(folds: pd.DataFrame, summary: pd.DataFrame, digits: int = 4) -> str:
+    """The walk-forward summary as ``mean ± std`` per model and metric, then each fold's dates."""
+
+    def cell(mean: float, std: float) -> str:
+        if mean != mean:  # NaN: undefined for this model (e.g. the IC of a constant forecast)
+            return "-"
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std == std else "")
+
+    metrics = [c.removesuffix("_mean") for c in summary.columns if c.endswith("_mean")]
+    rows = [["model", *metrics]] + [
+        [str(r["model"]), *(cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics)]
+        for r in summary.to_dict("records")
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            [row[0].ljust(widths[0])]
+            + [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
+        )
+        for row in rows
+    ]
+    for fold in folds.drop_duplicates("fold").to_dict("records"):
+        parts = (f"{p} {fold[p + '_start']}..{fold[p + '_end']}" for p in ("train", "val", "test"))
+        lines.append(f"fold {fold['fold']}: " + ", ".join(parts))
+    return "\n".join(lines)
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -447,17 +522,12 @@ def _fetch(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    import datetime as dt
 
-    from stockpred.predict import predict_next, save_predictions
+    from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
 
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    frame = predict_next(args.model, as_of, args.max_stale_days)
-    print(
-        frame[["ticker", "as_of", "direction", "predicted_log_return", "model_version"]].to_string(
-            index=False
-        )
-    )
+    frame = predict_next_warning_line(args.model, args.as_of, args.max_stale_days)
+    shown = ["ticker", "as_of", "target_date", *forecast_columns(frame), "model_version"]
+    print(frame[shown].to_string(index=False))
     print(f"saved {save_predictions(frame)}")
 
 
@@ -486,16 +556,10 @@ def _synth(args: argparse.Namespace) -> None:
     )
 
 
-def _ui(_: argparse.Namespace) -> None:
-    import os
-    import shlex
+def _ui(args: argparse.Namespace) -> None:
+    from stockpred.mlflow_ui import start_ui  # cold start: MLflow only once the port is free
 
-    from stockpred.tracking import store_dir, ui_argv  # cold start: MLflow only for the UI
-
-    (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
-    command = ui_argv()  # a list: a project path with spaces stays one argument
-    print(shlex.join(command), flush=True)
-    os.execvp(command[0], command)
+    start_ui(args.host, args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

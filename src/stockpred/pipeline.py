@@ -93,6 +93,19 @@ class TrainingResult:
     task: str = "return"
     experiment_id: str = ""
     run_url: str = ""  # the run's page in the MLflow UI
+    best_epoch: int | None = None  # the epoch whose weights were kept (0-based, as logged)
+    epochs: int | None = None  # epochs trained
+
+    @property
+    def weights(self) -> str:
+        """Which epoch's weights the model kept, and what epoch 0 means."""
+        if self.best_epoch is None:
+            return ""
+        trained = f"; epochs 0-{self.epochs - 1} trained" if self.epochs else ""
+        kept = f"epoch {self.best_epoch}'s (the lowest val/loss{trained})"
+        if self.best_epoch == 0:
+            kept += ": the first epoch's, so the network learned nothing the validation set rewards"
+        return kept
 
     @property
     def table(self) -> list[str]:
@@ -108,6 +121,7 @@ class TrainingResult:
                 f"**registry**: {self.registry}"
                 if self.registry
                 else "**registry**: not registered (`stockpred train --register` registers)",
+                *([f"**weights**: {self.weights}"] if self.weights else []),
                 "",
                 " ".join(rows[:2]),
                 "",
@@ -129,6 +143,7 @@ class TrainingResult:
                 f"artifacts    {self.artifact_uri}",
                 *([f"model        {self.model_uri}"] if self.model_uri else []),
                 *([f"registry     {self.registry}"] if self.registry else []),
+                *([f"weights      {self.weights}"] if self.weights else []),
                 *([f"run page     {self.run_url}"] if self.run_url else []),
                 "",
                 *(row if i < 2 else "  " + row for i, row in enumerate(self.table)),
@@ -260,7 +275,13 @@ def _result(
         task=ctx.task.kind,
         experiment_id=run.info.experiment_id,
         run_url=tracking.run_url(run.info.experiment_id, ctx.run_id),
+        best_epoch=_int_or_none(run.data.metrics.get("train/best_epoch")),
+        epochs=_int_or_none(run.data.metrics.get("train/epochs")),
     )
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def load_data(config: PipelineConfig) -> pd.DataFrame:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,22 @@ from stockpred.prepare import unscale
 from stockpred.tasks import task_for
 from stockpred.tracking import NoChampionError
 
-__all__ = ["Champion", "NoChampionError", "load_champion", "predict_next", "save_predictions"]
+__all__ = [
+    "Champion",
+    "InSampleWarning",
+    "NoChampionError",
+    "forecast_columns",
+    "load_champion",
+    "predict_next",
+    "predict_next_warning_line",
+    "save_predictions",
+    "target_date",
+]
+
+
+class InSampleWarning(UserWarning):
+    """The as-of date lies inside the period the champion was fit and selected on."""
+
 
 HISTORY_DAYS = 3  # calendar days of history loaded per trading day of window + feature warm-up
 
@@ -34,12 +51,14 @@ class Champion:
     model_uri: str
     config: PipelineConfig
     preprocessing: dict
+    fit_through: dt.date | None = None  # the last validation day: weights and epoch chosen on it
 
 
 def load_champion(name: str) -> Champion:
     """The version of ``name`` aliased ``champion``, with its run's config and scaling."""
     tracking.check_server()
     version, run_id = tracking.champion_version(name)
+    val_end = tracking.get_run(run_id).data.params.get("split.val_end")
     return Champion(
         name=name,
         version=version,
@@ -47,7 +66,25 @@ def load_champion(name: str) -> Champion:
         model_uri=f"models:/{name}@{tracking.CHAMPION}",
         config=tracking.load_run_config(run_id),
         preprocessing=tracking.load_dict(run_id, "preprocessing.json"),
+        fit_through=dt.date.fromisoformat(val_end) if val_end else None,
     )
+
+
+# the columns of a forecast frame around the task's own (``ForecastTask.forecast_columns``)
+KEY_COLUMNS = ("ticker", "as_of", "target_date", "horizon_days")
+MODEL_COLUMNS = ("model", "model_version", "run_id")
+
+
+def forecast_columns(predictions: pd.DataFrame) -> list[str]:
+    """The task's forecast columns of ``predictions`` (e.g. direction and log return, or
+    variance and annualised volatility)."""
+    return [c for c in predictions.columns if c not in (*KEY_COLUMNS, *MODEL_COLUMNS)]
+
+
+def target_date(last: dt.date, horizon: int) -> dt.date:
+    """The trading day a forecast made after the close of ``last`` is for: ``horizon`` business
+    days later (weekends skipped; exchange holidays are not known here)."""
+    return (pd.Timestamp(last) + pd.offsets.BDay(horizon)).date()
 
 
 def predict_next(
@@ -58,12 +95,21 @@ def predict_next(
     Loads the champion's tickers up to ``as_of`` (default today) from its source, rebuilds the
     features, scales them with the champion's training statistics and feeds each ticker's last
     window. Raises ``DataError`` if a ticker's last row is more than ``max_stale_days`` calendar
-    days before ``as_of``.
+    days before ``as_of``; warns (``InSampleWarning``) when the champion was fit on data after
+    ``as_of`` (its forecasts there are in-sample). ``target_date``: the day each is for.
     """
     champion = load_champion(name)
     config, prep = champion.config, champion.preprocessing
     task = task_for(config)
     as_of = as_of or dt.date.today()
+    if champion.fit_through and as_of < champion.fit_through:
+        warnings.warn(
+            f"{name} v{champion.version} was trained and selected on data through "
+            f"{champion.fit_through}, after the as-of date {as_of}: these forecasts are "
+            "in-sample, not what it would have said then",
+            InSampleWarning,
+            stacklevel=2,
+        )
     window = config.model.window
     start = as_of - dt.timedelta(days=HISTORY_DAYS * (window + 60))
     prices = experiment.load_prices(config.data, start=start, end=as_of)
@@ -93,6 +139,7 @@ def predict_next(
             {
                 "ticker": ticker,
                 "as_of": last.isoformat(),
+                "target_date": target_date(last, config.features.horizon).isoformat(),
                 "horizon_days": config.features.horizon,
                 **forecast,
                 "model": champion.name,
@@ -101,6 +148,24 @@ def predict_next(
             }
         )
     return pd.DataFrame(rows)
+
+
+def predict_next_warning_line(
+    name: str = "stockpred-lstm", as_of: dt.date | None = None, max_stale_days: int = 5
+) -> pd.DataFrame:
+    """``predict_next``, its ``InSampleWarning`` printed as one ``stockpred: warning:`` line on
+    stderr (Python's default shows two, with a file name and a source line)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InSampleWarning)
+        frame = predict_next(name, as_of, max_stale_days)
+    for warning in caught:
+        if issubclass(warning.category, InSampleWarning):
+            print(f"stockpred: warning: {warning.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return frame
 
 
 def save_predictions(predictions: pd.DataFrame, folder: Path | None = None) -> Path:

@@ -128,11 +128,13 @@ def test_a_sample_champion_predicts_as_of_a_date_without_ingesting(
     assert sorted(frame["ticker"]) == ["^GSPC", "^IXIC"] and (frame["as_of"] == "2014-12-31").all()
 
 
-def test_a_sample_champion_has_no_live_forecast_and_says_what_to_do(
+def test_a_sample_champion_skips_the_live_day_and_says_what_to_do(
     prefect_server, sample_champion
 ) -> None:
     state = daily_flow(sample_champion, return_state=True)
-    assert state.is_failed() and _children(state) == {}
+    assert state.is_completed() and _children(state) == {}  # no ingest, no forecast
     message = str(state.message)
+    assert message.startswith("skipped: daily-sample champion v1")
     assert "reads the embedded sample, which ends 2018-12-31" in message
     assert "data.source='yfinance'" in message
+    assert state.result() is None

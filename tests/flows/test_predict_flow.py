@@ -2,15 +2,27 @@
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+import warnings
 
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
 
 from flows.predict_flow import predict_flow
 from stockpred.data import DataError
 from stockpred.pipeline import run_training
-from stockpred.predict import NoChampionError, predict_next
+from stockpred.predict import (
+    InSampleWarning,
+    NoChampionError,
+    predict_next,
+    predict_next_warning_line,
+    target_date,
+)
+from stockpred.tracking import get_run
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +52,7 @@ def test_it_predicts_each_ticker_with_the_champion(
     frame = pd.read_parquet(path)
     assert sorted(frame["ticker"]) == ["^GSPC", "^IXIC"]
     assert (frame["as_of"] == "2014-12-31").all() and (frame["model_version"] == "1").all()
+    assert (frame["target_date"] == "2015-01-01").all()  # the next weekday (holidays unknown)
     assert (frame["run_id"] == champion.run_id).all()
     assert frame["direction"].isin(["up", "down"]).all()
     assert ((frame["predicted_log_return"] > 0) == (frame["direction"] == "up")).all()
@@ -51,6 +64,7 @@ def test_it_predicts_each_ticker_with_the_champion(
     assert {r["ticker"] for r in rows} == {"^GSPC", "^IXIC"}
 
 
+@pytest.mark.filterwarnings("ignore::stockpred.predict.InSampleWarning")  # asserted below
 def test_the_same_inputs_give_the_same_forecast(champion) -> None:
     first = predict_next("predict-test", dt.date(2014, 6, 30))
     again = predict_next("predict-test", dt.date(2014, 6, 30))
@@ -65,3 +79,43 @@ def test_no_champion_is_a_clear_error() -> None:
 def test_stale_data_is_refused(champion) -> None:
     with pytest.raises(DataError, match=r"latest row is 2018-12-31, 15 days before 2019-01-15"):
         predict_next("predict-test", dt.date(2019, 1, 15), max_stale_days=5)  # the sample ends
+
+
+def test_the_target_date_is_the_horizons_weekday() -> None:
+    friday = dt.date(2014, 6, 27)
+    assert target_date(friday, 1) == dt.date(2014, 6, 30)  # Monday
+    assert target_date(friday, 5) == dt.date(2014, 7, 4)
+    assert target_date(dt.date(2014, 6, 30), 1) == dt.date(2014, 7, 1)
+
+
+def test_an_as_of_inside_the_champions_fit_period_warns_in_one_line(champion, capsys) -> None:
+    val_end = dt.date.fromisoformat(get_run(champion.run_id).data.params["split.val_end"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InSampleWarning)
+        predict_next("predict-test", dt.date(2014, 12, 31))  # after val_end (the test period)
+    with pytest.warns(InSampleWarning, match=f"through {val_end}, after the as-of date"):
+        predict_next("predict-test", val_end - dt.timedelta(days=30))
+    predict_next_warning_line("predict-test", val_end - dt.timedelta(days=30), 5)
+    err = capsys.readouterr().err
+    assert err == (
+        f"stockpred: warning: predict-test v1 was trained and selected on data through {val_end}, "
+        f"after the as-of date {val_end - dt.timedelta(days=30)}: these forecasts are in-sample, "
+        "not what it would have said then\n"
+    )
+
+
+def test_a_failing_flow_ends_with_its_one_line_message(prefect_server, isolated_store) -> None:
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env["STOCKPRED_HOME"] = str(isolated_store)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.predict_flow", "--model", "nobody", "--as-of", "2014-12-31"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("stockpred: error: no 'champion' version of model 'nobody'"), last
+    assert last.endswith("train one first (`make run`), or check the model name")
+    assert "Traceback" not in done.stderr  # it went to the flow run's log only

@@ -67,3 +67,40 @@ def test_the_training_loaders_generator_is_found_where_resume_restores_it() -> N
     )
     trainer.fit(Tiny(), train_dataloaders=loader)
     assert seen == [loader.generator]
+
+
+def test_lightning_notices_are_quiet_and_its_other_messages_stay() -> None:
+    import logging
+
+    import lightning_utilities.core.rank_zero as rank_zero
+
+    import stockpred.training.fit  # noqa: F401  (installs the filter, as every fit does)
+    from stockpred.training.lightning_internals import _QuietNotices
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    keep = Keep()
+    [quiet] = [f for f in rank_zero.log.filters if isinstance(f, _QuietNotices)]
+    rank_zero.log.addHandler(keep)
+    try:
+        rank_zero.log.removeFilter(quiet)
+        options = {"accelerator": "cpu", "logger": False, "limit_train_batches": 1.0}
+        pl.Trainer(**options, enable_progress_bar=False)
+        loud, keep.messages = keep.messages, []
+        rank_zero.log.addFilter(quiet)
+        pl.Trainer(**options, enable_progress_bar=False)
+        rank_zero.rank_zero_info("`Trainer.fit` stopped")
+    finally:
+        rank_zero.log.removeHandler(keep)
+        if quiet not in rank_zero.log.filters:
+            rank_zero.log.addFilter(quiet)
+    assert any(m.startswith("GPU available") for m in loud)  # what Lightning says unfiltered
+    assert any(m.startswith("💡 Tip") for m in loud)
+    assert any(m.startswith("`Trainer(limit_train_batches=1.0)`") for m in loud)
+    assert keep.messages == ["`Trainer.fit` stopped"]

@@ -44,9 +44,9 @@ def is_local_store(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
-def ui_argv(uri: str | None = None) -> list[str]:
+def ui_argv(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
     """The command (as a list) that opens the MLflow UI on the local store ``uri``, bound to
-    127.0.0.1; the mlflow beside this interpreter (``.venv/bin/mlflow``) needs no activation."""
+    ``host:port``; the mlflow beside this interpreter (``.venv/bin/mlflow``) needs no activation."""
     uri = uri or tracking_uri()
     beside = Path(sys.executable).parent / "mlflow"
     program = str(beside) if beside.exists() else "mlflow"
@@ -58,9 +58,9 @@ def ui_argv(uri: str | None = None) -> list[str]:
         "--default-artifact-root",
         str(store_dir() / "artifacts"),
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
-        "5000",
+        str(port),
     ]
 
 

@@ -24,7 +24,7 @@ from torch import nn
 import stockpred.training.devices as devices
 from stockpred.config import ModelConfig, TrainConfig
 from stockpred.model import LitForecaster, LSTMForecaster
-from stockpred.training.lightning_internals import trainer_strategy
+from stockpred.training.lightning_internals import quiet_lightning_notices, trainer_strategy
 from stockpred.windows import WindowDataset
 
 # Lightning's hints that do not apply to an in-memory dataset served by single gathers.
@@ -34,6 +34,7 @@ for _pattern in (
     ".*isinstance.treespec, LeafSpec.*",  # Lightning 2.6 on torch 2.13, harmless
 ):
     warnings.filterwarnings("ignore", message=_pattern)
+quiet_lightning_notices()  # the litlogger tip and "GPU available: False, used: False" lines
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,42 @@
   on Windows).
 - ``Trainer.fit_loop._data_source``: the training loader given to ``fit``, before Lightning draws
   from its generator (``train_loader_generator``, for restoring the batch order on resume).
+- ``lightning_utilities.core.rank_zero.log``: the logger Lightning's ``rank_zero_info`` writes
+  to (``quiet_lightning_notices`` filters it).
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
+import re
 import signal
 import time
 from typing import Any
 
+import lightning_utilities.core.rank_zero as rank_zero
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.trainer.connectors.signal_connector import _get_sigkill_signal
+
+# Notices Lightning prints on every Trainer that say nothing about the run: the litlogger and
+# litmodels adverts, the device inventory (the devices used are the run's params), and the echo
+# of limit_train_batches=1.0 (all batches: the default, passed explicitly).
+NOTICES = re.compile(r"💡 Tip|(GPU|TPU|HPU) available|`Trainer\(limit_train_batches=1.0\)`")
+
+
+class _QuietNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not NOTICES.match(record.getMessage())
+
+
+def quiet_lightning_notices() -> None:
+    """Drop Lightning's ``NOTICES`` (once per process; its other messages stay)."""
+    if not any(isinstance(f, _QuietNotices) for f in rank_zero.log.filters):
+        rank_zero.log.addFilter(_QuietNotices())
+
 
 WORKER_GRACE_S = 5.0  # how long stopped workers get to exit on SIGTERM before SIGKILL
 
