@@ -187,3 +187,27 @@ def test_an_estimator_that_needs_fresh_opens_is_refused_before_a_run_exists(
         run_training(config)
     experiment = tracking.client().get_experiment_by_name("stale-open")
     assert experiment is None or tracking.client().search_runs([experiment.experiment_id]) == []
+
+
+def test_evaluation_reuses_trainings_validation_forecasts_and_runs_the_model_on_test_only(
+    tiny_config: PipelineConfig,
+) -> None:
+    from stockpred.split import TEST, VAL
+
+    prepared = experiment.build(experiment.load_prices(tiny_config.data), tiny_config)
+    fitted = experiment.fit(prepared, tiny_config)
+    kept = experiment.kept_val_predictions(prepared, fitted)
+    assert kept is not None
+    rows: list[int] = []
+    hook = fitted.model.register_forward_hook(lambda _m, inputs, _o: rows.append(len(inputs[0])))
+    try:
+        reused = experiment.evaluate(prepared, fitted.model, tiny_config, val_predictions=kept)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(prepared.dataset(TEST))  # not one validation window
+    fresh = experiment.evaluate(prepared, fitted.model, tiny_config)
+    assert sum(rows) == len(prepared.dataset(TEST))  # hook removed: the fresh run is not counted
+    val_keys = [k for k in fresh.metrics if k.startswith("val/")]
+    assert val_keys and len(prepared.dataset(VAL)) > 0
+    for key in val_keys:
+        assert reused.metrics[key] == pytest.approx(fresh.metrics[key], rel=1e-6, abs=1e-9)

@@ -332,8 +332,14 @@ def train_model(ctx: RunContext, prepared: Prepared) -> FitResult:
 
 def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Evaluation:
     """Score the LSTM and the task's baselines on the same test windows; log metrics, the table,
-    the forecasts and the task's figures."""
-    evaluation = experiment.evaluate(prepared, fitted.model, ctx.config)
+    the forecasts and the task's figures. The validation forecasts are training's own, at the
+    kept epoch, when it kept them (the model is not run over the validation windows again)."""
+    evaluation = experiment.evaluate(
+        prepared,
+        fitted.model,
+        ctx.config,
+        val_predictions=experiment.kept_val_predictions(prepared, fitted),
+    )
     tracking.log_metrics(ctx.run_id, evaluation.metrics)
     tracking.log_metrics(ctx.run_id, headline_metrics(ctx.task, evaluation.metrics))
     params = {"data.test_windows": len(evaluation.predictions), **evaluation.params}
