@@ -97,15 +97,27 @@ def _stage_seconds(run_id: str) -> dict[str, float]:
 
 
 def _wait_for_report(run_id: str, timeout: float = 600) -> str:
-    """The run's ``report.status`` once it is no longer pending."""
+    """The run's ``report.status`` once it is no longer pending and its process has exited."""
     from stockpred import tracking
 
     deadline = time.monotonic() + timeout
     while True:
         status = tracking.get_run(run_id).data.tags.get("report.status", "none")
-        if status != "pending" or time.monotonic() > deadline:
+        if (status != "pending" and not _renderer_alive(run_id)) or time.monotonic() > deadline:
             return status
         time.sleep(1)
+
+
+def _renderer_alive(run_id: str) -> bool:
+    """Whether the run's report process still exists (it exits a few seconds after attaching)."""
+    mine = str(os.getpid())
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.parent.name != mine and run_id.encode() in cmdline.read_bytes():
+                return True
+        except OSError:  # it ended while we looked
+            continue
+    return False
 
 
 def run_size(

@@ -258,7 +258,8 @@ def orchestration(quick: bool) -> dict[str, Any]:
 
 
 def _wait_for_reports(home: str, timeout: float = 600) -> None:
-    """Until no run in ``home``'s store has its diagnostics report pending."""
+    """Until no run in ``home``'s store has its diagnostics report pending and no report process
+    is left (on this machine: another user's renders are waited for too)."""
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{home}/mlflow/mlflow.db")
@@ -266,9 +267,20 @@ def _wait_for_reports(home: str, timeout: float = 600) -> None:
     while time.monotonic() < deadline:
         ids = [e.experiment_id for e in client.search_experiments()]
         pending = client.search_runs(ids, "tags.`report.status` = 'pending'") if ids else []
-        if not pending:
+        if not pending and not _renderers():
             return
         time.sleep(1)
+
+
+def _renderers() -> int:
+    """Report processes still alive (one exits a few seconds after attaching its report)."""
+    alive = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            alive += b"stockpred.report.background" in cmdline.read_bytes()
+        except OSError:  # it ended while we looked
+            continue
+    return alive
 
 
 def _prefect_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, str]]:

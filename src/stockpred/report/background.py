@@ -5,17 +5,19 @@ that renders the report of the finished run and attaches it, so the run returns 
 
 The run's ``report.status`` tag says where the report stands in the MLflow UI: ``pending`` (set
 before the process starts), then ``attached`` or ``failed: <reason>``; ``report.log`` names the
-process's log file.
+process's log file. Renders launched here run one at a time (a sweep's trials queue up).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stockpred import tracking
@@ -61,10 +63,12 @@ def launch(run_id: str, log_dir: Path | None = None) -> Path:
     log_file = folder / f"{run_id}.log"
     tracking.set_tags(run_id, {STATUS_TAG: PENDING, LOG_TAG: str(log_file)})
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+    command = [sys.executable, "-m", "stockpred.report.background", run_id]
+    command += ["--queue", str(folder / "render.lock")]
     try:
         with log_file.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "stockpred.report.background", run_id],
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -78,6 +82,18 @@ def launch(run_id: str, log_dir: Path | None = None) -> Path:
     return log_file
 
 
+@contextlib.contextmanager
+def _one_at_a_time(lock_file: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (none: no queue): the runs of a sweep each start a
+    renderer as they finish, and a small machine should execute one kernel at a time."""
+    if lock_file is None:
+        yield
+        return
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process ends
+        yield
+
+
 def _reap() -> None:
     _LAUNCHED[:] = [p for p in _LAUNCHED if p.poll() is None]
 
@@ -89,9 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="render the gate-diagnostics report of a finished run and attach it",
     )
     parser.add_argument("run_id", help="the MLflow run whose report to render")
+    parser.add_argument(
+        "--queue",
+        type=Path,
+        default=None,
+        help="a lock file: renders that name the same one run one at a time (launch passes one)",
+    )
     args = parser.parse_args(argv)
     try:
-        artifact = attach(args.run_id)
+        with _one_at_a_time(args.queue):
+            artifact = attach(args.run_id)
     except Exception as exc:
         print(f"stockpred report: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
