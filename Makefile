@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lint format ui serve notebooks bench bench-gates bench-cache bench-synthetic bench-volatility gpu-check
+.PHONY: setup run test lint format ui serve notebooks bench bench-scale bench-gates bench-cache bench-synthetic bench-volatility gpu-check
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,9 @@ notebooks: setup  ## JupyterLab on notebooks/, with .venv registered as the kern
 
 bench: setup  ## every stage's cost side by side: one table, results in benchmarks/results/suite.json
 	$(BIN)/python -m benchmarks.suite $(ARGS)
+
+bench-scale: setup  ## stockpred train vs a bare PyTorch loop on synthetic universes (ARGS="--tickers 50 200 --days 5000")
+	$(BIN)/python -m benchmarks.scale $(ARGS)
 
 bench-gates: setup  ## gate diagnostics' cost (with/without, median of pairs; ablation once), then the shuffled-target and planted-memory controls
 	$(BIN)/python -m benchmarks.gate_overhead --repeats 3 --epochs 2

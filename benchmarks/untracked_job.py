@@ -38,7 +38,12 @@ def main() -> None:
     for _, item in gate_artifacts(diagnostics.monitor, path, label):
         if hasattr(item, "savefig"):
             item.savefig(io.BytesIO(), format="png")  # rendered as logging would, then dropped
-    evaluation = experiment.evaluate(prepared, fitted.model, config)
+    evaluation = experiment.evaluate(
+        prepared,
+        fitted.model,
+        config,
+        val_predictions=experiment.kept_val_predictions(prepared, fitted),
+    )
     task = task_for(config)
     for figure in task.figures(evaluation.predictions, evaluation.scores, config).values():
         figure.savefig(io.BytesIO(), format="png")

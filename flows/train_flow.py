@@ -98,6 +98,7 @@ def run_markdown(result: TrainingResult) -> str:
             f"- run URI: `runs:/{result.run_id}` (experiment `{result.experiment}`)",
             f"- tracking: `{result.tracking_uri}`",
             f"- model: `{result.model_uri}`",
+            *([f"- report: {result.report}"] if result.report else []),
             "",
             result.markdown(),
             "",
@@ -127,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume, config, overrides = None, config_from_args(args), {}
         warm_start()
         outcome = train_flow(config, resume=resume, resume_overrides=overrides or None)
-        print(TrainingResult(**outcome).summary())
+        result = TrainingResult(**outcome)
+        print(result.summary())
+        if result.report:  # tracking.report: attached, or where the background render puts it
+            print(f"report       {result.report}")
 
     return run_reporting(_run)
 

@@ -203,3 +203,27 @@ def test_the_summary_says_which_epochs_weights_were_kept() -> None:
     said = "the network learned nothing the validation set rewards"
     assert said in first.summary() and "**weights**: epoch 0's" in first.markdown()
     assert "weights" not in base.summary()  # a result without the metric says nothing
+
+
+def test_evaluation_reuses_trainings_validation_forecasts_and_runs_the_model_on_test_only(
+    tiny_config: PipelineConfig,
+) -> None:
+    from stockpred.split import TEST, VAL
+
+    prepared = experiment.build(experiment.load_prices(tiny_config.data), tiny_config)
+    fitted = experiment.fit(prepared, tiny_config)
+    kept = experiment.kept_val_predictions(prepared, fitted)
+    assert kept is not None
+    rows: list[int] = []
+    hook = fitted.model.register_forward_hook(lambda _m, inputs, _o: rows.append(len(inputs[0])))
+    try:
+        reused = experiment.evaluate(prepared, fitted.model, tiny_config, val_predictions=kept)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(prepared.dataset(TEST))  # not one validation window
+    fresh = experiment.evaluate(prepared, fitted.model, tiny_config)
+    assert sum(rows) == len(prepared.dataset(TEST))  # hook removed: the fresh run is not counted
+    val_keys = [k for k in fresh.metrics if k.startswith("val/")]
+    assert val_keys and len(prepared.dataset(VAL)) > 0
+    for key in val_keys:
+        assert reused.metrics[key] == pytest.approx(fresh.metrics[key], rel=1e-6, abs=1e-9)

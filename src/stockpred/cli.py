@@ -341,6 +341,8 @@ def _train(args: argparse.Namespace) -> None:
         _note_interrupted(config.tracking.experiment)
         result = run_training(config)
     print(result.summary())
+    if result.report:  # tracking.report: attached, or where the background render puts it
+        print(f"report       {result.report}")
 
 
 # options that may come with --resume (the run keeps its config; these only find or show it)

@@ -326,15 +326,34 @@ class GateConfig(FrozenModel):
         return tuple(sorted(set(value)))
 
 
+ReportMode = Literal["background", "inline", "off"]
+REPORT_MODES: tuple[str, ...] = ("background", "inline", "off")
+
+
 class TrackingConfig(FrozenModel):
     """Where and under which names the run is tracked in MLflow."""
 
     experiment: str = Field("stockpred", min_length=1, max_length=200)
     run_name: str | None = None
     log_model: bool = True
-    report: bool = Field(
-        True, description="execute the gate-diagnostics notebook and attach it to the run as HTML"
+    report: ReportMode = Field(
+        "background",
+        description="the gate-diagnostics report (the notebook executed, attached as HTML): "
+        "background (rendered by a separate process after the run has finished; the run's "
+        "report.status tag says pending, attached or failed), inline (inside the run, before "
+        "it returns), off; true/false (older configs) mean inline/off",
     )
+
+    @field_validator("report", mode="before")
+    @classmethod
+    def _report_mode(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # older configs: true rendered the report inside the run
+            return "inline" if value else "off"
+        if isinstance(value, str) and value.strip().lower() in REPORT_MODES:
+            return value.strip().lower()
+        raise ValueError(
+            f"must be one of {', '.join(REPORT_MODES)} (or true = inline, false = off)"
+        )
 
 
 class EvaluationConfig(FrozenModel):

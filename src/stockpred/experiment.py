@@ -126,6 +126,14 @@ def fit(
     )
 
 
+def kept_val_predictions(prepared: Prepared, fitted: FitResult) -> np.ndarray | None:
+    """The validation forecasts that training computed at the kept epoch, in target units (None
+    where the fit did not keep them): what ``evaluate`` would otherwise predict again."""
+    if fitted.val_predictions is None:
+        return None
+    return prepared.unscale(fitted.val_predictions)
+
+
 def predict(model: torch.nn.Module, prepared: Prepared, part: int) -> np.ndarray:
     """The model's forecasts for every window of ``part``, in target units."""
     return prepared.unscale(predict_windows(model, prepared.dataset(part)))
@@ -201,4 +209,7 @@ def run(config: PipelineConfig, prices: pd.DataFrame | None = None) -> Outcome:
     """The whole sequence untracked, on ``prices`` or the config's own data."""
     prepared = build(load_prices(config.data) if prices is None else prices, config)
     fitted = fit(prepared, config)
-    return Outcome(prepared, fitted, evaluate(prepared, fitted.model, config))
+    evaluation = evaluate(
+        prepared, fitted.model, config, val_predictions=kept_val_predictions(prepared, fitted)
+    )
+    return Outcome(prepared, fitted, evaluation)

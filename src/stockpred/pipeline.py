@@ -10,7 +10,6 @@ process: nothing is written to disk between them). The run's lifecycle, with res
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -32,7 +31,7 @@ from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
 from stockpred.figures.gates import ablation_figure, gate_artifacts
 from stockpred.prepare import Prepared
-from stockpred.report.render import render_report
+from stockpred.report import background
 from stockpred.resume import checkpoints as resume_checkpoints
 from stockpred.resume.session import (
     RESUME_MAY_CHANGE,
@@ -106,6 +105,8 @@ class TrainingResult:
         if self.best_epoch == 0:
             kept += ": the first epoch's, so the network learned nothing the validation set rewards"
         return kept
+
+    report: str = ""  # where the diagnostics report is, or will appear (tracking.report)
 
     @property
     def table(self) -> list[str]:
@@ -241,14 +242,14 @@ def run_training(
         fitted = runner(train_model)(ctx, prepared)
         evaluation = runner(evaluate_model)(ctx, prepared, fitted)
         model_uri = runner(log_trained_model)(ctx, prepared, fitted)
-        runner(render_diagnostics)(ctx)
+        report = runner(render_diagnostics)(ctx)
         # where the time went, as metrics beside the run's (time/<stage>_s)
         times = {f"time/{name}_s": seconds for name, seconds in stage_seconds.items()}
         tracking.log_metrics(ctx.run_id, times)
         result = _result(ctx, model_uri, evaluation.metrics, time.perf_counter() - started)
         # the run's page leads with the result: the table and the registry decision
         tracking.set_description(ctx.run_id, result.markdown())
-    return result
+    return dataclasses.replace(result, report=_report_note(config, result.run_id, report))
 
 
 def _result(
@@ -353,8 +354,14 @@ def train_model(ctx: RunContext, prepared: Prepared) -> FitResult:
 
 def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Evaluation:
     """Score the LSTM and the task's baselines on the same test windows; log metrics, the table,
-    the forecasts and the task's figures."""
-    evaluation = experiment.evaluate(prepared, fitted.model, ctx.config)
+    the forecasts and the task's figures. The validation forecasts are training's own, at the
+    kept epoch, when it kept them (the model is not run over the validation windows again)."""
+    evaluation = experiment.evaluate(
+        prepared,
+        fitted.model,
+        ctx.config,
+        val_predictions=experiment.kept_val_predictions(prepared, fitted),
+    )
     tracking.log_metrics(ctx.run_id, evaluation.metrics)
     tracking.log_metrics(ctx.run_id, headline_metrics(ctx.task, evaluation.metrics))
     params = {"data.test_windows": len(evaluation.predictions), **evaluation.params}
@@ -480,21 +487,43 @@ def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[s
 
 
 def render_diagnostics(ctx: RunContext) -> str | None:
-    """Execute the gate-diagnostics notebook for this run and attach it as HTML under ``report/``.
+    """The gate-diagnostics report, by ``tracking.report``: ``inline`` executes the notebook for
+    this run now and attaches it as HTML under ``report/``; ``background`` leaves it to a process
+    started once the run has finished (``stockpred.report.background``); ``off`` (or no gate
+    diagnostics): none.
 
-    Returns the artifact path, or None when it is switched off (``tracking.report``, or no gate
-    diagnostics) or failed: a failure never fails the run, it is logged as a warning and recorded
-    in the run's ``report.error`` tag.
+    Returns the report's artifact path (attached, or to be attached), or None when there is none
+    or the inline render failed: a failure never fails the run, it is logged as a warning and
+    recorded in the run's ``report.status`` (``failed: <reason>``) and ``report.error`` tags.
     """
-    if not (ctx.config.tracking.report and ctx.config.gates.enabled):
+    mode = ctx.config.tracking.report
+    if mode == "off" or not ctx.config.gates.enabled:
         return None
+    if mode == "background":
+        return background.ARTIFACT
     try:
-        html = render_report(ctx.run_id, ctx.workdir / "report")
-        tracking.log_artifact(ctx.run_id, html, "report")
+        return background.attach(ctx.run_id)
     except Exception as exc:  # the report is a convenience: the trained run must survive it
-        message = f"{type(exc).__name__}: {exc}"
-        log.warning("diagnostics report not attached: %s", message)
-        with contextlib.suppress(Exception):  # the warning above already says it
-            tracking.set_tags(ctx.run_id, {"report.error": message[:5000]})
+        log.warning("diagnostics report not attached: %s: %s", type(exc).__name__, exc)
         return None
-    return f"report/{html.name}"
+
+
+def _report_note(config: PipelineConfig, run_id: str, artifact: str | None) -> str:
+    """Where the report is (inline), or start its background render and say where it will be."""
+    if artifact is None:
+        return (
+            ""
+            if config.tracking.report == "off" or not config.gates.enabled
+            else "not attached: see the run's report.status tag"
+        )
+    if config.tracking.report == "inline":
+        return f"{artifact} (attached)"
+    try:
+        log_file = background.launch(run_id)
+    except Exception as exc:  # the run is finished and fine; only its report is missing
+        log.warning("diagnostics report not started: %s: %s", type(exc).__name__, exc)
+        return f"not started ({type(exc).__name__}: {exc})"
+    return (
+        f"{artifact} of this run, rendering in the background (tag {background.STATUS_TAG}: "
+        f"pending -> attached | failed; log {log_file})"
+    )

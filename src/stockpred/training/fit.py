@@ -49,6 +49,9 @@ class FitResult:
     precision: str = ""
     strategy: str = ""
     world_size: int = 1  # processes that trained (one per device)
+    # the outputs (scaled) on every validation window at the kept epoch, in order, as training
+    # computed them; None where they were not kept (see ``ValidationOutputs``)
+    val_predictions: np.ndarray | None = None
 
 
 def fit_forecaster(
@@ -132,6 +135,7 @@ def _fit(
             **_best_checkpoint_options(checkpoint_dir),
         )
         stopper = EarlyStopping(monitor="val/loss", mode="min", patience=train_config.patience)
+        outputs = ValidationOutputs()
         trainer = pl.Trainer(
             accelerator=accelerator,
             devices=train_config.devices,
@@ -140,7 +144,7 @@ def _fit(
             max_epochs=train_config.max_epochs,
             limit_train_batches=train_config.limit_train_batches,
             gradient_clip_val=train_config.gradient_clip or None,
-            callbacks=[checkpoint, stopper, *callbacks],
+            callbacks=[checkpoint, stopper, outputs, *callbacks],
             logger=logger,
             enable_progress_bar=train_config.progress_bar,
             enable_model_summary=train_config.progress_bar,
@@ -175,7 +179,82 @@ def _fit(
         precision=precision,
         strategy=strategy,
         world_size=trainer.world_size,
+        val_predictions=outputs.at(best_epoch, len(val), exact=_full_precision(precision))
+        if trainer.world_size == 1
+        else None,
     )
+
+
+class ValidationOutputs(Callback):
+    """Keeps the model's outputs on the validation windows of the epoch with the lowest
+    ``val/loss`` seen (the epoch ``ModelCheckpoint`` keeps: ties go to the earlier one), so that
+    evaluation need not run the model over them again.
+
+    A forward hook on the network, live only inside each validation step, records that step's
+    output; the gate monitor's and other callbacks' forward passes are not recorded.
+    """
+
+    def __init__(self) -> None:
+        self.best_epoch = -1
+        self.best_loss = float("inf")
+        self._best: torch.Tensor | None = None
+        self._batches: list[torch.Tensor] = []
+        self._step: list[torch.Tensor] = []
+        self._handle: torch.utils.hooks.RemovableHandle | None = None
+        self._complete = True
+
+    def at(self, epoch: int, windows: int, *, exact: bool) -> np.ndarray | None:
+        """The kept outputs as float64 if they are ``epoch``'s, cover ``windows`` windows and
+        were computed in full precision (``exact``); else None (e.g. a resumed run whose kept
+        epoch ran before the interruption)."""
+        if not exact or self._best is None or epoch != self.best_epoch:
+            return None
+        if len(self._best) != windows:
+            return None
+        return self._best.numpy().astype(np.float64)
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._batches = []
+        self._complete = not trainer.sanity_checking
+
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any
+    ) -> None:
+        self._step = []
+        network = getattr(pl_module, "model", pl_module)
+        self._handle = network.register_forward_hook(self._record)
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, _outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        rows = len(batch[1])
+        if len(self._step) == 1 and len(self._step[0]) == rows:
+            self._batches.append(self._step[0])
+        else:  # not one forward pass of this batch: the epoch's outputs cannot be trusted
+            self._complete = False
+        self._step = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is None or not self._complete or not self._batches:
+            return
+        value = float(loss)
+        if value < self.best_loss:  # strictly lower, as ModelCheckpoint's "min"
+            self.best_loss, self.best_epoch = value, trainer.current_epoch
+            self._best = torch.cat(self._batches)
+        self._batches = []
+
+    def _record(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        self._step.append(output.detach().float().cpu())
+
+
+def _full_precision(precision: str) -> bool:
+    """Whether validation ran in float32 or better, as ``predict`` does (mixed precision's
+    outputs differ from a float32 predict in the third digit)."""
+    return precision in {"32", "32-true", "64", "64-true"}
 
 
 @torch.no_grad()
