@@ -135,7 +135,10 @@ def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
         100 * (1 - metrics["test/rmse_vs_zero"])
     )
     assert metrics["headline/val_lstm_vs_zero_rmse"] == metrics["val/rmse_vs_zero"]
-    assert quiet.run_url.endswith(f"/runs/{quiet.run_id}") and quiet.run_url in quiet.summary()
+    assert (
+        quiet.run_url.endswith(f"/runs/{quiet.run_id}?workflowType=machine_learning")
+        and quiet.run_url in quiet.summary()
+    )
 
 
 def test_the_champion_is_rescored_on_the_challengers_validation_period(

@@ -88,7 +88,7 @@ def test_a_run_carries_mlflow_source_tags_and_its_experiment_is_for_model_traini
     assert source_name(["/repo/flows/train_flow.py"]) == "flows/train_flow.py"
     assert source_name(["/venv/ipykernel_launcher.py", "-f", "k.json"]) == "notebook"
     assert tracking.run_url("3", "abc", "http://mlflow:5000/") == (
-        "http://mlflow:5000/#/experiments/3/runs/abc"
+        "http://mlflow:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
     )
 
 

@@ -72,12 +72,19 @@ def ui_command(uri: str | None = None) -> str:
     return shlex.join(ui_argv(uri))
 
 
+UI_MODE = "workflowType=machine_learning"  # the MLflow UI's model-training mode (not GenAI)
+
+
 def run_url(experiment: str, run_id: str, uri: str | None = None) -> str:
     """The run's page in the MLflow UI: on the tracking server, or on the local UI that
-    ``ui_command`` opens (http://127.0.0.1:5000)."""
+    ``ui_command`` opens (http://127.0.0.1:5000), in the UI's model-training mode.
+
+    MLflow 3's UI opens in its GenAI mode unless the page's ``workflowType`` parameter (or the
+    browser's stored choice) says otherwise; the experiment's ``mlflow.experimentKind`` tag does
+    not choose the mode (seen in MLflow 3.17's UI)."""
     uri = uri or tracking_uri()
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment}/runs/{run_id}?{UI_MODE}"
 
 
 class TrackingUnavailableError(ConnectionError):
