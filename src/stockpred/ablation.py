@@ -130,6 +130,16 @@ def validation_timescales(model: LSTMForecaster, prepared: Prepared, size: int) 
     return unit_timescales(lstm_gate_activations(model.lstm, x))
 
 
+def windows_to_ablate(prepared: Prepared) -> tuple[torch.Tensor, np.ndarray]:
+    """Every test window (B, T, F) and the actual target each one forecasts (B,), in target units;
+    an empty test period is a clear error."""
+    test = prepared.dataset(TEST)
+    if len(test) == 0:
+        raise ValueError("the test period holds no complete window to ablate on")
+    x, _ = test.__getitems__(torch.arange(len(test)))
+    return x, prepared.actual[test.ends.numpy()]
+
+
 def ablate(
     model: LSTMForecaster,
     prepared: Prepared,
@@ -146,11 +156,7 @@ def ablate(
     taus = np.asarray(timescales, dtype=np.float64)
     if taus.shape != (model.lstm.num_layers, model.lstm.hidden_size):
         raise ValueError(f"expected (layers, hidden) timescales, got shape {taus.shape}")
-    test = prepared.dataset(TEST)
-    if len(test) == 0:
-        raise ValueError("the test period holds no complete window to ablate on")
-    x, _ = test.__getitems__(torch.arange(len(test)))
-    actual = prepared.actual[test.ends.numpy()]
+    x, actual = windows_to_ablate(prepared)
     kind = task_for(config).kind
 
     def loss(forecast: np.ndarray) -> float:

@@ -30,7 +30,12 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from stockpred import experiment
-from stockpred.ablation import primary_loss, replay_forecast, validation_timescales
+from stockpred.ablation import (
+    primary_loss,
+    replay_forecast,
+    validation_timescales,
+    windows_to_ablate,
+)
 from stockpred.config import PipelineConfig, load_config
 from stockpred.gates import diagnostic_indices, find_lstm, lstm_gate_activations, unit_timescales
 from stockpred.model import LSTMForecaster
@@ -289,11 +294,7 @@ def unit_importance(
     """One row per unit: layer, unit, tau, and the test loss increase when that unit alone is
     silenced in the replay (``ablation.replay_forecast``)."""
     model = model.eval()
-    test = prepared.dataset(TEST)
-    if len(test) == 0:
-        raise ValueError("the test period holds no complete window to ablate on")
-    x, _ = test.__getitems__(torch.arange(len(test)))
-    actual = prepared.actual[test.ends.numpy()]
+    x, actual = windows_to_ablate(prepared)
     kind = task_for(config).kind
 
     def loss(ablate: dict[int, torch.Tensor] | None) -> float:
