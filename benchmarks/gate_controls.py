@@ -35,7 +35,7 @@ def main() -> None:
 
     from stockpred import experiment
     from stockpred.config import load_config
-    from stockpred.synthetic import (
+    from stockpred.controls import (
         PERSISTENCES,
         planted_config,
         planted_memory,

@@ -36,7 +36,7 @@ def main() -> None:
 
     from stockpred import ablation, experiment, tracking
     from stockpred.config import PipelineConfig
-    from stockpred.figures.gates import gate_artifacts
+    from stockpred.figures.gate_plots import gate_artifacts
     from stockpred.gates import GateMonitor
     from stockpred.split import TRAIN
 

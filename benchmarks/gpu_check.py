@@ -4,7 +4,7 @@
     python benchmarks/gpu_check.py --epochs 1 --tiny        # a seconds-long smoke run (CPU too)
 
 Imports only torch, pytorch_lightning, numpy, pandas and the standard library (plus
-``stockpred.model``, ``stockpred.gates`` and ``stockpred.windows`` from ``src/``, which import
+``stockpred.models``, ``stockpred.gates`` and ``stockpred.windows`` from ``src/``, which import
 nothing else), so it runs on a bare GPU image: no prefect, mlflow or pydantic needed.
 
 1. Trains the default forecaster (2-layer LSTM, 64 hidden units, 60-day windows of 9 features)
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from stockpred.gates import lstm_gate_activations
-from stockpred.model import LitForecaster, LSTMForecaster
+from stockpred.models import LitForecaster, LSTMForecaster
 from stockpred.windows import WindowDataset
 
 FEATURES = 9  # the default feature set

@@ -30,7 +30,7 @@ def training_overhead(quick: bool) -> dict[str, Any]:
     import torch
 
     from stockpred.config import ModelConfig, TrainConfig
-    from stockpred.model import LitForecaster, LSTMForecaster
+    from stockpred.models import LitForecaster, LSTMForecaster
     from stockpred.training import fit_forecaster
     from stockpred.windows import WindowDataset
 

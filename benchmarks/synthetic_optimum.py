@@ -22,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from stockpred.config import load_config
-    from stockpred.synthetic import ar1_prices, optimum_check
+    from stockpred.controls import ar1_prices, optimum_check
 
     config = load_config(
         {

@@ -23,7 +23,7 @@ def main() -> None:
 
     from stockpred import experiment
     from stockpred.config import PipelineConfig
-    from stockpred.figures.gates import gate_artifacts
+    from stockpred.figures.gate_plots import gate_artifacts
     from stockpred.tasks import task_for
 
     config = PipelineConfig().with_overrides({"train.progress_bar": False})

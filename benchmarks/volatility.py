@@ -24,7 +24,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def per_index(predictions: Any, horizon: int) -> dict[str, dict[str, dict[str, float]]]:
     """{ticker: {model: {qlike_vs_har, dm_vs_har, dm_vs_harx}}} from one run's predictions."""
     from stockpred.tasks.volatility import dm_tests
-    from stockpred.volatility import qlike
+    from stockpred.variance import qlike
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     models = [c for c in predictions.columns if c not in ("date", "ticker", "actual")]

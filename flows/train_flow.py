@@ -27,7 +27,7 @@ from flows.warm import warm_start
 from stockpred import tracking
 from stockpred.config import PipelineConfig
 from stockpred.pipeline import TrainingResult, load_data, run_training
-from stockpred.resume.runs import resumable_run
+from stockpred.resume.interrupted import resumable_run
 
 
 def _transient(_task: Any, _run: Any, state: Any) -> bool:

@@ -8,8 +8,8 @@ import torch
 
 from stockpred import ablation, experiment
 from stockpred.config import load_config
-from stockpred.model import LSTMForecaster
-from stockpred.synthetic import garch_prices
+from stockpred.controls import garch_prices
+from stockpred.models import LSTMForecaster
 
 TINY = {
     "model": {"window": 10, "hidden_size": 6, "num_layers": 2, "dropout": 0.0},

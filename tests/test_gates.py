@@ -8,7 +8,7 @@ import torch
 from pytorch_lightning.loggers import Logger
 
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.figures.gates import gate_artifacts
+from stockpred.figures.gate_plots import gate_artifacts
 from stockpred.gates import (
     GATES,
     GateActivations,
@@ -19,9 +19,9 @@ from stockpred.gates import (
     timescale,
     unit_table,
 )
-from stockpred.model import LitForecaster, LSTMForecaster
+from stockpred.models import LitForecaster, LSTMForecaster
 from stockpred.training import fit_forecaster
-from tests.test_model import _learnable
+from tests.models.test_lstm import _learnable
 
 
 def _reference(lstm: torch.nn.LSTM, x: torch.Tensor):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stockpred.config import ConfigError
-from stockpred.figures.runs import sweep_trials_figure
+from stockpred.figures.comparison import sweep_trials_figure
 from stockpred.sweep import (
     SearchSpace,
     SweepError,

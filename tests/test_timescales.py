@@ -12,7 +12,7 @@ from stockpred.gates import (
     lstm_gate_activations,
     unit_timescales,
 )
-from stockpred.model import LSTMForecaster, chrono_init
+from stockpred.models import LSTMForecaster, chrono_init
 
 
 def _lstm_with_forget_bias(bias: list[float], layers: int = 1) -> torch.nn.LSTM:

@@ -25,11 +25,11 @@ import torch
 
 from stockpred.config import PipelineConfig
 from stockpred.gates import diagnostic_indices, lstm_gate_activations, unit_timescales
-from stockpred.model import LSTMForecaster
+from stockpred.models import LSTMForecaster
 from stockpred.prepare import Prepared
 from stockpred.split import TEST, VAL
 from stockpred.tasks import task_for
-from stockpred.volatility import qlike
+from stockpred.variance import qlike
 
 # Not under "gates/": readers of a run split every "gates/..." metric key into
 # gates/l{layer}/{gate}/{stat} (``tracking.readback.load_gate_stats``).

@@ -384,7 +384,7 @@ def resume_run_id(args: argparse.Namespace, may_set: bool = False) -> str:
     """The run id ``--resume`` names (``last``: the newest interrupted run of --experiment).
     ``may_set``: the caller applies ``resume_overrides`` (else any ``--set`` is refused)."""
     from stockpred.config import ConfigError  # cold start: pydantic
-    from stockpred.resume.runs import resumable_run  # cold start: MLflow
+    from stockpred.resume.interrupted import resumable_run  # cold start: MLflow
 
     given = [
         name
@@ -406,7 +406,7 @@ def resume_run_id(args: argparse.Namespace, may_set: bool = False) -> str:
 
 def _note_interrupted(experiment: str) -> None:
     """Before a new run: say which runs of the experiment were interrupted and how to resume."""
-    from stockpred.resume.runs import interrupted_runs  # cold start: MLflow
+    from stockpred.resume.interrupted import interrupted_runs  # cold start: MLflow
 
     try:
         found = interrupted_runs(experiment, max_results=50)
@@ -425,7 +425,7 @@ def _note_interrupted(experiment: str) -> None:
 
 def _interrupted(args: argparse.Namespace) -> None:
     from stockpred.config import ConfigError  # cold start: pydantic
-    from stockpred.resume.runs import abandon_run, interrupted_runs  # cold start: MLflow
+    from stockpred.resume.interrupted import abandon_run, interrupted_runs  # cold start: MLflow
 
     if args.force and not args.abandon:
         raise ConfigError("--force goes with --abandon RUN_ID")
@@ -536,7 +536,7 @@ def _predict(args: argparse.Namespace) -> None:
 def _synth(args: argparse.Namespace) -> None:
     import time
 
-    from stockpred.synth import synthetic_universe, write_universe
+    from stockpred.universe import synthetic_universe, write_universe
 
     started = time.perf_counter()
     prices = synthetic_universe(

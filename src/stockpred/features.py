@@ -17,7 +17,7 @@ import pandas as pd
 
 from stockpred.config import FeatureConfig
 from stockpred.data.prices import PRICE_COLUMNS, present_columns
-from stockpred.volatility import ESTIMATOR_NEEDS, VARIANCE_FLOOR, daily_variance_one
+from stockpred.variance import ESTIMATOR_NEEDS, VARIANCE_FLOOR, daily_variance_one
 
 VARIANCE_MEANS = (5, 22)  # the HAR's weekly and monthly means of each daily variance
 DOWNSIDE = "dsv_5d"  # log 5-day downside semivariance (mean of r^2 on down days, else 0)

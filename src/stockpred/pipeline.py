@@ -29,7 +29,7 @@ from stockpred import ablation, experiment, tracking
 from stockpred.config import PipelineConfig
 from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
-from stockpred.figures.gates import ablation_figure, gate_artifacts
+from stockpred.figures.gate_plots import ablation_figure, gate_artifacts
 from stockpred.prepare import Prepared
 from stockpred.report import background
 from stockpred.resume import checkpoints as resume_checkpoints

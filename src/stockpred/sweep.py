@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stockpred import tracking
 from stockpred.config import ConfigError, FrozenModel, PipelineConfig, describe_validation_error
-from stockpred.figures.runs import sweep_trials_figure
+from stockpred.figures.comparison import sweep_trials_figure
 from stockpred.pipeline import register_run, run_training
 from stockpred.tasks import TASKS, ForecastTask, task_for
 

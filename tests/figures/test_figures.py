@@ -153,7 +153,7 @@ def test_the_forecast_figure_has_one_row_per_ticker_with_labelled_axes() -> None
 
 
 def test_the_timescale_spectrum_has_labelled_log_axes_and_marks_1_44_and_the_window() -> None:
-    from stockpred.figures.gates import timescale_spectrum_figure
+    from stockpred.figures.gate_plots import timescale_spectrum_figure
 
     units = pd.DataFrame(
         {
@@ -176,7 +176,7 @@ def test_the_timescale_spectrum_has_labelled_log_axes_and_marks_1_44_and_the_win
 
 
 def test_the_ablation_bars_are_each_bands_loss_change() -> None:
-    from stockpred.figures.gates import ablation_figure
+    from stockpred.figures.gate_plots import ablation_figure
 
     table = pd.DataFrame(
         {
@@ -257,7 +257,7 @@ def test_trajectories_start_fractions_at_zero_and_do_not_stretch_a_flat_timescal
 
 
 def test_heatmap_rows_are_units_sorted_by_mean_forget_activation() -> None:
-    from stockpred.figures.gates import unit_order
+    from stockpred.figures.gate_plots import unit_order
     from stockpred.gates import GATES, GateSnapshot
 
     units = _units(layers=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 from flows.train_flow import train_flow
 from stockpred import tracking
 from stockpred.config import load_config
-from stockpred.synth import synthetic_universe, write_universe
+from stockpred.universe import synthetic_universe, write_universe
 from tests.conftest import TINY
 
 

@@ -401,7 +401,7 @@ def test_a_figure_is_embedded_with_its_caption() -> None:
 def test_the_calm_and_turbulent_windows_are_the_test_windows_of_least_and_most_volatility(
     tiny_config,
 ) -> None:
-    from stockpred.model import LSTMForecaster
+    from stockpred.models import LSTMForecaster
     from stockpred.split import TEST
 
     prepared = report.prepare_run_data(tiny_config)

@@ -37,7 +37,7 @@ from stockpred.config import ConfigError, PipelineConfig, load_config
 from stockpred.data.lineage import data_record
 from stockpred.pipeline import DataChangedError, run_training
 from stockpred.resume import checkpoints as resume_checkpoints
-from stockpred.resume import runs as resume_runs
+from stockpred.resume import interrupted as resume_runs
 from tests.conftest import TINY
 
 EPOCHS = 6

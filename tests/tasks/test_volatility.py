@@ -12,7 +12,7 @@ from stockpred.cli import build_parser, config_from_args
 from stockpred.config import load_config
 from stockpred.tasks import TASKS, task_for
 from stockpred.tasks.volatility import QLikeLoss
-from stockpred.volatility import half_life, market_memory
+from stockpred.variance import half_life, market_memory
 
 
 def garch_market(days: int = 1500, tickers: tuple[str, ...] = ("AAA", "BBB"), seed: int = 0):

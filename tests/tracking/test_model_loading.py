@@ -9,7 +9,7 @@ import torch
 
 from stockpred import tracking
 from stockpred.config import PipelineConfig
-from stockpred.model import LSTMForecaster
+from stockpred.models import LSTMForecaster
 
 
 class Payload:

@@ -71,7 +71,7 @@ def test_the_lightning_logger_writes_into_the_run_without_ending_it() -> None:
 
 
 def test_a_run_carries_mlflow_source_tags_and_its_experiment_is_for_model_training() -> None:
-    from stockpred.tracking.runs import source_name
+    from stockpred.tracking.lifecycle import source_name
 
     config = PipelineConfig().with_overrides({"tracking.experiment": "source-tags"})
     with tracking.tracked_run(config) as run_id:

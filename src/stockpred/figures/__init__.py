@@ -3,6 +3,12 @@
 The notebooks call these; the pipeline logs them. Each returns a ``matplotlib.figure.Figure``.
 """
 
+from stockpred.figures.comparison import (
+    loss_curves_figure,
+    run_comparison_figure,
+    sweep_figure,
+    sweep_trials_figure,
+)
 from stockpred.figures.data import (
     correlation_figure,
     feature_histograms_figure,
@@ -11,7 +17,7 @@ from stockpred.figures.data import (
     split_timeline_figure,
 )
 from stockpred.figures.evaluation import comparison_figure, fold_figure, predicted_vs_actual_figure
-from stockpred.figures.gates import (
+from stockpred.figures.gate_plots import (
     ablation_figure,
     gate_artifacts,
     heatmap_figure,
@@ -20,12 +26,6 @@ from stockpred.figures.gates import (
     timescale_figure,
     timescale_spectrum_figure,
     trajectory_figure,
-)
-from stockpred.figures.runs import (
-    loss_curves_figure,
-    run_comparison_figure,
-    sweep_figure,
-    sweep_trials_figure,
 )
 
 __all__ = [

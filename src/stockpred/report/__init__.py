@@ -2,19 +2,7 @@
 forecasts rebuilt; ``story``: the report's verdict, tables and captioned figures as HTML) and
 every run's HTML report (``render``)."""
 
-from stockpred.report.render import (
-    REPORT_FILE,
-    REPORT_HIDDEN_TAGS,
-    REPORT_NOTEBOOK,
-    ReportError,
-    execute_notebook,
-    inject_parameters,
-    notebook_html,
-    notebooks_dir,
-    render_report,
-    report_cells,
-)
-from stockpred.report.runs import (
+from stockpred.report.catalog import (
     FILTER_PARAMS,
     RUN_OVERVIEW,
     SCORES,
@@ -35,6 +23,18 @@ from stockpred.report.runs import (
     split_table,
     tidy_runs,
     timescale_table,
+)
+from stockpred.report.render import (
+    REPORT_FILE,
+    REPORT_HIDDEN_TAGS,
+    REPORT_NOTEBOOK,
+    ReportError,
+    execute_notebook,
+    inject_parameters,
+    notebook_html,
+    notebooks_dir,
+    render_report,
+    report_cells,
 )
 from stockpred.report.story import (
     Comparison,

@@ -26,7 +26,7 @@ from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations, snap
 from stockpred.split import TEST
 from stockpred.tasks import TASKS, ForecastTask
 from stockpred.tasks.base import LSTM
-from stockpred.volatility import diebold_mariano
+from stockpred.variance import diebold_mariano
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

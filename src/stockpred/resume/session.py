@@ -23,8 +23,8 @@ from stockpred import tracking
 from stockpred.config import ConfigError, PipelineConfig
 from stockpred.data.lineage import DataRecord
 from stockpred.resume.checkpoints import checkpoint_epoch
+from stockpred.resume.interrupted import resumable_run
 from stockpred.resume.lock import discard, discard_if_empty, last_checkpoint, owner_lock
-from stockpred.resume.runs import resumable_run
 from stockpred.resume.signals import Terminated, signals_raise
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,19 @@ registry and its champion rule, and reading runs back. Nothing else in ``stockpr
 - ``readback``: configs, metrics, gate tables, artifacts and models of tracked runs.
 """
 
+from stockpred.tracking.lifecycle import (
+    OWNER_HOST_TAG,
+    OWNER_PID_TAG,
+    SWEEP_TRIAL,
+    end_run,
+    get_run,
+    reopen_run,
+    run_tags,
+    set_description,
+    source_tags,
+    tracked_run,
+    unfinished_runs,
+)
 from stockpred.tracking.readback import (
     UnsafeModelError,
     dataset_digest,
@@ -36,19 +49,6 @@ from stockpred.tracking.registry import (
     decide,
     register_model,
     task_kind,
-)
-from stockpred.tracking.runs import (
-    OWNER_HOST_TAG,
-    OWNER_PID_TAG,
-    SWEEP_TRIAL,
-    end_run,
-    get_run,
-    reopen_run,
-    run_tags,
-    set_description,
-    source_tags,
-    tracked_run,
-    unfinished_runs,
 )
 from stockpred.tracking.store import (
     EXPERIMENT_KIND_TAG,

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from torch import nn
 
 from stockpred.config import PipelineConfig, load_config
-from stockpred.model import LSTMForecaster
+from stockpred.models import LSTMForecaster
 from stockpred.tracking.store import client, tracking_uri
 from stockpred.tracking.writers import ARCHITECTURE_FILE, WEIGHTS_FILE
 

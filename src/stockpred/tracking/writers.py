@@ -25,7 +25,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
 from stockpred.data.lineage import DataRecord
-from stockpred.model import LSTMForecaster
+from stockpred.models import LSTMForecaster
 from stockpred.tracking.mlflow_internals import dataset_entity
 from stockpred.tracking.store import client, retrying, tracking_uri
 

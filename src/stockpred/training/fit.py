@@ -23,7 +23,7 @@ from torch import nn
 
 import stockpred.training.devices as devices
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.model import LitForecaster, LSTMForecaster
+from stockpred.models import LitForecaster, LSTMForecaster
 from stockpred.training.lightning_internals import quiet_lightning_notices, trainer_strategy
 from stockpred.windows import WindowDataset
 

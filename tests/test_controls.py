@@ -11,10 +11,7 @@ import torch
 from stockpred import experiment
 from stockpred.ablation import validation_timescales
 from stockpred.config import load_config
-from stockpred.model import LSTMForecaster
-from stockpred.prepare import Prepared
-from stockpred.split import TRAIN
-from stockpred.synthetic import (
+from stockpred.controls import (
     DAILY_FEATURES,
     PERSISTENCES,
     ar1_prices,
@@ -29,6 +26,9 @@ from stockpred.synthetic import (
     shuffled_target_control,
     unit_importance,
 )
+from stockpred.models import LSTMForecaster
+from stockpred.prepare import Prepared
+from stockpred.split import TRAIN
 
 CONFIG = load_config(
     {

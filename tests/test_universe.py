@@ -8,7 +8,7 @@ import pytest
 
 from stockpred.cli import main
 from stockpred.data import load_prices, validate_prices
-from stockpred.synth import synthetic_universe, write_universe
+from stockpred.universe import synthetic_universe, write_universe
 
 
 def test_it_is_deterministic_for_a_seed_and_differs_across_seeds() -> None:

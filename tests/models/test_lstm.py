@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.model import LitForecaster, LSTMForecaster
+from stockpred.models import LitForecaster, LSTMForecaster
 from stockpred.training import fit_forecaster, predict
 from stockpred.training.devices import resolve_precision
 from stockpred.windows import WindowDataset
@@ -21,7 +21,7 @@ def test_it_maps_a_batch_of_windows_to_one_prediction_each() -> None:
 
 def test_the_model_module_imports_neither_prefect_nor_mlflow() -> None:
     code = (
-        "import sys, stockpred.model, stockpred.training, stockpred.windows, stockpred.experiment;"
+        "import sys, stockpred.models, stockpred.training, stockpred.windows, stockpred.experiment;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'mlflow'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from stockpred.data.prices import DataError, require_fresh_open, stale_open_years
-from stockpred.volatility import (
+from stockpred.variance import (
     YANG_ZHANG_K,
     daily_variance,
     diebold_mariano,

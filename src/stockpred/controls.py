@@ -38,7 +38,7 @@ from stockpred.ablation import (
 )
 from stockpred.config import PipelineConfig, load_config
 from stockpred.gates import diagnostic_indices, find_lstm, lstm_gate_activations, unit_timescales
-from stockpred.model import LSTMForecaster
+from stockpred.models import LSTMForecaster
 from stockpred.prepare import Prepared
 from stockpred.split import TEST, TRAIN, VAL
 from stockpred.tasks import task_for
