@@ -62,7 +62,7 @@ notebooks: setup  ## JupyterLab on notebooks/, with .venv registered as the kern
 bench: setup  ## every stage's cost side by side: one table, results in benchmarks/results/suite.json
 	$(BIN)/python -m benchmarks.suite $(ARGS)
 
-bench-scale: setup  ## stockpred train vs a bare PyTorch loop on synthetic universes (ARGS="--tickers 50 200 --days 5000")
+bench-scale: setup  ## stockpred train vs a bare PyTorch loop at the real sizes: 50/200/500 tickers x 5000 days, steps capped at 500 (hours on 2 cores; ARGS="--tickers 4 24 --days 1000" for a quick look)
 	$(BIN)/python -m benchmarks.scale $(ARGS)
 
 bench-gates: setup  ## gate diagnostics' cost (with/without, median of pairs; ablation once), then the shuffled-target and planted-memory controls

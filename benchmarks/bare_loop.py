@@ -23,6 +23,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clip", type=float, default=1.0)
+    parser.add_argument(
+        "--max-steps", type=int, default=0, help="cap the optimizer steps (0: the whole epoch)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -51,6 +54,8 @@ def main() -> None:
         return head(out[:, -1]).squeeze(-1)  # (B,)
 
     order = train_ends[torch.randperm(len(train_ends), generator=gen)]
+    if args.max_steps:  # as the pipeline's train.limit_train_batches caps its epoch
+        order = order[: args.max_steps * args.batch]
     for start in range(0, len(order), args.batch):
         batch = order[start : start + args.batch]
         optimiser.zero_grad()

@@ -9,7 +9,15 @@ seconds, the per-ticker cost growth from the smallest to the largest N and the s
 evaluation + tracking. The diagnostics report renders in the background after the run; the
 benchmark waits for it between arms (so it does not slow the next one) and does not count it.
 
-    python -m benchmarks.scale [--tickers 4 24] [--days 1000] [--repeats 3] [--threads 1]
+    python -m benchmarks.scale [--tickers 50 200 500] [--days 5000] [--repeats 2] [--threads 1]
+                               [--cap-above 200 --cap-steps 200]
+
+The issue's sizes are the defaults: 50 and 200 tickers x 5,000 days train one full epoch; above
+``--cap-above`` tickers (500) both arms cap the optimizer steps at ``--cap-steps`` (the pipeline's
+``train.limit_train_batches``, the bare loop's ``--max-steps``) and everything else runs in full,
+so the non-training stages are measured at full size. On 2 cores this takes hours: pass smaller
+sizes (``--tickers 4 24 --days 1000``) for a quick look. The date and the load average at the start
+and the end of each size are recorded with the results.
 """
 
 from __future__ import annotations
@@ -40,6 +48,11 @@ STAGES = (
 )
 # what is not the LSTM's own work: scoring, figures, ablation, model logging, the report stage
 EVALUATION_AND_TRACKING = ("evaluate_model", "log_trained_model", "render_diagnostics")
+
+
+def _capped(tickers: int, args: argparse.Namespace) -> bool:
+    """Whether this size caps the optimizer steps (the issue's 500-ticker universe)."""
+    return bool(args.cap_steps) and tickers > args.cap_above
 
 
 def _network(args: argparse.Namespace) -> list[str]:
@@ -136,11 +149,16 @@ def run_size(
     pipeline += ["--path", str(folder), "--tickers", "*", "--start", start, "--end", end]
     for setting in _network(args):
         pipeline += ["--set", setting]
+    if _capped(tickers, args):
+        pipeline += ["--set", f"train.limit_train_batches={args.cap_steps}"]
     bare = [PY, "-m", "benchmarks.bare_loop", "--window", str(args.window)]
     bare += ["--hidden", str(args.hidden), "--layers", str(args.layers)]
     bare += ["--batch", str(args.batch), "--threads", str(args.threads)]
     for name in ("rows", "features", "train", "val"):
         bare += [f"--{name}", str(counts[name])]
+    if _capped(tickers, args):
+        bare += ["--max-steps", str(args.cap_steps)]
+    load_before = os.getloadavg()[0]
     if warm_up:  # a fresh store creates its tables (~1 min here) and the disk cache is cold
         _, _, text = _measure(pipeline, env)
         _wait_for_report(text.split("(id ")[1].split(")")[0])
@@ -172,6 +190,9 @@ def run_size(
     return {
         "tickers": tickers,
         "days": args.days,
+        "capped_steps": args.cap_steps if _capped(tickers, args) else None,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         **{f"{k}_windows" if k in ("train", "val") else k: v for k, v in counts.items()},
         "pipeline_s": median("pipeline_s"),
         "bare_s": median("bare_s"),
@@ -194,9 +215,11 @@ def run_size(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tickers", type=int, nargs="+", default=[4, 24])
-    parser.add_argument("--days", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tickers", type=int, nargs="+", default=[50, 200, 500])
+    parser.add_argument("--days", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cap-above", type=int, default=200, help="cap steps above this size")
+    parser.add_argument("--cap-steps", type=int, default=200, help="the cap (0: never cap)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--window", type=int, default=60)
@@ -242,6 +265,8 @@ def _table(result: dict[str, Any]) -> str:
             f"| {r['wall_ratio']:.2f}x; {r['wall_ratio_vs_loop']:.2f}x "
             f"| {r['pipeline_rss_mb']:.0f} / {r['bare_rss_mb']:.0f} MB ({r['rss_ratio']:.2f}x) "
             f"| {100 * r['evaluation_tracking_share']:.0f}% |"
+            + (f" (steps capped at {r['capped_steps']})" if r.get("capped_steps") else "")
+            + f" load {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f}, {r['date']}"
         )
     lines.append("")
     lines.append(
