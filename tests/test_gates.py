@@ -21,8 +21,7 @@ from stockpred.gates import (
 )
 from stockpred.models import GRUForecaster, LSTMForecaster
 from stockpred.models.lstm import LSTM_GATES
-from stockpred.training import LitForecaster
-from stockpred.training import fit_forecaster
+from stockpred.training import LitForecaster, fit_forecaster
 from tests.models.test_lstm import _learnable
 
 

@@ -107,9 +107,9 @@ def test_the_configs_names_are_the_registries_keys() -> None:
     assert set(TASK_KINDS) == set(TASKS)
     config = load_config({"model": {"arch": "gru", "hidden_size": 4, "num_layers": 1}})
     assert isinstance(build_model(3, config.model), GRUForecaster)
-    with pytest.raises(ConfigError, match="model.arch=gru trains with model.init=default"):
+    with pytest.raises(ConfigError, match=r"model\.arch=gru trains with model\.init=default"):
         load_config({"model": {"arch": "gru", "init": "chrono"}})
-    with pytest.raises(ConfigError, match="model.arch"):
+    with pytest.raises(ConfigError, match=r"model\.arch"):
         load_config({"model": {"arch": "transformer"}})
 
 

@@ -28,10 +28,11 @@ PALETTE = ("C0", "C3", "C2", "C1", "C4", "C5")
 
 
 def gate_spec(gates: Iterable[str]) -> GateSpec:
-    """The registered model's gates named ``gates`` (e.g. a units table's ``gate`` column)."""
+    """The registered model's gates among which are ``gates`` (e.g. a units table's ``gate``
+    column, which may hold only the memory gate's rows)."""
     names = set(gates)
     for model in MODELS.values():
-        if model.gate_spec is not None and set(model.gate_spec.names) == names:
+        if model.gate_spec is not None and names <= set(model.gate_spec.names):
             return model.gate_spec
     raise ValueError(f"no registered model has the gates {sorted(names)}")
 

@@ -5,6 +5,7 @@ Notebooks hold only calls into ``stockpred`` and plots; the computing they need 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +209,7 @@ def model_scores(runs: pd.DataFrame) -> pd.DataFrame:
         for model in task.models:
             if pd.isna(run[f"{model}_{metric}"]):  # a baseline added after this run was trained
                 continue
+            relative = run[f"{model}_{metric}"] / run[f"{task.reference}_{metric}"]
             rows.append(
                 {
                     "run_id": run["run_id"],
@@ -217,10 +219,13 @@ def model_scores(runs: pd.DataFrame) -> pd.DataFrame:
                     "model": model,
                     **{score: run[f"{model}_{score}"] for score in task.table_scores},
                     "relative_name": task.relative_name,
-                    "relative": run[f"{model}_{metric}"] / run[f"{task.reference}_{metric}"],
+                    "relative": relative,
+                    task.relative_name: relative,  # e.g. rmse_vs_zero: NaN on other tasks' rows
                 }
             )
+    names = list(dict.fromkeys(task.relative_name for task in TASKS.values()))
     columns = ["run_id", "label", "task", "arch", "model", *SCORES, "relative_name", "relative"]
+    columns += names
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -307,12 +312,13 @@ def run_summary(run_id: str) -> pd.Series:
 
 def latest_gate_run(experiment: str = "stockpred") -> str:
     """The newest finished run of ``experiment`` that logged gate diagnostics (not a backtest's)."""
-    key = "metrics.gates/l0/timescale/median"  # logged by every gated model
     try:
         runs = tracking.search_runs(experiment, "attributes.status = 'FINISHED'", max_results=200)
     except LookupError:  # no such experiment yet
-        runs = pd.DataFrame({key: []})
-    gated = runs[runs[key].notna()] if key in runs else runs.iloc[:0]
+        runs = pd.DataFrame()
+    # a first-layer gate's mean, whichever model's gate (forget f, update z, ...)
+    keys = [c for c in runs.columns if re.fullmatch(r"metrics\.gates/l0/[^/]+/mean", str(c))]
+    gated = runs[runs[keys].notna().any(axis=1)] if keys else runs.iloc[:0]
     if gated.empty:
         raise LookupError(
             f"no finished run with gate diagnostics in experiment {experiment!r}: train one first "
