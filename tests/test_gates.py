@@ -19,8 +19,9 @@ from stockpred.gates import (
     timescale,
     unit_table,
 )
-from stockpred.models import LitForecaster, LSTMForecaster
-from stockpred.training import fit_forecaster
+from stockpred.models import GRUForecaster, LSTMForecaster
+from stockpred.models.lstm import LSTM_GATES
+from stockpred.training import LitForecaster, fit_forecaster
 from tests.models.test_lstm import _learnable
 
 
@@ -108,7 +109,8 @@ def _constant_acts(values: dict[str, list[float]]) -> GateActivations:
         return torch.tensor(seq, dtype=torch.float32).reshape(1, 1, -1, 1)
 
     c = tensor([1.0, 2.0, 4.0, 8.0])
-    return GateActivations(**{k: tensor(v) for k, v in values.items()}, c=c, h=torch.tanh(c))
+    gates = {k: tensor(v) for k, v in values.items()}
+    return GateActivations(gates, h=torch.tanh(c), spec=LSTM_GATES, c=c)
 
 
 def test_statistics_match_hand_computed_values() -> None:
@@ -209,8 +211,8 @@ def test_the_monitor_fails_fast_when_misconfigured() -> None:
     with pytest.raises(ValueError, match="outside the batch"):
         GateMonitor(batch, sample_index=99)
     two = LitForecaster(LSTMForecaster(2, 4, 1))
-    two.extra = torch.nn.LSTM(2, 3)
-    with pytest.raises(ValueError, match=r"exactly one torch\.nn\.LSTM"):
+    two.extra = GRUForecaster(2, 3, 1)
+    with pytest.raises(ValueError, match="exactly one stockpred forecaster"):
         GateMonitor(batch).setup(SimpleNamespace(logger=MemoryLogger()), two, "fit")  # type: ignore[arg-type]
 
 

@@ -1,13 +1,14 @@
 """Ablation by memory timescale: which units' memory does the forecast use?
 
-After training, every unit gets its memory timescale tau = -1 / ln(mean forget activation) on the
-gate diagnostics' validation windows (``stockpred.gates.unit_timescales``), with the trained
+After training, every unit gets its memory timescale tau = -1 / ln(mean memory gate) (LSTM:
+forget f; GRU: update z) on the gate diagnostics' validation windows (``stockpred.gates.unit_timescales``), with the trained
 (best-epoch) weights. The units are grouped into bands by tau (``gates.ablation_bands``: < 2,
 2-10, 10-50, > 50 trading days by default). For each band the test windows are replayed with
-those units' c_t and h_t forced to 0 in their layer at every step (``lstm_gate_activations``
-with ``ablate``; exact otherwise), and the task's primary test loss (QLIKE of the variance
-forecasts for volatility, MSE for returns) is compared with the intact model's (its own fused
-LSTM; a band without units is not replayed).
+those units' state (LSTM: c_t and h_t; GRU: h_t) forced to 0 in their layer at every step (the
+model's ``gate_activations`` with ``ablate``; exact otherwise), and the task's test loss
+(``ForecastTask.ablation_loss``: QLIKE of the variance forecasts for volatility, MSE for returns)
+is compared with the intact model's (its own fused kernels; a band without units is not
+replayed).
 
 Torch, numpy and pandas only: the pipeline logs the result (``ABLATION_PREFIX`` metrics, the
 ``gates/ablation.png`` figure).
@@ -24,12 +25,11 @@ import pandas as pd
 import torch
 
 from stockpred.config import PipelineConfig
-from stockpred.gates import diagnostic_indices, lstm_gate_activations, unit_timescales
-from stockpred.models import LSTMForecaster
+from stockpred.gates import diagnostic_indices, unit_timescales
+from stockpred.models import Forecaster
 from stockpred.prepare import Prepared
 from stockpred.split import TEST, VAL
 from stockpred.tasks import task_for
-from stockpred.variance import qlike
 
 # Not under "gates/": readers of a run split every "gates/..." metric key into
 # gates/l{layer}/{gate}/{stat} (``tracking.readback.load_gate_stats``).
@@ -65,7 +65,7 @@ def masks(taus: np.ndarray, band: Band) -> dict[int, torch.Tensor]:
 
 
 @torch.no_grad()
-def model_forecast(model: LSTMForecaster, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+def model_forecast(model: Forecaster, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """(B,) the model's own (scaled) outputs on ``x`` (its fused LSTM, no replay); float64."""
     weight = model.head.weight
     outputs = [
@@ -77,31 +77,21 @@ def model_forecast(model: LSTMForecaster, x: torch.Tensor, batch_size: int = 102
 
 @torch.no_grad()
 def replay_forecast(
-    model: LSTMForecaster,
+    model: Forecaster,
     x: torch.Tensor,
     ablate: dict[int, torch.Tensor] | None = None,
     batch_size: int = 1024,
 ) -> np.ndarray:
     """(B,) the model's (scaled) outputs on ``x`` through the gate replay, ``ablate``'s units
-    forced to 0 (see ``lstm_gate_activations``); float64."""
+    forced to 0 (see the model's ``gate_activations``); float64."""
     outputs = []
     for start in range(0, len(x), batch_size):
-        acts = lstm_gate_activations(model.lstm, x[start : start + batch_size], ablate)
+        acts = model.gate_activations(x[start : start + batch_size], ablate)
         last = acts.h[-1][:, -1]  # (B, H) the top layer's last hidden state
-        outputs.append(model.head(last.to(model.head.weight.dtype)).squeeze(-1).float().cpu())
+        outputs.append(model.readout(last).float().cpu())
     if not outputs:
         return np.empty(0)
     return torch.cat(outputs).numpy().astype(np.float64)
-
-
-def primary_loss(kind: str, actual: np.ndarray, predicted: np.ndarray) -> float:
-    """The task's primary loss in target units: QLIKE (variance) for volatility, else MSE; rows
-    whose target was purged (NaN) are left out."""
-    actual, predicted = np.asarray(actual, np.float64), np.asarray(predicted, np.float64)
-    ok = np.isfinite(actual) & np.isfinite(predicted)
-    if kind == "volatility":
-        return qlike(actual[ok], predicted[ok])
-    return float(np.mean((predicted[ok] - actual[ok]) ** 2))
 
 
 @dataclass(frozen=True)
@@ -122,12 +112,12 @@ class Ablation:
         return out
 
 
-def validation_timescales(model: LSTMForecaster, prepared: Prepared, size: int) -> np.ndarray:
+def validation_timescales(model: Forecaster, prepared: Prepared, size: int) -> np.ndarray:
     """(layers, hidden) unit timescales of ``model`` on up to ``size`` evenly spaced validation
     windows (the gate diagnostics' batch)."""
     val = prepared.dataset(VAL)
     x, _ = val.__getitems__(diagnostic_indices(len(val), size))
-    return unit_timescales(lstm_gate_activations(model.lstm, x))
+    return unit_timescales(model.gate_activations(x))
 
 
 def windows_to_ablate(prepared: Prepared) -> tuple[torch.Tensor, np.ndarray]:
@@ -141,7 +131,7 @@ def windows_to_ablate(prepared: Prepared) -> tuple[torch.Tensor, np.ndarray]:
 
 
 def ablate(
-    model: LSTMForecaster,
+    model: Forecaster,
     prepared: Prepared,
     config: PipelineConfig,
     timescales: np.ndarray | None = None,
@@ -154,13 +144,13 @@ def ablate(
     if timescales is None:
         timescales = validation_timescales(model, prepared, config.gates.batch_size)
     taus = np.asarray(timescales, dtype=np.float64)
-    if taus.shape != (model.lstm.num_layers, model.lstm.hidden_size):
+    if taus.shape != (model.num_layers, model.hidden_size):
         raise ValueError(f"expected (layers, hidden) timescales, got shape {taus.shape}")
     x, actual = windows_to_ablate(prepared)
-    kind = task_for(config).kind
+    task = task_for(config)
 
     def loss(forecast: np.ndarray) -> float:
-        return primary_loss(kind, actual, prepared.unscale(forecast))
+        return task.ablation_loss(actual, prepared.unscale(forecast))
 
     # The intact forecast through the model's own LSTM (equal to the replay to float rounding,
     # several times faster); a band without units is the intact model, so it is not replayed.
@@ -172,4 +162,4 @@ def ablate(
         ablated = loss(replay_forecast(model, x, chosen)) if units else base
         rows.append((band.name, band.low, band.high, units, ablated, ablated - base))
     table = pd.DataFrame(rows, columns=["band", "low", "high", "units", "loss", "delta_loss"])
-    return Ablation(table, base, taus, "qlike" if kind == "volatility" else "mse")
+    return Ablation(table, base, taus, task.ablation_loss_name)

@@ -45,6 +45,8 @@ OPTION_FIELDS = {
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """The options that build a ``PipelineConfig`` (shared with ``python -m flows.train_flow``)."""
+    from stockpred.config import TASK_KINDS  # cold start: pydantic only, not the tasks (torch)
+
     parser.add_argument("--config", metavar="FILE", help="JSON file with a full or partial config")
     data = parser.add_argument_group("data")
     data.add_argument("--tickers", nargs="+", metavar="SYMBOL", help="default: ^GSPC ^IXIC")
@@ -70,7 +72,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--horizon", type=int, help="forecast horizon in trading days (default 1)")
     data.add_argument(
         "--target",
-        choices=("return", "volatility"),
+        choices=TASK_KINDS,
         help="what is forecast: the log return (default) or the realised variance (volatility; "
         "estimator and loss: --set target.estimator=... target.loss=...)",
     )

@@ -11,7 +11,7 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -207,6 +207,11 @@ class TargetConfig(FrozenModel):
     )
 
 
+# The task names a config accepts (``stockpred.tasks.TASKS``' keys; a test checks they agree):
+# the CLI's ``--target`` choices, without importing the tasks (and torch) for ``--help``.
+TASK_KINDS: tuple[str, ...] = get_args(TargetConfig.model_fields["kind"].annotation)
+
+
 class SplitConfig(FrozenModel):
     """Chronological train / validation / test split with an embargo between the parts."""
 
@@ -217,9 +222,18 @@ class SplitConfig(FrozenModel):
     )
 
 
-class ModelConfig(FrozenModel):
-    """The LSTM and the length of its input window."""
+# The registered models' names (``stockpred.models.MODELS``; config.py may not import models, a
+# test checks the two agree).
+ModelArch = Literal["lstm", "gru"]
+MODEL_ARCHS: tuple[str, ...] = get_args(ModelArch)
 
+
+class ModelConfig(FrozenModel):
+    """The forecaster (``arch``) and the length of its input window."""
+
+    arch: ModelArch = Field(
+        "lstm", description="the forecaster: lstm or gru (stockpred.models.MODELS)"
+    )
     window: int = Field(60, ge=2, le=1000, description="input window length in trading days")
     hidden_size: int = Field(64, ge=1, le=4096)
     num_layers: int = Field(2, ge=1, le=8)
@@ -232,6 +246,16 @@ class ModelConfig(FrozenModel):
     chrono_max: int | None = Field(
         None, ge=2, le=100_000, description="chrono init's T_max in trading days; None: the window"
     )
+
+    @model_validator(mode="after")
+    def _chrono_is_an_lstm_init(self) -> ModelConfig:
+        """Chrono sets the LSTM's forget and input biases: another arch cannot take it."""
+        if self.init == "chrono" and self.arch != "lstm":
+            raise ValueError(
+                f"model.init=chrono sets an LSTM's forget-gate biases; model.arch={self.arch} "
+                "trains with model.init=default"
+            )
+        return self
 
 
 class TrainConfig(FrozenModel):

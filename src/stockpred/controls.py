@@ -31,14 +31,13 @@ from pytorch_lightning.callbacks import Callback
 
 from stockpred import experiment
 from stockpred.ablation import (
-    primary_loss,
     replay_forecast,
     validation_timescales,
     windows_to_ablate,
 )
 from stockpred.config import PipelineConfig, load_config
-from stockpred.gates import diagnostic_indices, find_lstm, lstm_gate_activations, unit_timescales
-from stockpred.models import LSTMForecaster
+from stockpred.gates import diagnostic_indices, replay, unit_timescales
+from stockpred.models import Forecaster
 from stockpred.prepare import Prepared
 from stockpred.split import TEST, TRAIN, VAL
 from stockpred.tasks import task_for
@@ -232,12 +231,10 @@ class InitialTimescales(Callback):
         self.timescales: np.ndarray | None = None  # (layers, hidden)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.timescales = unit_timescales(lstm_gate_activations(find_lstm(pl_module), self.batch))
+        self.timescales = unit_timescales(replay(pl_module, self.batch))
 
 
-def _fit_with_initial(
-    prepared: Prepared, config: PipelineConfig
-) -> tuple[LSTMForecaster, np.ndarray]:
+def _fit_with_initial(prepared: Prepared, config: PipelineConfig) -> tuple[Forecaster, np.ndarray]:
     """Train; return the best-epoch model and the untrained units' tau on the diagnostic
     validation windows."""
     val = prepared.dataset(VAL)
@@ -245,9 +242,7 @@ def _fit_with_initial(
     initial = InitialTimescales(batch)
     fitted = experiment.fit(prepared, config, callbacks=[initial])
     assert initial.timescales is not None
-    model = fitted.model
-    assert isinstance(model, LSTMForecaster)
-    return model, initial.timescales
+    return fitted.model, initial.timescales
 
 
 @dataclass(frozen=True)
@@ -289,16 +284,16 @@ def shuffled_target_control(
 
 
 def unit_importance(
-    model: LSTMForecaster, prepared: Prepared, config: PipelineConfig, timescales: np.ndarray
+    model: Forecaster, prepared: Prepared, config: PipelineConfig, timescales: np.ndarray
 ) -> pd.DataFrame:
     """One row per unit: layer, unit, tau, and the test loss increase when that unit alone is
     silenced in the replay (``ablation.replay_forecast``)."""
     model = model.eval()
     x, actual = windows_to_ablate(prepared)
-    kind = task_for(config).kind
+    task = task_for(config)
 
     def loss(ablate: dict[int, torch.Tensor] | None) -> float:
-        return primary_loss(kind, actual, prepared.unscale(replay_forecast(model, x, ablate)))
+        return task.ablation_loss(actual, prepared.unscale(replay_forecast(model, x, ablate)))
 
     base = loss(None)
     layers, hidden = timescales.shape
@@ -375,12 +370,10 @@ def planted_memory(
         prepared = keep_features(prepared, features)
     fitted = experiment.fit(prepared, config)
     model = fitted.model
-    assert isinstance(model, LSTMForecaster)
     taus = validation_timescales(model, prepared, config.gates.batch_size)
     importance = unit_importance(model, prepared, config, taus)
     test = prepared.dataset(TEST)
-    loss = primary_loss(
-        "volatility",
+    loss = task_for(config).ablation_loss(
         prepared.actual[test.ends.numpy()],
         prepared.unscale(replay_forecast(model, test.__getitems__(torch.arange(len(test)))[0])),
     )

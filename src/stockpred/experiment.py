@@ -15,6 +15,7 @@ and the benchmarks all compose these steps instead of writing the sequence out a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,12 +29,15 @@ from stockpred.config import DataConfig, GateConfig, PipelineConfig
 from stockpred.data import load_prices as load_source
 from stockpred.features import TARGET, make_features
 from stockpred.gates import GateMonitor, diagnostic_indices
+from stockpred.models import model_class
 from stockpred.prepare import Prepared, prepare
 from stockpred.split import TEST, TRAIN, VAL, SplitDates
 from stockpred.tasks import ForecastTask, Part, task_for
 from stockpred.tasks.base import LSTM
 from stockpred.training import FitResult, fit_forecaster
 from stockpred.training import predict as predict_windows
+
+log = logging.getLogger(__name__)
 
 
 def load_prices(
@@ -79,6 +83,18 @@ def build(
     return prepare_frame(feature_frame(prices, config), config, split, prices["close"])
 
 
+def gates_for_model(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with gate diagnostics off when its model (``model.arch``) has no gates to
+    replay, saying so in one line; else ``config`` as it is."""
+    if not config.gates.enabled or model_class(config.model.arch).gate_spec is not None:
+        return config
+    log.warning(
+        "model.arch=%s has no gates: training with gate diagnostics off (gates.enabled=false)",
+        config.model.arch,
+    )
+    return config.with_overrides({"gates.enabled": False})
+
+
 @dataclass(frozen=True)
 class Diagnostics:
     """The gate monitor of a fit, and the row its sample window (the heatmap's) ends at."""
@@ -112,7 +128,8 @@ def fit(
     checkpoint_dir: str | None = None,
     resume_from: str | None = None,
 ) -> FitResult:
-    """Train the LSTM on the training windows with early stopping on the validation windows."""
+    """Train the ``model.arch`` network on the training windows with early stopping on the
+    validation windows."""
     return fit_forecaster(
         prepared.dataset(TRAIN),
         prepared.dataset(VAL),

@@ -1,7 +1,9 @@
-"""LSTM gate diagnostics: replay ``nn.LSTM`` exactly, summarise its gates, monitor them per epoch.
+"""Gate diagnostics of any gated model (LSTM, GRU): summarise the exact replay of its gates,
+monitor them per epoch.
 
-Training stays on the fused kernels (cuDNN on GPU); ``lstm_gate_activations`` recomputes every
-gate from the weights. Torch and Lightning only: artifacts leave through an injected sink.
+Training stays on the fused kernels (cuDNN on GPU); the model's ``gate_activations`` recomputes
+every gate from the weights (``stockpred.models``). Torch and Lightning only: artifacts leave
+through an injected sink.
 """
 
 from __future__ import annotations
@@ -18,144 +20,82 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
-GATES = ("input", "forget", "cell", "output")  # PyTorch's order in weight_ih_l{k}: i, f, g, o
+from stockpred.models.base import Forecaster, GateActivations, GateSpec, find_forecaster
+from stockpred.models.lstm import LSTM_GATES, check_supported, lstm_gate_activations
+
+# The LSTM's gates, as before models other than the LSTM existed; a replay carries its own
+# model's (``GateActivations.spec``).
+GATES = LSTM_GATES.names  # PyTorch's order in weight_ih_l{k}: i, f, g, o
 SIGMOID_GATES = ("input", "forget", "output")
-# Karpathy, Johnson & Fei-Fei (2015): a sigmoid gate is left-saturated below 0.1, right above 0.9.
-# The cell candidate g is a tanh in [-1, 1]; its saturation uses -0.9 / 0.9.
-SATURATION = {"input": (0.1, 0.9), "forget": (0.1, 0.9), "output": (0.1, 0.9), "cell": (-0.9, 0.9)}
+SATURATION = {name: LSTM_GATES.saturation(name) for name in GATES}
 # Per-unit memory timescales (trading days): the shares above these are logged every epoch; a
-# saturated unit (mean f = 1 in float) is counted at TIMESCALE_CAP so quantiles stay finite.
+# saturated unit (mean memory gate = 1 in float) is counted at TIMESCALE_CAP so quantiles stay
+# finite.
 TIMESCALE_SHARES = (5, 20, 60)
 TIMESCALE_CAP = 1e6
 
-
-@dataclass(frozen=True)
-class GateActivations:
-    """Every gate, cell state and hidden state of every layer and step: each (L, B, T, H)."""
-
-    input: torch.Tensor
-    forget: torch.Tensor
-    cell: torch.Tensor  # the candidate g_t
-    output: torch.Tensor
-    c: torch.Tensor  # cell state c_t
-    h: torch.Tensor  # hidden state h_t
-
-    def gate(self, name: str) -> torch.Tensor:
-        """One gate by name (``input``, ``forget``, ``cell``, ``output``)."""
-        return getattr(self, name)
-
-
-def check_supported(lstm: nn.Module) -> nn.LSTM:
-    """Return ``lstm`` if the replay supports it, else raise a ``ValueError`` that says why."""
-    if not isinstance(lstm, nn.LSTM):
-        raise TypeError(f"expected a torch.nn.LSTM, got {type(lstm).__name__}")
-    if lstm.bidirectional:
-        raise ValueError("bidirectional LSTMs are not supported by the gate replay")
-    if lstm.proj_size:
-        raise ValueError(f"LSTMs with proj_size ({lstm.proj_size}) are not supported")
-    return lstm
+__all__ = [
+    "GATES",
+    "GateActivations",
+    "GateMonitor",
+    "GateSnapshot",
+    "GateSpec",
+    "check_supported",
+    "gate_statistics",
+    "lstm_gate_activations",
+    "replay",
+    "timescale",
+    "unit_table",
+    "unit_timescales",
+]
 
 
-@torch.no_grad()
-def lstm_gate_activations(
-    lstm: nn.LSTM, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
+def replay(
+    model: nn.Module, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
 ) -> GateActivations:
-    """Replay ``lstm`` on ``x`` (its batch_first layout, zero initial state) in eval semantics.
-
-    Returns input/forget/cell/output gates and c_t, h_t of every layer and step, shaped
-    (layers, batch, time, hidden), equal to what ``nn.LSTM`` computes (no inter-layer dropout).
-    The model is not modified (no mode switch, no gradients).
-
-    ``ablate``: layer -> boolean (hidden,) mask of units whose c_t and h_t are forced to 0 at
-    every step of that layer (so they reach neither the recurrence nor the layer above); the
-    recurrence is otherwise exact. An all-False mask changes nothing.
-    """
-    check_supported(lstm)
-    weight = lstm.all_weights[0][0]  # weight_ih_l0, typed as a tensor
-    x = x.to(device=weight.device, dtype=weight.dtype)
-    if x.ndim != 3:
-        raise ValueError(f"expected a 3-d input batch, got shape {tuple(x.shape)}")
-    if lstm.batch_first is False:
-        x = x.transpose(0, 1)  # (T, B, F) -> (B, T, F)
-    if x.shape[-1] != lstm.input_size:
-        raise ValueError(f"input has {x.shape[-1]} features, the LSTM expects {lstm.input_size}")
-    batch, steps, hidden = x.shape[0], x.shape[1], lstm.hidden_size
-    layers: dict[str, list[torch.Tensor]] = {"gates": [], "c": [], "h": []}
-    layer_input = x  # (B, T, F)
-    for layer in range(lstm.num_layers):
-        w_ih = getattr(lstm, f"weight_ih_l{layer}")  # (4H, F)
-        w_hh = getattr(lstm, f"weight_hh_l{layer}")  # (4H, H)
-        projected = layer_input @ w_ih.T  # (B, T, 4H), every step at once
-        if lstm.bias:
-            bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
-            projected = projected + bias
-        h = x.new_zeros(batch, hidden)
-        c = x.new_zeros(batch, hidden)
-        keep = None
-        if ablate is not None and layer in ablate:
-            mask = torch.as_tensor(ablate[layer], dtype=torch.bool, device=x.device)
-            if mask.shape != (hidden,):
-                raise ValueError(
-                    f"the ablation mask of layer {layer} has shape {tuple(mask.shape)}, "
-                    f"expected ({hidden},)"
-                )
-            keep = (~mask).to(x.dtype)
-        gate_steps, c_steps, h_steps = [], [], []
-        for t in range(steps):
-            z = torch.addmm(projected[:, t], h, w_hh.T)  # (B, 4H)
-            act = torch.sigmoid(z)
-            act[:, 2 * hidden : 3 * hidden] = torch.tanh(z[:, 2 * hidden : 3 * hidden])
-            i, f, g, o = act.chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, g)
-            h = o * torch.tanh(c)
-            if keep is not None:
-                c, h = c * keep, h * keep
-            gate_steps.append(act)
-            c_steps.append(c)
-            h_steps.append(h)
-        layer_input = torch.stack(h_steps, dim=1)  # (B, T, H)
-        layers["gates"].append(torch.stack(gate_steps, dim=1))  # (B, T, 4H)
-        layers["c"].append(torch.stack(c_steps, dim=1))
-        layers["h"].append(layer_input)
-    i, f, g, o = torch.stack(layers["gates"]).chunk(4, dim=-1)  # 4 x (L, B, T, H)
-    return GateActivations(i, f, g, o, c=torch.stack(layers["c"]), h=torch.stack(layers["h"]))
+    """The exact gate replay of ``model`` (a ``Forecaster``, or a module holding one) on ``x``."""
+    return find_forecaster(model).gate_activations(x, ablate)
 
 
 def gate_statistics(acts: GateActivations) -> dict[str, float]:
     """Summary metrics keyed ``gates/l{layer}/{gate}/{stat}``.
 
     Per gate and layer: mean, std, sat_left, sat_right (fractions of all activations). The
-    forget gate adds ``timescale``: the memory half-life-like decay time in steps (trading days),
-    -1 / ln(mean f). The cell state adds ``norm_start``, ``norm_end`` (mean L2 norm of c_t at the
-    first and last step) and ``norm_growth`` (their ratio). The per-unit memory timescales
+    memory gate (LSTM: forget f; GRU: update z) adds ``timescale``: the memory half-life-like
+    decay time in steps (trading days), -1 / ln(mean gate). The state (LSTM: ``cell_state`` c_t;
+    GRU: ``hidden_state`` h_t) adds ``norm_start``, ``norm_end`` (mean L2 norm at the first and
+    last step) and ``norm_growth`` (their ratio). The per-unit memory timescales
     (``unit_timescales``) add ``gates/l{layer}/timescale/{median,q10,q90}`` and the share of units
     above 5, 20 and 60 days (``share_gt_5`` ...).
     """
+    spec = acts.spec
     stats: dict[str, float] = {}
     taus = unit_timescales(acts)
     for layer in range(acts.h.shape[0]):
-        for name in GATES:
+        for name in spec.names:
             values = acts.gate(name)[layer].float()
-            low, high = SATURATION[name]
+            low, high = spec.saturation(name)
             key = f"gates/l{layer}/{name}"
             stats[f"{key}/mean"] = float(values.mean())
             stats[f"{key}/std"] = float(values.std())
             stats[f"{key}/sat_left"] = float((values < low).float().mean())
             stats[f"{key}/sat_right"] = float((values > high).float().mean())
-        stats[f"gates/l{layer}/forget/timescale"] = timescale(stats[f"gates/l{layer}/forget/mean"])
-        norms = acts.c[layer].float().norm(dim=-1).mean(dim=0)  # (T,)
+        memory = f"gates/l{layer}/{spec.memory}"
+        stats[f"{memory}/timescale"] = timescale(stats[f"{memory}/mean"])
+        norms = acts.state[layer].float().norm(dim=-1).mean(dim=0)  # (T,)
         start, end = float(norms[0]), float(norms[-1])
-        stats[f"gates/l{layer}/cell_state/norm_start"] = start
-        stats[f"gates/l{layer}/cell_state/norm_end"] = end
-        stats[f"gates/l{layer}/cell_state/norm_growth"] = end / start if start > 0 else math.inf
+        stats[f"gates/l{layer}/{spec.state}/norm_start"] = start
+        stats[f"gates/l{layer}/{spec.state}/norm_end"] = end
+        stats[f"gates/l{layer}/{spec.state}/norm_growth"] = end / start if start > 0 else math.inf
         stats.update(timescale_summary(taus[layer], f"gates/l{layer}/timescale"))
     return stats
 
 
 def unit_timescales(acts: GateActivations) -> np.ndarray:
-    """(layers, hidden) each unit's memory timescale -1 / ln(mean f) in steps, the mean over
-    every window and step of ``acts``; capped at ``TIMESCALE_CAP`` (a unit whose f is 1)."""
-    mean = acts.forget.double().mean(dim=(1, 2)).cpu().numpy()  # (L, H)
+    """(layers, hidden) each unit's memory timescale -1 / ln(mean m) in steps, m the memory gate
+    (LSTM: forget; GRU: update), the mean over every window and step of ``acts``; capped at
+    ``TIMESCALE_CAP`` (a unit whose m is 1)."""
+    mean = acts.memory.double().mean(dim=(1, 2)).cpu().numpy()  # (L, H)
     mean = np.clip(mean, 0.0, 1.0)
     with np.errstate(divide="ignore"):
         tau = np.where(mean >= 1.0, TIMESCALE_CAP, -1.0 / np.log(np.where(mean < 1, mean, 0.5)))
@@ -175,7 +115,8 @@ def timescale_summary(taus: np.ndarray, prefix: str) -> dict[str, float]:
 
 
 def timescale(mean_forget: float) -> float:
-    """Memory timescale in steps of a forget gate with mean ``f``: -1 / ln(f) (inf at f = 1)."""
+    """Memory timescale in steps of a memory gate (forget f, update z) with mean ``m``:
+    -1 / ln(m) (inf at m = 1)."""
     if mean_forget >= 1.0:
         return math.inf
     if mean_forget <= 0.0:
@@ -184,12 +125,14 @@ def timescale(mean_forget: float) -> float:
 
 
 def unit_table(acts: GateActivations, epoch: int) -> pd.DataFrame:
-    """Tidy per-unit statistics: one row per (layer, gate, unit)."""
+    """Tidy per-unit statistics: one row per (layer, gate, unit); ``timescale`` on the memory
+    gate's rows."""
+    spec = acts.spec
     rows = []
     for layer in range(acts.h.shape[0]):
-        for name in GATES:
+        for name in spec.names:
             values = acts.gate(name)[layer].float().flatten(0, 1)  # (B*T, H)
-            low, high = SATURATION[name]
+            low, high = spec.saturation(name)
             mean = values.mean(0).cpu().numpy()
             frame = pd.DataFrame(
                 {
@@ -201,7 +144,7 @@ def unit_table(acts: GateActivations, epoch: int) -> pd.DataFrame:
                     "std": values.std(0).cpu().numpy(),
                     "sat_left": (values < low).float().mean(0).cpu().numpy(),
                     "sat_right": (values > high).float().mean(0).cpu().numpy(),
-                    "timescale": [timescale(m) for m in mean] if name == "forget" else np.nan,
+                    "timescale": [timescale(m) for m in mean] if name == spec.memory else np.nan,
                 }
             )
             rows.append(frame)
@@ -217,13 +160,15 @@ class GateSnapshot:
     sample: dict[str, np.ndarray]  # gate -> (L, T, H) activations of one window
     histograms: dict[str, np.ndarray]  # gate -> (L, bins) density over the diagnostic batch
     edges: dict[str, np.ndarray]  # gate -> (bins + 1,) bin edges
+    spec: GateSpec = LSTM_GATES  # the model's gates (names, memory gate, ranges, labels)
 
 
 def snapshot(acts: GateActivations, epoch: int, sample: int = 0, bins: int = 50) -> GateSnapshot:
     """Summarise ``acts`` for the per-epoch artifacts."""
+    spec = acts.spec
     histograms, edges = {}, {}
-    for name in GATES:
-        low, high = (-1.0, 1.0) if name == "cell" else (0.0, 1.0)
+    for name in spec.names:
+        low, high = spec.range(name)
         values = acts.gate(name).float()
         counts = torch.stack([torch.histc(v, bins=bins, min=low, max=high) for v in values])
         histograms[name] = (
@@ -233,9 +178,34 @@ def snapshot(acts: GateActivations, epoch: int, sample: int = 0, bins: int = 50)
     return GateSnapshot(
         epoch=epoch,
         units=unit_table(acts, epoch),
-        sample={name: acts.gate(name)[:, sample].float().cpu().numpy() for name in GATES},
+        sample={name: acts.gate(name)[:, sample].float().cpu().numpy() for name in spec.names},
         histograms=histograms,
         edges=edges,
+        spec=spec,
+    )
+
+
+def spec_state(spec: GateSpec) -> dict[str, Any]:
+    """``spec`` as plain values (a ``weights_only`` checkpoint holds no dataclass)."""
+    return {
+        "names": list(spec.names),
+        "memory": spec.memory,
+        "tanh": sorted(spec.tanh),
+        "labels": dict(spec.labels),
+        "state": spec.state,
+    }
+
+
+def spec_from_state(state: dict[str, Any] | None) -> GateSpec:
+    """The ``GateSpec`` ``spec_state`` saved (none saved: the LSTM's, as before the GRU)."""
+    if state is None:
+        return LSTM_GATES
+    return GateSpec(
+        names=tuple(state["names"]),
+        memory=str(state["memory"]),
+        tanh=frozenset(state["tanh"]),
+        labels=dict(state["labels"]),
+        state=str(state["state"]),
     )
 
 
@@ -247,6 +217,21 @@ def find_lstm(module: nn.Module) -> nn.LSTM:
             f"GateMonitor needs exactly one torch.nn.LSTM in the LightningModule, found {len(found)}"
         )
     return check_supported(found[0])
+
+
+def find_gated(module: nn.Module) -> Forecaster:
+    """The one gated ``Forecaster`` inside ``module``; a clear error if there is none."""
+    found = [m for m in module.modules() if isinstance(m, Forecaster)]
+    if len(found) != 1:
+        raise ValueError(
+            "GateMonitor needs exactly one stockpred forecaster (stockpred.models) in the "
+            f"LightningModule, found {len(found)}"
+        )
+    if not found[0].has_gates:
+        raise ValueError(
+            f"the {found[0].arch} model has no gates to monitor: set gates.enabled=false"
+        )
+    return found[0]
 
 
 class GateMonitor(Callback):
@@ -274,18 +259,18 @@ class GateMonitor(Callback):
         self.sample_index = sample_index
         self.history: list[dict[str, float]] = []  # one row per epoch: {"epoch": e, **stats}
         self.snapshots: dict[int, GateSnapshot] = {}
-        self._lstm: nn.LSTM | None = None
+        self._model: Forecaster | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.logger is None:
             raise ValueError(
                 "GateMonitor logs through the trainer's logger: pass Trainer(logger=...)"
             )
-        self._lstm = find_lstm(pl_module)
-        if self.batch.shape[-1] != self._lstm.input_size:
+        self._model = find_gated(pl_module)
+        if self.batch.shape[-1] != self._model.num_features:
             raise ValueError(
-                f"GateMonitor's batch has {self.batch.shape[-1]} features, the LSTM expects "
-                f"{self._lstm.input_size}"
+                f"GateMonitor's batch has {self.batch.shape[-1]} features, the "
+                f"{self._model.arch} model expects {self._model.num_features}"
             )
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -326,6 +311,7 @@ class GateMonitor(Callback):
             for part in ("sample", "histograms", "edges"):
                 arrays = getattr(shot, part).items()
                 saved[part] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays}
+            saved["spec"] = spec_state(shot.spec)
             snapshots[epoch] = saved
         return {"history": [dict(row) for row in self.history], "snapshots": snapshots}
 
@@ -339,15 +325,16 @@ class GateMonitor(Callback):
                 for part in ("sample", "histograms", "edges")
             }
             units = pd.DataFrame(saved["units"])
-            self.snapshots[int(epoch)] = GateSnapshot(epoch=int(epoch), units=units, **parts)
+            spec = spec_from_state(saved.get("spec"))
+            self.snapshots[int(epoch)] = GateSnapshot(int(epoch), units, **parts, spec=spec)
 
     def history_frame(self) -> pd.DataFrame:
         """Per-epoch statistics as a tidy frame: epoch, layer, gate, stat, value."""
         return history_to_frame(self.history)
 
     def _replay(self) -> GateActivations:
-        assert self._lstm is not None, "GateMonitor.setup has not run"
-        return lstm_gate_activations(self._lstm, self.batch)
+        assert self._model is not None, "GateMonitor.setup has not run"
+        return self._model.gate_activations(self.batch)
 
 
 def history_to_frame(rows: Iterable[dict[str, float]]) -> pd.DataFrame:

@@ -225,6 +225,8 @@ def run_training(
     stage_seconds: dict[str, float] = {}
     runner = _timing(runner, stage_seconds)
     resume_id = None
+    if config is not None:  # a model without gates trains with diagnostics off (one line says so)
+        config = experiment.gates_for_model(config)
     if resume is not None:
         resume_id, config = resume_target(resume, config)
     config = config or PipelineConfig()

@@ -21,6 +21,7 @@ from stockpred.split import (
     chronological_split,
     fit_scaler,
 )
+from stockpred.tasks import task_for
 from stockpred.windows import WindowDataset
 
 CLOSE = "_close"  # a column name no feature can take
@@ -122,8 +123,8 @@ def prepare(
     scaler = fit_scaler(raw, labels)
     actual = frame[TARGET].to_numpy(dtype=np.float64, copy=True)
     actual[_reaches_past_its_part(frame.index, labels, split, config.features.horizon)] = np.nan
-    # the volatility task's target is a variance; the model learns its log
-    transform = "log" if config.target.kind == "volatility" else "identity"
+    # what the model learns of the target is the task's (the volatility task: log variance)
+    transform = task_for(config).target_transform
     with np.errstate(divide="ignore", invalid="ignore"):
         model_target = np.log(actual) if transform == "log" else actual
     train_target = model_target[(labels == 0) & np.isfinite(model_target)]

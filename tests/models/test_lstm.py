@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.models import LitForecaster, LSTMForecaster
-from stockpred.training import fit_forecaster, predict
+from stockpred.models import LSTMForecaster
+from stockpred.training import LitForecaster, fit_forecaster, predict
 from stockpred.training.devices import resolve_precision
 from stockpred.windows import WindowDataset
 

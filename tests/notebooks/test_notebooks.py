@@ -27,11 +27,18 @@ MIN_IMAGES = {  # the figures each notebook draws
 
 @pytest.fixture(scope="module")
 def runs() -> list[str]:
-    """Two tiny tracked runs that differ in window (no report: the notebooks are the test)."""
+    """Two tiny tracked runs: an LSTM on returns, and a GRU on volatility with another window,
+    which notebook 04 lists and compares beside it (no report: the notebooks are the test)."""
     config = load_config({**TINY, "tracking": {"experiment": EXPERIMENT, "report": False}})
     # the second only feeds the comparison: no gate diagnostics, 2 epochs
     sweep = config.with_overrides(
-        {"model.window": 15, "train.max_epochs": 2, "gates.enabled": False}
+        {
+            "model.window": 15,
+            "train.max_epochs": 2,
+            "gates.enabled": False,
+            "target.kind": "volatility",
+            "model.arch": "gru",
+        }
     )
     return [run_training(config).run_id, run_training(sweep).run_id]
 
@@ -104,6 +111,8 @@ def test_the_notebook_runs_headless_and_shows_its_figures(
         _check_report(report.notebook_html(nb, "report"), nb)
     if name.startswith("04"):
         assert "2 finished run(s) in experiment 'notebook-tests'" in _text(nb)
+        assert "qlike_vs_har" in _text(nb) and "rmse_vs_zero" in _text(nb)  # both tasks listed
+        assert "gru" in _text(nb)
         assert "largest gap to the forecasts logged at training time" in _text(nb)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from stockpred import gates, report, tracking
+from stockpred import figures, gates, report, tracking
 from stockpred.config import PipelineConfig, load_config
 from stockpred.pipeline import RunContext, render_diagnostics
 from stockpred.tasks import TASKS
@@ -57,7 +57,9 @@ def test_tidy_runs_gives_settings_and_scores_per_run_with_nan_for_what_is_missin
     assert runs["epochs"].isna().all()
     # equal run names still get distinct labels
     assert runs["label"].is_unique
-    assert runs.loc[1, "label"] == "same-name bbbbbb (w20, h8)"
+    assert runs.loc[1, "label"] == "same-name bbbbbb (lstm, w20, h8)"
+    assert (runs["task"] == "return").all() and (runs["relative_name"] == "rmse_vs_zero").all()
+    assert runs["relative"].equals(runs["rmse_vs_zero"]) and runs["qlike_vs_har"].isna().all()
 
 
 def test_model_scores_skips_models_a_run_did_not_score_and_the_grid_keeps_run_order(runs) -> None:
@@ -148,6 +150,33 @@ def test_search_runs_finds_finished_runs_by_their_config_newest_first() -> None:
     assert list(report.search_runs("report-search", tickers="^GSPC")["run_id"]) == [one]
     with pytest.raises(LookupError, match="no experiment named 'nothing-here'"):
         report.search_runs("nothing-here")
+
+
+def test_volatility_and_gru_runs_are_listed_compared_and_charted_like_return_runs() -> None:
+    base = load_config({**TINY, "tracking": {"experiment": "report-tasks"}})
+    returns = _logged_run(base, 0.9)
+    volatility = base.with_overrides({"target.kind": "volatility", "model.arch": "gru"})
+    with tracking.tracked_run(volatility) as vol:
+        metrics = {"test/qlike": 0.3, "test/mse_log": 0.5, "baseline/har/test/qlike": 0.4}
+        tracking.log_metrics(vol, {**metrics, "baseline/har/test/mse_log": 0.6})
+
+    runs = report.search_runs("report-tasks")
+    assert list(runs["run_id"]) == [vol, returns]  # the volatility run is not left out
+    assert list(runs["task"]) == ["volatility", "return"] and list(runs["arch"]) == ["gru", "lstm"]
+    assert list(runs["relative_name"]) == ["qlike_vs_har", "rmse_vs_zero"]
+    assert list(runs["relative"]) == pytest.approx([0.75, 0.9])
+    assert list(report.search_runs("report-tasks", task="volatility")["run_id"]) == [vol]
+    assert list(report.search_runs("report-tasks", arch="gru")["run_id"]) == [vol]
+    scores = report.model_scores(runs)
+    mine = scores[scores["run_id"] == vol].set_index("model")
+    assert list(mine.index) == ["lstm", "har"] and mine.loc["har", "relative"] == 1.0
+    assert mine.loc["lstm", "mse_log"] == 0.5
+    grid = report.score_table(scores)
+    assert grid.loc[runs.loc[0, "label"], "lstm"] == pytest.approx(0.75)
+    assert grid.loc[runs.loc[1, "label"], "lstm"] == pytest.approx(0.9)
+    left = figures.run_comparison_figure(scores).axes[0]
+    assert "qlike_vs_har" in left.get_xlabel() and "rmse_vs_zero" in left.get_xlabel()
+    assert report.run_summary(vol)["relative"] == pytest.approx(0.75)
 
 
 def test_the_latest_gate_run_skips_newer_runs_without_gate_diagnostics() -> None:

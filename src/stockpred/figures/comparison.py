@@ -31,45 +31,76 @@ def loss_curves_figure(history: pd.DataFrame) -> Figure:
     return fig
 
 
-def run_comparison_figure(scores: pd.DataFrame, colors: Mapping[str, str] | None = None) -> Figure:
-    """Per run, each model's test RMSE relative to the zero forecast and directional accuracy
+def run_comparison_figure(
+    scores: pd.DataFrame,
+    colors: Mapping[str, str] | None = None,
+    *,
+    second: str = "dir_acc",
+    second_line: float | None = 0.5,
+) -> Figure:
+    """Per run, each model's test score relative to its task's reference forecast (``relative``,
+    named in ``relative_name``: rmse_vs_zero, qlike_vs_har) and, where logged, the score
+    ``second`` (default directional accuracy, dashed at ``second_line``), as
+    ``report.model_scores`` lays them out; runs of different tasks and models side by side
     (``colors``: the task's, so each model has its colour in every figure)."""
+    value = _relative_column(scores)
     labels = list(dict.fromkeys(scores["label"]))
     models = list(dict.fromkeys(scores["model"]))
     height = 0.8 / len(models)
-    fig = new_figure(13, 1.2 + 0.28 * len(labels) * len(models))
-    left, right = fig.subplots(1, 2, sharey=True)
+    has_second = second in scores and scores[second].notna().any()
+    fig = new_figure(13 if has_second else 7.5, 1.2 + 0.28 * len(labels) * len(models))
+    axes = fig.subplots(1, 2 if has_second else 1, sharey=True, squeeze=False)[0]
+    left = axes[0]
     positions = np.arange(len(labels))
     for k, model in enumerate(models):
         part = scores[scores["model"] == model].set_index("label").reindex(labels)
         offset = positions + (k - (len(models) - 1) / 2) * height
         color = (colors or {}).get(model, f"C{k}")
-        left.barh(offset, part["rmse_vs_zero"], height=height, color=color, label=model)
-        right.barh(offset, part["dir_acc"], height=height, color=color, label=model)
+        left.barh(offset, part[value], height=height, color=color, label=model)
+        if has_second:
+            axes[1].barh(offset, part[second], height=height, color=color, label=model)
     left.axvline(1, color="k", lw=0.8, ls="--")
-    right.axvline(0.5, color="k", lw=0.8, ls="--")
     left.set_yticks(positions, labels, fontsize=8)
     left.invert_yaxis()
-    values = scores["rmse_vs_zero"].dropna()
+    values = scores[value].dropna()
     if not values.empty:
         spread = max(abs(values - 1).max(), 0.002)
         left.set_xlim(1 - 1.3 * spread, 1 + 1.3 * spread)
-    left.set_xlabel("test RMSE / zero forecast's RMSE (below 1 beats it)")
-    right.set_xlabel("directional accuracy (share of days, 0.5 = coin flip)")
-    left.set_title("Error relative to predicting 0")
-    right.set_title("Direction right")
+    names = _relative_names(scores, value)
+    left.set_xlabel(f"test {names} (below 1 beats the reference)")
+    left.set_title("Error relative to the task's reference forecast")
+    if has_second:
+        if second_line is not None:
+            axes[1].axvline(second_line, color="k", lw=0.8, ls="--")
+        axes[1].set_xlabel(f"test {second}")
+        axes[1].set_title(second)
     left.legend(fontsize=8, loc="lower right")
-    fig.suptitle("LSTM against its baselines on each run's test period")
+    fig.suptitle("The network against its baselines on each run's test period")
     return fig
+
+
+def _relative_column(frame: pd.DataFrame) -> str:
+    """``relative`` (the run's own task's relative score); ``rmse_vs_zero`` in older layouts."""
+    return "relative" if "relative" in frame else "rmse_vs_zero"
+
+
+def _relative_names(frame: pd.DataFrame, value: str) -> str:
+    """The relative scores' names in ``frame`` (``relative_name``), e.g. ``qlike_vs_har``."""
+    if "relative_name" not in frame:
+        return value
+    return " or ".join(str(n) for n in dict.fromkeys(frame["relative_name"].dropna()))
 
 
 def sweep_figure(
     runs: pd.DataFrame,
     x: str = "window",
     hue: str | None = "hidden_size",
-    y: str = "rmse_vs_zero",
+    y: str = "relative",
 ) -> Figure:
-    """``y`` against the setting ``x``, one line per value of ``hue``: a sweep at a glance."""
+    """``y`` against the setting ``x``, one line per value of ``hue``: a sweep at a glance
+    (default: the LSTM's relative score of each run's task, dashed at the reference's 1)."""
+    if y == "relative" and y not in runs:
+        y = "rmse_vs_zero"
     fig = new_figure(7.5, 4.2)
     ax = fig.subplots()
     groups: Mapping[object, pd.DataFrame] = (
@@ -79,9 +110,9 @@ def sweep_figure(
         ordered = part.sort_values(x)
         ax.plot(ordered[x], ordered[y], marker="o", label=f"{hue} = {value}" if hue else None)
     what = y
-    if y == "rmse_vs_zero":
-        ax.axhline(1, color="k", lw=0.8, ls="--", label="zero forecast")
-        what = "LSTM test RMSE / zero forecast's"
+    if y == "relative" or "_vs_" in y:  # a relative score: the reference forecast scores 1
+        ax.axhline(1, color="k", lw=0.8, ls="--", label="reference forecast")
+        what = f"test {_relative_names(runs, y)}"
     ax.margins(y=0.15)
     ax.set_ylabel(what)
     ax.set_xlabel(x)

@@ -1,22 +1,50 @@
-"""The forecaster: a plain ``nn.Module`` LSTM and the LightningModule that trains it.
+"""The LSTM forecaster: a plain ``nn.Module`` (stacked ``nn.LSTM``, a linear head), its chrono
+initialisation, and the exact replay of its gates.
 
-Torch and Lightning only (no Prefect, no MLflow), so it runs on a bare GPU box, in a notebook,
-or in a DDP worker.
+Torch only (no Lightning, no Prefect, no MLflow), so it runs on a bare GPU box, in a notebook,
+or in a DDP worker. Training is ``stockpred.training``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from stockpred.models.base import (
+    Forecaster,
+    GateActivations,
+    GateSpec,
+    ablation_mask,
+    replay_input,
+)
+
 INITS = ("default", "chrono")
 
+# PyTorch's order in weight_ih_l{k}: i, f, g, o. c_t = f * c_{t-1} + i * g: f is the share of the
+# cell state kept per step, so a unit's memory timescale is -1 / ln(mean f).
+LSTM_GATES = GateSpec(
+    names=("input", "forget", "cell", "output"),
+    memory="forget",
+    tanh=frozenset({"cell"}),
+    labels={
+        "input": "input gate i",
+        "forget": "forget gate f",
+        "cell": "cell candidate g",
+        "output": "output gate o",
+    },
+    state="cell_state",
+)
 
-class LSTMForecaster(nn.Module):
+
+class LSTMForecaster(Forecaster):
     """Stacked ``nn.LSTM`` over a window of features, a linear head on the last hidden state."""
+
+    arch = "lstm"
+    gate_spec = LSTM_GATES
 
     def __init__(
         self,
@@ -48,19 +76,53 @@ class LSTMForecaster(nn.Module):
             assert chrono_max is not None
             chrono_init(self.lstm, chrono_max)
 
-    def architecture(self) -> dict[str, int | float]:
-        """The constructor's arguments: with the state dict, all a load needs (no pickle)."""
+    @classmethod
+    def from_config(cls, num_features: int, config: Any) -> LSTMForecaster:
+        """The untrained LSTM of a ``ModelConfig`` (chrono's T_max defaults to the window)."""
+        return cls(
+            num_features,
+            config.hidden_size,
+            config.num_layers,
+            config.dropout,
+            init=config.init,
+            chrono_max=config.chrono_max or config.window,
+        )
+
+    def architecture(self) -> dict[str, Any]:
+        """The constructor's arguments and ``arch``: with the state dict, all a load needs."""
         return {
+            "arch": self.arch,
             "num_features": self.lstm.input_size,
             "hidden_size": self.lstm.hidden_size,
             "num_layers": self.lstm.num_layers,
             "dropout": float(self.lstm.dropout),
         }
 
+    @property
+    def num_layers(self) -> int:
+        """Stacked LSTM layers."""
+        return self.lstm.num_layers
+
+    @property
+    def hidden_size(self) -> int:
+        """Units per layer."""
+        return self.lstm.hidden_size
+
+    @property
+    def num_features(self) -> int:
+        """Inputs per step."""
+        return self.lstm.input_size
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, F) -> prediction (B,) of the (scaled) forward return."""
+        """x (B, T, F) -> prediction (B,) of the (scaled) target."""
         out, _ = self.lstm(x)  # (B, T, H), the top layer's hidden states
         return self.head(out[:, -1]).squeeze(-1)  # (B,)
+
+    def gate_activations(
+        self, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
+    ) -> GateActivations:
+        """The exact replay of the LSTM's gates (``lstm_gate_activations``)."""
+        return lstm_gate_activations(self.lstm, x, ablate)
 
 
 @torch.no_grad()
@@ -87,44 +149,67 @@ def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = N
         bias_hh[input_] = 0.0
 
 
-class LitForecaster(pl.LightningModule):
-    """Trains an injected ``LSTMForecaster`` with the task's loss (default MSE); logs
-    ``train/loss`` and ``val/loss``."""
+def check_supported(lstm: nn.Module) -> nn.LSTM:
+    """Return ``lstm`` if the replay supports it, else raise a ``ValueError`` that says why."""
+    if not isinstance(lstm, nn.LSTM):
+        raise TypeError(f"expected a torch.nn.LSTM, got {type(lstm).__name__}")
+    if lstm.bidirectional:
+        raise ValueError("bidirectional LSTMs are not supported by the gate replay")
+    if lstm.proj_size:
+        raise ValueError(f"LSTMs with proj_size ({lstm.proj_size}) are not supported")
+    return lstm
 
-    def __init__(
-        self,
-        model: LSTMForecaster,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        loss: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.loss = loss if loss is not None else nn.MSELoss()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+@torch.no_grad()
+def lstm_gate_activations(
+    lstm: nn.LSTM, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
+) -> GateActivations:
+    """Replay ``lstm`` on ``x`` (its batch_first layout, zero initial state) in eval semantics.
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        return loss
+    Returns input/forget/cell/output gates and c_t, h_t of every layer and step, shaped
+    (layers, batch, time, hidden), equal to what ``nn.LSTM`` computes (no inter-layer dropout).
+    The model is not modified (no mode switch, no gradients).
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        loss = self._loss(batch)
-        # sync_dist: under DDP every rank sees (and early-stops on) the mean over all ranks
-        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        return self(batch[0])
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
-
-    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        return self.loss(self(x).float(), y.float())
+    ``ablate``: layer -> boolean (hidden,) mask of units whose c_t and h_t are forced to 0 at
+    every step of that layer (so they reach neither the recurrence nor the layer above); the
+    recurrence is otherwise exact. An all-False mask changes nothing.
+    """
+    check_supported(lstm)
+    x = replay_input(x, lstm)
+    batch, steps, hidden = x.shape[0], x.shape[1], lstm.hidden_size
+    layers: dict[str, list[torch.Tensor]] = {"gates": [], "c": [], "h": []}
+    layer_input = x  # (B, T, F)
+    for layer in range(lstm.num_layers):
+        w_ih = getattr(lstm, f"weight_ih_l{layer}")  # (4H, F)
+        w_hh = getattr(lstm, f"weight_hh_l{layer}")  # (4H, H)
+        projected = layer_input @ w_ih.T  # (B, T, 4H), every step at once
+        if lstm.bias:
+            bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+            projected = projected + bias
+        h = x.new_zeros(batch, hidden)
+        c = x.new_zeros(batch, hidden)
+        keep = ablation_mask(ablate, layer, hidden, x)
+        gate_steps, c_steps, h_steps = [], [], []
+        for t in range(steps):
+            z = torch.addmm(projected[:, t], h, w_hh.T)  # (B, 4H)
+            act = torch.sigmoid(z)
+            act[:, 2 * hidden : 3 * hidden] = torch.tanh(z[:, 2 * hidden : 3 * hidden])
+            i, f, g, o = act.chunk(4, dim=1)
+            c = torch.addcmul(f * c, i, g)
+            h = o * torch.tanh(c)
+            if keep is not None:
+                c, h = c * keep, h * keep
+            gate_steps.append(act)
+            c_steps.append(c)
+            h_steps.append(h)
+        layer_input = torch.stack(h_steps, dim=1)  # (B, T, H)
+        layers["gates"].append(torch.stack(gate_steps, dim=1))  # (B, T, 4H)
+        layers["c"].append(torch.stack(c_steps, dim=1))
+        layers["h"].append(layer_input)
+    chunks = torch.stack(layers["gates"]).chunk(4, dim=-1)  # 4 x (L, B, T, H)
+    return GateActivations(
+        dict(zip(LSTM_GATES.names, chunks, strict=True)),
+        h=torch.stack(layers["h"]),
+        spec=LSTM_GATES,
+        c=torch.stack(layers["c"]),
+    )

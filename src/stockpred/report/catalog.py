@@ -5,6 +5,7 @@ Notebooks hold only calls into ``stockpred`` and plots; the computing they need 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from stockpred import tracking
+from stockpred.config import TargetConfig
 from stockpred.experiment import build, load_prices, predict
-from stockpred.gates import GATES
 from stockpred.split import TEST
-from stockpred.tasks import TASKS, ForecastTask
+from stockpred.tasks import LSTM, TASKS, ForecastTask, metric_key
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,12 +24,17 @@ if TYPE_CHECKING:
     from stockpred.config import PipelineConfig
     from stockpred.prepare import Prepared
 
-RETURN = TASKS["return"]
-SCORES = RETURN.table_scores
-# the columns of ``tidy_runs`` that identify a run and say how it did, for overview tables
+# every task's run-table scores, once each, in the order of ``TASKS``
+SCORES = tuple(dict.fromkeys(s for task in TASKS.values() for s in task.table_scores))
+# every task's models (the LSTM column holds whichever network the run trained: ``arch``)
+MODELS = tuple(dict.fromkeys(m for task in TASKS.values() for m in task.models))
+# the columns of ``tidy_runs`` that identify a run and say how it did, for overview tables;
+# ``relative`` is the LSTM's relative score of the run's own task (``relative_name``)
 RUN_OVERVIEW = [
     "run_name",
     "start_time",
+    "task",
+    "arch",
     "tickers",
     "start",
     "end",
@@ -37,11 +43,13 @@ RUN_OVERVIEW = [
     "num_layers",
     "epochs",
     "val_loss",
-    "rmse_vs_zero",
-    "lstm_dir_acc",
+    "relative_name",
+    "relative",
 ]
 # run filters by short name -> the flattened config parameter they match
 FILTER_PARAMS = {
+    "task": "target.kind",
+    "arch": "model.arch",
     "tickers": "data.tickers",
     "window": "model.window",
     "hidden_size": "model.hidden_size",
@@ -50,9 +58,11 @@ FILTER_PARAMS = {
 }
 
 
-def metrics_table(metrics: Mapping[str, float], task: ForecastTask = RETURN) -> pd.DataFrame:
+def metrics_table(metrics: Mapping[str, float], task: ForecastTask | None = None) -> pd.DataFrame:
     """A run's test metrics as a table: one row per model, the task's scores and its relative
-    score (for the return task: rmse, mae, dir_acc, rmse_vs_zero)."""
+    score (for the return task: rmse, mae, dir_acc, rmse_vs_zero); default task: the
+    default config's."""
+    task = task or TASKS[TargetConfig().kind]
     scores = {
         model: {score: metrics[task.metric_key(model, score)] for score in task.table_scores}
         for model in task.models
@@ -63,6 +73,8 @@ def metrics_table(metrics: Mapping[str, float], task: ForecastTask = RETURN) -> 
 
 def run_filter(
     *,
+    task: str | None = None,
+    arch: str | None = None,
     tickers: str | Sequence[str] | None = None,
     window: int | None = None,
     hidden_size: int | None = None,
@@ -74,6 +86,8 @@ def run_filter(
     """An MLflow filter string for runs with these config values (``params``: any ``section.field``)."""
     wanted: dict[str, Any] = dict(params or {})
     given = {
+        "task": task,
+        "arch": arch,
         "tickers": tickers,
         "window": window,
         "hidden_size": hidden_size,
@@ -95,10 +109,13 @@ def run_filter(
 
 
 def tidy_runs(raw: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: its key settings, validation loss and every model's test scores.
+    """One row per run: its task and model, key settings, validation loss and every model's test
+    scores (``<model>_<score>``, every task's scores; NaN where the run's task has none).
 
     ``raw`` is laid out like ``tracking.search_runs``; settings or metrics a run lacks are NaN.
-    ``rmse_vs_zero`` is the LSTM's test RMSE over the zero-return forecast's (below 1 beats it).
+    Each task's relative score has its own column (``rmse_vs_zero``: the LSTM's test RMSE over
+    the zero forecast's; ``qlike_vs_har``), and ``relative`` holds the one of the run's own task
+    (its name in ``relative_name``; below 1 beats the reference where lower is better).
     """
 
     def column(name: str) -> pd.Series:
@@ -107,12 +124,16 @@ def tidy_runs(raw: pd.DataFrame) -> pd.DataFrame:
     def number(name: str) -> pd.Series:
         return pd.to_numeric(column(name), errors="coerce")
 
+    # runs logged before a key existed forecast returns (tracking.LEGACY_TASK) with the LSTM
+    kind = column("params.target.kind").fillna(tracking.LEGACY_TASK).astype(str)
     out = pd.DataFrame(
         {
             "run_id": column("run_id"),
             "run_name": column("run_name"),
             "status": column("status"),
             "start_time": column("start_time"),
+            "task": kind,
+            "arch": column("params.model.arch").fillna("lstm").astype(str),
             "tickers": column("params.data.tickers"),
             "start": column("params.data.start"),
             "end": column("params.data.end"),
@@ -125,19 +146,43 @@ def tidy_runs(raw: pd.DataFrame) -> pd.DataFrame:
         },
         index=raw.index,
     )
-    for model in RETURN.models:
+    for model in MODELS:
         for score in SCORES:
-            out[f"{model}_{score}"] = number(f"metrics.{RETURN.metric_key(model, score)}")
-    out["rmse_vs_zero"] = out["lstm_rmse"] / out["zero_rmse"]
+            out[f"{model}_{score}"] = number(f"metrics.{metric_key(model, score)}")
+    out["relative_name"] = pd.Series(np.nan, index=raw.index, dtype=object)
+    out["relative"] = np.nan
+    for name, task in TASKS.items():
+        mine = (kind == name).to_numpy()
+        metric, reference = task.relative_metric, task.reference
+        relative = out[f"{LSTM}_{metric}"] / out[f"{reference}_{metric}"]
+        out[task.relative_name] = relative.where(mine)
+        out.loc[mine, "relative_name"] = task.relative_name
+        out.loc[mine, "relative"] = relative[mine]
     out["model_uri"] = column("model_uri")
     # names can repeat (a fixed run name, or names drawn after a seeded RNG): the id keeps it unique
     out["label"] = [
-        f"{name} {str(run_id)[:6]} (w{window}, h{hidden})"
-        for name, run_id, window, hidden in zip(
-            out["run_name"], out["run_id"], out["window"], out["hidden_size"], strict=True
+        f"{name} {str(run_id)[:6]} ({arch}, w{window}, h{hidden})"
+        for name, run_id, arch, window, hidden in zip(
+            out["run_name"],
+            out["run_id"],
+            out["arch"],
+            out["window"],
+            out["hidden_size"],
+            strict=True,
         )
     ]
     return out.reset_index(drop=True)
+
+
+def scored(runs: pd.DataFrame) -> pd.Series:
+    """Whether each run of ``tidy_runs`` holds the LSTM's test score of its own task's primary
+    metric (a walk-forward parent or a run stopped before evaluation does not)."""
+    ok = pd.Series(False, index=runs.index)
+    for name, task in TASKS.items():
+        column = f"{LSTM}_{task.primary_metric}"
+        if column in runs:
+            ok |= (runs["task"] == name) & runs[column].notna()
+    return ok
 
 
 def search_runs(
@@ -145,38 +190,49 @@ def search_runs(
 ) -> pd.DataFrame:
     """Finished runs of ``experiment`` with these config values, newest first, as ``tidy_runs``.
 
-    ``criteria`` are those of ``run_filter`` (tickers, window, hidden_size, num_layers, horizon,
-    params, status). Runs without an LSTM test score (a walk-forward parent, a run stopped before
-    evaluation) are left out.
+    ``criteria`` are those of ``run_filter`` (task, arch, tickers, window, hidden_size,
+    num_layers, horizon, params, status). Runs of every task and model are listed; runs without
+    an LSTM test score (a walk-forward parent, a run stopped before evaluation) are left out.
     """
     where = run_filter(**criteria)
     runs = tidy_runs(tracking.search_runs(experiment, where, max_results=max_results))
-    return runs[runs["lstm_rmse"].notna()].reset_index(drop=True)
+    return runs[scored(runs)].reset_index(drop=True)
 
 
 def model_scores(runs: pd.DataFrame) -> pd.DataFrame:
-    """``tidy_runs`` in long form: one row per run and model it scored, rmse ... rmse_vs_zero."""
+    """``tidy_runs`` in long form: one row per run and model it scored, with the scores of the
+    run's task and ``relative`` (the model's relative score: rmse_vs_zero, qlike_vs_har, ...)."""
     rows = []
     for _, run in runs.iterrows():
-        for model in RETURN.models:
-            if pd.isna(run[f"{model}_rmse"]):  # a baseline added after this run was trained
+        task = TASKS[str(run["task"])]
+        metric = task.relative_metric
+        for model in task.models:
+            if pd.isna(run[f"{model}_{metric}"]):  # a baseline added after this run was trained
                 continue
+            relative = run[f"{model}_{metric}"] / run[f"{task.reference}_{metric}"]
             rows.append(
                 {
                     "run_id": run["run_id"],
                     "label": run["label"],
+                    "task": task.kind,
+                    "arch": run["arch"],
                     "model": model,
-                    **{score: run[f"{model}_{score}"] for score in SCORES},
-                    "rmse_vs_zero": run[f"{model}_rmse"] / run["zero_rmse"],
+                    **{score: run[f"{model}_{score}"] for score in task.table_scores},
+                    "relative_name": task.relative_name,
+                    "relative": relative,
+                    task.relative_name: relative,  # e.g. rmse_vs_zero: NaN on other tasks' rows
                 }
             )
-    return pd.DataFrame(rows, columns=["run_id", "label", "model", *SCORES, "rmse_vs_zero"])
+    names = list(dict.fromkeys(task.relative_name for task in TASKS.values()))
+    columns = ["run_id", "label", "task", "arch", "model", *SCORES, "relative_name", "relative"]
+    columns += names
+    return pd.DataFrame(rows, columns=columns)
 
 
-def score_table(scores: pd.DataFrame, value: str = "rmse_vs_zero") -> pd.DataFrame:
+def score_table(scores: pd.DataFrame, value: str = "relative") -> pd.DataFrame:
     """``model_scores`` as a grid: one row per run (in the given order), one column per model."""
     table = scores.pivot(index="label", columns="model", values=value)
-    models = [m for m in RETURN.models if m in table.columns]
+    models = [m for m in MODELS if m in table.columns]
     return table.reindex(index=list(dict.fromkeys(scores["label"])), columns=models)
 
 
@@ -230,10 +286,13 @@ def run_summary(run_id: str) -> pd.Series:
     """One run's identity, settings and headline scores, for the top of a notebook."""
     run = tidy_runs(pd.DataFrame([tracking.load_run_record(run_id)])).iloc[0]
     # no status: the report is rendered while its run is still open
+    task = TASKS[str(run["task"])]
     keys = [
         "run_name",
         "run_id",
         "start_time",
+        "task",
+        "arch",
         "tickers",
         "start",
         "end",
@@ -242,22 +301,24 @@ def run_summary(run_id: str) -> pd.Series:
         "num_layers",
         "epochs",
         "val_loss",
-        "lstm_rmse",
-        "zero_rmse",
-        "rmse_vs_zero",
-        "lstm_dir_acc",
+        f"{LSTM}_{task.relative_metric}",
+        f"{task.reference}_{task.relative_metric}",
+        "relative_name",
+        "relative",
+        *(f"{LSTM}_{score}" for score in task.table_scores if score != task.relative_metric),
     ]
     return run[keys].rename(run["run_name"])
 
 
 def latest_gate_run(experiment: str = "stockpred") -> str:
     """The newest finished run of ``experiment`` that logged gate diagnostics (not a backtest's)."""
-    key = "metrics.gates/l0/forget/mean"
     try:
         runs = tracking.search_runs(experiment, "attributes.status = 'FINISHED'", max_results=200)
     except LookupError:  # no such experiment yet
-        runs = pd.DataFrame({key: []})
-    gated = runs[runs[key].notna()] if key in runs else runs.iloc[:0]
+        runs = pd.DataFrame()
+    # a first-layer gate's mean, whichever model's gate (forget f, update z, ...)
+    keys = [c for c in runs.columns if re.fullmatch(r"metrics\.gates/l0/[^/]+/mean", str(c))]
+    gated = runs[runs[keys].notna().any(axis=1)] if keys else runs.iloc[:0]
     if gated.empty:
         raise LookupError(
             f"no finished run with gate diagnostics in experiment {experiment!r}: train one first "
@@ -283,23 +344,26 @@ def gate_epochs(run_id: str) -> list[int]:
 def gate_summary(stats: pd.DataFrame, epoch: int | None = None) -> pd.DataFrame:
     """Per layer and gate at ``epoch`` (default: the last): mean, std, saturation, timescale."""
     epoch = int(stats["epoch"].max()) if epoch is None else epoch
-    at = stats[(stats["epoch"] == epoch) & stats["gate"].isin(GATES)]
+    # the model's gates, in its order: those with a mean (states and timescales have none)
+    gates = list(dict.fromkeys(stats.loc[stats["stat"] == "mean", "gate"]))
+    at = stats[(stats["epoch"] == epoch) & stats["gate"].isin(gates)]
     table = at.pivot_table(index=["layer", "gate"], columns="stat", values="value")
     order = pd.MultiIndex.from_product(
-        [sorted(at["layer"].unique()), GATES], names=["layer", "gate"]
+        [sorted(at["layer"].unique()), gates], names=["layer", "gate"]
     )
     columns = [c for c in ("mean", "std", "sat_left", "sat_right", "timescale") if c in table]
     return table.reindex(index=order, columns=columns).rename_axis(columns=f"epoch {epoch}")
 
 
 def timescale_table(units: pd.DataFrame, window: int) -> pd.DataFrame:
-    """Per epoch and layer: the forget gate's per-unit memory timescales summarised, in days.
+    """Per epoch and layer: the memory gate's (LSTM: forget; GRU: update) per-unit memory
+    timescales summarised, in days.
 
     A unit whose timescale exceeds the input ``window`` barely forgets within a window (the state
     starts at zero each window); one below 1 day keeps almost nothing from the day before.
     """
-    forget = units[units["gate"] == "forget"]
-    grouped = forget.groupby(["epoch", "layer"])["timescale"]
+    memory = units[units["timescale"].notna()]  # only the memory gate's rows have one
+    grouped = memory.groupby(["epoch", "layer"])["timescale"]
     return pd.DataFrame(
         {
             "units": grouped.size(),

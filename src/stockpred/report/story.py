@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from stockpred import tracking
-from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations, snapshot
+from stockpred.gates import GateSnapshot, replay, snapshot
 from stockpred.split import TEST
 from stockpred.tasks import TASKS, ForecastTask
 from stockpred.tasks.base import LSTM
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from stockpred.prepare import Prepared
 
 SIGNIFICANCE = 0.05
-# how each task's primary test metric reads in a sentence
-PRIMARY = {"return": ("rmse", "RMSE"), "volatility": ("qlike", "QLIKE")}
 TABLE_STYLE = (
     "border-collapse:collapse;font-size:0.92em;margin:0.4em 0 1em 0;"
     "font-variant-numeric:tabular-nums"
@@ -74,11 +72,11 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
     )
     rows = [
         ("run", f"{record.get('run_name')} ({run_id})"),
-        ("task", f"{task.kind}: {_TASK_WORDS.get(task.kind, task.kind)}"),
+        ("task", f"{task.kind}: {task.target_description}"),
         ("data", f"{', '.join(config.data.tickers)}, {config.data.start} to {config.data.end}"),
         (
             "model",
-            f"LSTM, {model.num_layers} layer(s) x {model.hidden_size} units, input window "
+            f"{model.arch.upper()}, {model.num_layers} layer(s) x {model.hidden_size} units, input window "
             f"{model.window} trading days, init {model.init}",
         ),
         ("training", f"{trained}; at most {train.max_epochs} epochs"),
@@ -89,12 +87,6 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
         for k, v in rows
     )
     return f'<table style="{TABLE_STYLE}">{body}</table>'
-
-
-_TASK_WORDS = {
-    "return": "the log return over the forecast horizon",
-    "volatility": "the realised variance over the forecast horizon",
-}
 
 
 def task_of(config: PipelineConfig) -> ForecastTask:
@@ -112,7 +104,7 @@ def comparisons(
     the Diebold-Mariano test: logged (``test/dm_vs_<name>/t``, ``/p``) where the task logs it,
     else computed from ``predictions`` on squared errors (losses averaged over tickers per date).
     """
-    metric = PRIMARY[task.kind][0]
+    metric = task.primary_metric
     lstm = metrics.get(task.metric_key(LSTM, metric))
     if lstm is None:
         return []
@@ -144,14 +136,16 @@ def _dm_squared_error(predictions: pd.DataFrame, name: str, horizon: int) -> tup
 def verdict_html(comparisons: Sequence[Comparison], task: ForecastTask) -> str:
     """The verdict in three sentences: how many baselines the LSTM beat on the primary metric,
     by how much against the reference and the best baseline, and with what uncertainty."""
-    label = PRIMARY[task.kind][1]
+    label = task.primary_label
     if not comparisons:
         return "<p><b>No verdict:</b> this run has no test scores (was it evaluated?).</p>"
-    beaten = [c for c in comparisons if c.lstm < c.other]
-    best = min(comparisons, key=lambda c: c.other)
+    beaten = [c for c in comparisons if _better(c.lstm, c.other, task)]
+    best = min(comparisons, key=lambda c: c.other if task.lower_is_better else -c.other)
     reference = next((c for c in comparisons if c.baseline == task.reference), best)
     significant = [c for c in beaten if c.p < SIGNIFICANCE]
-    worse_significant = [c for c in comparisons if c.lstm > c.other and c.p < SIGNIFICANCE]
+    worse_significant = [
+        c for c in comparisons if _better(c.other, c.lstm, task) and c.p < SIGNIFICANCE
+    ]
     if len(beaten) == len(comparisons):
         head = f"The LSTM beat all {len(comparisons)} baselines on test {label}."
     elif not beaten:
@@ -190,6 +184,11 @@ def verdict_html(comparisons: Sequence[Comparison], task: ForecastTask) -> str:
     return '<p class="verdict">' + " ".join(sentences) + "</p>"
 
 
+def _better(score: float, other: float, task: ForecastTask) -> bool:
+    """Whether ``score`` beats ``other`` on the task's primary metric (its direction)."""
+    return score < other if task.lower_is_better else score > other
+
+
 def _p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
@@ -210,7 +209,7 @@ def comparison_table_html(
     relative score and the Diebold-Mariano t and p against the LSTM; the LSTM's row bold."""
     rows = []
     dm = {c.baseline: c for c in comparisons}
-    metric = PRIMARY[task.kind][0]
+    metric = task.primary_metric
     for model in task.models:
         if task.metric_key(model, metric) not in metrics:
             continue
@@ -286,36 +285,10 @@ def artifact_figure(run_id: str, artifact: str, caption: str) -> str:
     return figure_html(tracking.download_artifact(run_id, artifact), caption)
 
 
-EVALUATION_CAPTIONS = {
-    "return": {
-        "evaluation/comparison.png": (
-            "<b>The LSTM beside its baselines on the test period.</b> Left: test RMSE relative to "
-            "the zero-return forecast (below the dashed line at 1 beats predicting no move). "
-            "Middle: directional accuracy with 95% Wilson intervals (0.5 is a coin flip). Right: "
-            "wealth of the sign strategies net of costs, against buy-and-hold."
-        ),
-        "evaluation/predicted_vs_actual.png": (
-            "<b>Forecasts against outcomes, per ticker.</b> Realised forward returns (grey, left "
-            "axis) and the LSTM's forecasts (blue, on their own right axis: they are a small "
-            "fraction of the realised moves); right, the scatter of forecast against outcome "
-            "with its correlation."
-        ),
-    },
-    "volatility": {
-        "evaluation/comparison.png": (
-            "<b>Forecast against realised volatility on the test period.</b> Left, per ticker: "
-            "the realised variance of the forecast horizon as annualised volatility (black) and "
-            "every model's forecast of it (the LSTM thick). Right: each model's test QLIKE "
-            "relative to HAR's (below 1 beats HAR)."
-        ),
-    },
-}
-
-
 def evaluation_figures(run_id: str, kind: str) -> str:
     """The run's logged evaluation figures (``evaluation/*.png``), each with its caption."""
     logged = [p for p in tracking.list_artifact_paths(run_id, "evaluation") if p.endswith(".png")]
-    captions = EVALUATION_CAPTIONS.get(kind, {})
+    captions = TASKS[kind].figure_captions
     ordered = [p for p in captions if p in logged] + [p for p in logged if p not in captions]
     return "".join(
         figure_html(
@@ -348,7 +321,7 @@ def memory_html(
     last = max(taus)
     parts = [
         f"<p><b>The network remembers about {taus[last]:.1f} trading days</b> (the median unit's "
-        f"τ = −1/ln f̄ in its last layer at the last epoch; {layers})."
+        f"τ = −1/ln of its memory gate's mean in its last layer at the last epoch; {layers})."
     ]
     if ablation is not None and len(ablation) and ablation["units"].gt(0).any():
         used = ablation[ablation["units"] > 0]
@@ -362,13 +335,9 @@ def memory_html(
             )
     parts.append("</p>")
     half_life = metrics.get("market/garch_half_life_days")
-    if kind != "volatility":
-        parts.append(
-            "<p>This run forecasts returns, so no volatility model was fitted and there is no "
-            "market persistence to set beside the network's memory: train with "
-            "<code>--target volatility</code> (<code>target.kind: volatility</code>) for "
-            "GARCH's half-life and HAR's weights.</p>"
-        )
+    note = TASKS[kind].market_memory_note
+    if note is not None:
+        parts.append(f"<p>{note}</p>")
     elif half_life is None:
         parts.append(
             "<p>GARCH's persistence was not logged for this run (trained before it was, or too "
@@ -440,7 +409,7 @@ def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> Sho
         raise ValueError("no test window has finite close prices to measure its volatility")
     calm, turbulent = int(np.nanargmin(vol)), int(np.nanargmax(vol))
     x, _ = test.__getitems__(torch.arange(len(test)))
-    acts = lstm_gate_activations(find_lstm(model), x)
+    acts = replay(model, x)
 
     def label(i: int, mood: str) -> str:
         end = ends[i]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -95,9 +95,19 @@ class ForecastTask(ABC):
     kind: str  # the config's task name
     reference: str  # the baseline relative scores divide by (e.g. "zero")
     relative_metric: str  # the metric divided by the reference's (e.g. "rmse")
-    lower_is_better: bool = True
+    lower_is_better: bool = True  # of ``primary_metric`` and the relative score
     headline: tuple[str, ...]  # scores in summaries and walk-forward tables
     table_scores: tuple[str, ...]  # scores in the per-run tables of the report
+    primary_metric: str  # the test score the report's verdict compares models on, e.g. "rmse"
+    primary_label: str  # how it reads in a sentence, e.g. "RMSE"
+    target_description: str  # what is forecast, in words (the report's header)
+    # what the model learns of the target (``Prepared.target_transform``): identity or log
+    target_transform: str = "identity"
+    ablation_loss_name: str = "mse"  # the loss ``ablation_loss`` computes
+    # captions of the evaluation figures (artifact path -> HTML), in the report's order
+    figure_captions: ClassVar[Mapping[str, str]] = {}
+    # the report's note where the task fits no market-memory model to set beside the network's
+    market_memory_note: str | None = None
 
     @property
     def relative_name(self) -> str:
@@ -159,6 +169,18 @@ class ForecastTask(ABC):
         """The LSTM's training loss on the scaled target (``prepared`` holds the target's mean
         and scale, for losses defined in target units)."""
         return nn.MSELoss()
+
+    def ablation_loss(self, actual: np.ndarray, predicted: np.ndarray) -> float:
+        """The test loss the ablation compares, in target units (default MSE); rows whose
+        target was purged (NaN) are left out."""
+        actual, predicted = np.asarray(actual, np.float64), np.asarray(predicted, np.float64)
+        ok = np.isfinite(actual) & np.isfinite(predicted)
+        return float(np.mean((predicted[ok] - actual[ok]) ** 2))
+
+    @property
+    def run_scores(self) -> tuple[str, ...]:
+        """The per-model test scores a run table lists: ``table_scores`` and the relative one."""
+        return (*self.table_scores, self.relative_name)
 
     def extra_metrics(
         self,

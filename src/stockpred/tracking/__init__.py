@@ -40,6 +40,7 @@ from stockpred.tracking.readback import (
 from stockpred.tracking.registry import (
     CHAMPION,
     EVIDENCE_TAG,
+    LEGACY_TASK,
     PROMOTION_TAG,
     NoChampionError,
     Promotion,
@@ -85,6 +86,7 @@ __all__ = [
     "CHAMPION",
     "EVIDENCE_TAG",
     "EXPERIMENT_KIND_TAG",
+    "LEGACY_TASK",
     "MODEL_TRAINING",
     "OWNER_HOST_TAG",
     "OWNER_PID_TAG",

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from torch import nn
 
 from stockpred.config import PipelineConfig, load_config
-from stockpred.models import LSTMForecaster
+from stockpred.models import load_architecture
 from stockpred.tracking.store import client, tracking_uri
 from stockpred.tracking.writers import ARCHITECTURE_FILE, WEIGHTS_FILE
 
@@ -141,7 +141,9 @@ def load_model(model_uri: str, *, allow_pickle: bool | None = None) -> nn.Module
     """A logged model (``models:/<id>``, ``models:/<name>@<alias>``, ``models:/<name>/<n>``),
     on the CPU in eval mode, rebuilt from its weights and architecture: no pickle is loaded.
 
-    A model logged without them (not an ``LSTMForecaster``, or by an older stockpred) is loaded
+    The architecture names its ``arch`` (``stockpred.models.MODELS``; none: an LSTM logged
+    before the GRU existed). A model logged without them (not a stockpred ``Forecaster``, or by an
+    older stockpred) is loaded
     by unpickling only with ``allow_pickle`` (default: ``$STOCKPRED_ALLOW_PICKLE=1``), since an
     unpickled file runs whatever code its author put in it.
     """
@@ -154,7 +156,7 @@ def load_model(model_uri: str, *, allow_pickle: bool | None = None) -> nn.Module
     except MlflowException:
         weights = shape = None
     if weights is not None and shape is not None:
-        model = LSTMForecaster(**json.loads(Path(shape).read_text()))
+        model = load_architecture(json.loads(Path(shape).read_text()))
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         return model.eval()
     if allow_pickle is None:

@@ -33,7 +33,9 @@ from stockpred.tracking.writers import set_tags
 CHAMPION = "champion"
 PROMOTION_TAG = "registry.promotion"
 EVIDENCE_TAG = "registry.evidence"
-DEFAULT_TASK = "return"
+# Runs logged before the config had a target section all forecast returns: a fact about old
+# runs, not a default (the default task is ``TargetConfig``'s).
+LEGACY_TASK = "return"
 
 # (champion model URI, champion run id) -> the champion's selection metric on the challenger's
 # validation windows
@@ -57,9 +59,9 @@ class Promotion:
 
 
 def task_kind(config: PipelineConfig) -> str:
-    """The task a config trains (``config.target.kind`` where the config has it)."""
+    """The task a config trains (``config.target.kind``; a config without one: ``LEGACY_TASK``)."""
     target = getattr(config, "target", None)
-    return str(getattr(target, "kind", None) or DEFAULT_TASK)
+    return str(getattr(target, "kind", None) or LEGACY_TASK)
 
 
 def identity(config: PipelineConfig) -> dict[str, str]:

@@ -25,7 +25,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
 from stockpred.data.lineage import DataRecord
-from stockpred.models import LSTMForecaster
+from stockpred.models import Forecaster
 from stockpred.tracking.mlflow_internals import dataset_entity
 from stockpred.tracking.store import client, retrying, tracking_uri
 
@@ -112,7 +112,7 @@ def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "mo
 
     MLflow's own copy is a pickle (for ``mlflow models serve``; it keeps the batch dimension
     dynamic, which ``torch.export`` would not). Beside it, in the model's ``extra_files/``, an
-    ``LSTMForecaster`` gets its weights and architecture, which is all ``load_model`` reads: a
+    stockpred ``Forecaster`` (any ``model.arch``) gets its weights and architecture, which is all ``load_model`` reads: a
     model version on a shared server can then never run code in ``stockpred predict``.
     """
     # mlflow.pytorch warns that pickled models run code when loaded; stockpred never loads it.
@@ -121,7 +121,7 @@ def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "mo
     mlflow.set_experiment(experiment_id=client().get_run(run_id).info.experiment_id)
     with tempfile.TemporaryDirectory(prefix="stockpred-model-") as folder:
         extra = []
-        if isinstance(model, LSTMForecaster):
+        if isinstance(model, Forecaster):
             torch.save(model.state_dict(), Path(folder) / WEIGHTS_FILE)
             (Path(folder) / ARCHITECTURE_FILE).write_text(json.dumps(model.architecture()))
             extra = [str(Path(folder) / WEIGHTS_FILE), str(Path(folder) / ARCHITECTURE_FILE)]

@@ -1,5 +1,6 @@
 """Training: fit the forecaster with Lightning on whatever devices exist, and predict with it."""
 
 from stockpred.training.fit import FitResult, fit_forecaster, predict
+from stockpred.training.module import LitForecaster
 
-__all__ = ["FitResult", "fit_forecaster", "predict"]
+__all__ = ["FitResult", "LitForecaster", "fit_forecaster", "predict"]

@@ -23,8 +23,9 @@ from torch import nn
 
 import stockpred.training.devices as devices
 from stockpred.config import ModelConfig, TrainConfig
-from stockpred.models import LitForecaster, LSTMForecaster
+from stockpred.models import Forecaster, build_model
 from stockpred.training.lightning_internals import quiet_lightning_notices, trainer_strategy
+from stockpred.training.module import LitForecaster
 from stockpred.windows import WindowDataset
 
 # Lightning's hints that do not apply to an in-memory dataset served by single gathers.
@@ -41,7 +42,7 @@ quiet_lightning_notices()  # the litlogger tip and "GPU available: False, used: 
 class FitResult:
     """The best model (weights restored from the best epoch) and how training went."""
 
-    model: LSTMForecaster
+    model: Forecaster
     best_epoch: int
     epochs_trained: int
     best_val_loss: float
@@ -66,7 +67,7 @@ def fit_forecaster(
     resume_from: str | Path | None = None,
     loss: nn.Module | None = None,
 ) -> FitResult:
-    """Train an ``LSTMForecaster`` on ``train``, stop early on ``val/loss``, restore the best epoch.
+    """Train the ``model.arch`` forecaster on ``train``, stop early on ``val/loss``, restore the best epoch.
 
     With ``checkpoint_dir`` the best-epoch checkpoints persist there (every epoch's, until the
     caller deletes the folder); without it they live in a temporary folder. ``resume_from``: a
@@ -117,14 +118,7 @@ def _fit(
     pin_memory = devices.uses_cuda(
         accelerator
     )  # page-locked batches: Lightning copies non_blocking
-    net = LSTMForecaster(
-        train.num_features,
-        model_config.hidden_size,
-        model_config.num_layers,
-        model_config.dropout,
-        init=model_config.init,
-        chrono_max=model_config.chrono_max or model_config.window,
-    )
+    net = build_model(train.num_features, model_config)
     module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay, loss)
     with _checkpoint_folder(checkpoint_dir) as ckpt_dir:
         checkpoint = ModelCheckpoint(
@@ -169,7 +163,7 @@ def _fit(
             module.load_state_dict(state)
         best_score = checkpoint.best_model_score
     best_epoch = _best_epoch(best_path)
-    net = module.model.cpu().eval()
+    net = net.cpu().eval()  # the module's own network, the best epoch's weights loaded
     return FitResult(
         model=net,
         best_epoch=best_epoch,

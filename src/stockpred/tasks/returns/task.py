@@ -10,7 +10,7 @@ and promoted by ``val/rmse_vs_zero``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,29 @@ class ReturnTask(ForecastTask):
     relative_metric = "rmse"
     headline = ("rmse", "dir_acc", "ic", "sharpe")
     table_scores = ("rmse", "mae", "dir_acc")
+    primary_metric = "rmse"
+    primary_label = "RMSE"
+    target_description = "the log return over the forecast horizon"
+    figure_captions: ClassVar[Mapping[str, str]] = {
+        "evaluation/comparison.png": (
+            "<b>The LSTM beside its baselines on the test period.</b> Left: test RMSE relative to "
+            "the zero-return forecast (below the dashed line at 1 beats predicting no move). "
+            "Middle: directional accuracy with 95% Wilson intervals (0.5 is a coin flip). Right: "
+            "wealth of the sign strategies net of costs, against buy-and-hold."
+        ),
+        "evaluation/predicted_vs_actual.png": (
+            "<b>Forecasts against outcomes, per ticker.</b> Realised forward returns (grey, left "
+            "axis) and the LSTM's forecasts (blue, on their own right axis: they are a small "
+            "fraction of the realised moves); right, the scatter of forecast against outcome "
+            "with its correlation."
+        ),
+    }
+    market_memory_note = (
+        "This run forecasts returns, so no volatility model was fitted and there is no "
+        "market persistence to set beside the network's memory: train with "
+        "<code>--target volatility</code> (<code>target.kind: volatility</code>) for "
+        "GARCH's half-life and HAR's weights."
+    )
 
     @property
     def baseline_names(self) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ market's memory as the fitted baselines say it is logged beside (``market/garch_
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,25 @@ class VolatilityTask(ForecastTask):
     relative_metric = "qlike"
     headline = ("qlike", "mse_log", "mz_r2", "vol_rmse_pct")
     table_scores = ("qlike", "mse", "mse_log", "mz_r2")
+    primary_metric = "qlike"
+    primary_label = "QLIKE"
+    target_description = "the realised variance over the forecast horizon"
+    target_transform = "log"  # the target is a variance; the model learns its log
+    ablation_loss_name = "qlike"
+    figure_captions: ClassVar[Mapping[str, str]] = {
+        "evaluation/comparison.png": (
+            "<b>Forecast against realised volatility on the test period.</b> Left, per ticker: "
+            "the realised variance of the forecast horizon as annualised volatility (black) and "
+            "every model's forecast of it (the LSTM thick). Right: each model's test QLIKE "
+            "relative to HAR's (below 1 beats HAR)."
+        ),
+    }
+
+    def ablation_loss(self, actual: np.ndarray, predicted: np.ndarray) -> float:
+        """QLIKE of the variance forecasts; purged (NaN) rows left out."""
+        actual, predicted = np.asarray(actual, np.float64), np.asarray(predicted, np.float64)
+        ok = np.isfinite(actual) & np.isfinite(predicted)
+        return qlike(actual[ok], predicted[ok])
 
     @property
     def selection_metric(self) -> str:
