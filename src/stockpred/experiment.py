@@ -71,7 +71,8 @@ def prepare_frame(
     close: pd.Series | None = None,
 ) -> Prepared:
     """Split (``split``, else chronologically by the config), scale on training rows only."""
-    return prepare(frame.drop(columns=TARGET), frame[TARGET], config, split, close)
+    transform = task_for(config).target_transform  # e.g. the volatility task: log variance
+    return prepare(frame.drop(columns=TARGET), frame[TARGET], config, split, close, transform)
 
 
 def build(
