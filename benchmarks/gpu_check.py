@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 from stockpred.gates import lstm_gate_activations
-from stockpred.models import LitForecaster, LSTMForecaster
+from stockpred.models import LSTMForecaster
+from stockpred.training import LitForecaster
 from stockpred.windows import WindowDataset
 
 FEATURES = 9  # the default feature set

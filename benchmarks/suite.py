@@ -30,8 +30,8 @@ def training_overhead(quick: bool) -> dict[str, Any]:
     import torch
 
     from stockpred.config import ModelConfig, TrainConfig
-    from stockpred.models import LitForecaster, LSTMForecaster
-    from stockpred.training import fit_forecaster
+    from stockpred.models import LSTMForecaster
+    from stockpred.training import LitForecaster, fit_forecaster
     from stockpred.windows import WindowDataset
 
     rows, features, window, batch = 12_000, 9, 60, 256

@@ -15,7 +15,7 @@ and the benchmarks all compose these steps instead of writing the sequence out a
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,8 +36,6 @@ from stockpred.tasks import ForecastTask, Part, task_for
 from stockpred.tasks.base import LSTM
 from stockpred.training import FitResult, fit_forecaster
 from stockpred.training import predict as predict_windows
-
-log = logging.getLogger(__name__)
 
 
 def load_prices(
@@ -73,7 +71,8 @@ def prepare_frame(
     close: pd.Series | None = None,
 ) -> Prepared:
     """Split (``split``, else chronologically by the config), scale on training rows only."""
-    return prepare(frame.drop(columns=TARGET), frame[TARGET], config, split, close)
+    transform = task_for(config).target_transform  # e.g. the volatility task: log variance
+    return prepare(frame.drop(columns=TARGET), frame[TARGET], config, split, close, transform)
 
 
 def build(
@@ -88,9 +87,12 @@ def gates_for_model(config: PipelineConfig) -> PipelineConfig:
     replay, saying so in one line; else ``config`` as it is."""
     if not config.gates.enabled or model_class(config.model.arch).gate_spec is not None:
         return config
-    log.warning(
-        "model.arch=%s has no gates: training with gate diagnostics off (gates.enabled=false)",
-        config.model.arch,
+    # on stderr, not the logging tree: an imported library leaves the root logger at ERROR
+    print(
+        f"stockpred: model.arch={config.model.arch} has no gates: training with gate "
+        "diagnostics off (gates.enabled=false)",
+        file=sys.stderr,
+        flush=True,
     )
     return config.with_overrides({"gates.enabled": False})
 

@@ -209,16 +209,6 @@ def spec_from_state(state: dict[str, Any] | None) -> GateSpec:
     )
 
 
-def find_lstm(module: nn.Module) -> nn.LSTM:
-    """The one ``nn.LSTM`` inside ``module``; a clear error if there is none or several."""
-    found = [m for m in module.modules() if isinstance(m, nn.LSTM)]
-    if len(found) != 1:
-        raise ValueError(
-            f"GateMonitor needs exactly one torch.nn.LSTM in the LightningModule, found {len(found)}"
-        )
-    return check_supported(found[0])
-
-
 def find_gated(module: nn.Module) -> Forecaster:
     """The one gated ``Forecaster`` inside ``module``; a clear error if there is none."""
     found = [m for m in module.modules() if isinstance(m, Forecaster)]

@@ -21,7 +21,6 @@ from stockpred.split import (
     chronological_split,
     fit_scaler,
 )
-from stockpred.tasks import task_for
 from stockpred.windows import WindowDataset
 
 CLOSE = "_close"  # a column name no feature can take
@@ -94,9 +93,12 @@ def prepare(
     config: PipelineConfig,
     split: SplitDates | None = None,
     close: pd.Series | None = None,
+    transform: str = "identity",
 ) -> Prepared:
     """Split by date with an embargo (or use ``split``), fit the scalers on training rows only,
-    scale everything.
+    scale everything. ``transform``: what the model learns of the target, the task's
+    ``target_transform`` (``identity``, or ``log`` for a variance); ``experiment.prepare_frame``
+    passes it.
 
     Targets whose horizon ends past their own part are purged (NaN): so nothing fitted on the
     training part - scalers, model, baselines - depends on a price after its last date.
@@ -123,8 +125,8 @@ def prepare(
     scaler = fit_scaler(raw, labels)
     actual = frame[TARGET].to_numpy(dtype=np.float64, copy=True)
     actual[_reaches_past_its_part(frame.index, labels, split, config.features.horizon)] = np.nan
-    # what the model learns of the target is the task's (the volatility task: log variance)
-    transform = task_for(config).target_transform
+    if transform not in ("identity", "log"):
+        raise ValueError(f"unknown target transform {transform!r}: expected identity or log")
     with np.errstate(divide="ignore", invalid="ignore"):
         model_target = np.log(actual) if transform == "log" else actual
     train_target = model_target[(labels == 0) & np.isfinite(model_target)]

@@ -146,7 +146,7 @@ class ReturnTask(ForecastTask):
         return {
             "evaluation/predicted_vs_actual.png": predicted_vs_actual_figure(predictions, horizon),
             "evaluation/comparison.png": comparison_figure(
-                predictions, table, horizon, cost, self.colors()
+                predictions, table, horizon, cost, self.colors(), self.reference
             ),
         }
 
