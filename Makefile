@@ -19,6 +19,7 @@ QUIET_PIP := { grep -v -e 'is ignored: it is neither a file nor a directory' || 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: setup run test test-fast lint format docs lock ui serve notebooks bench bench-scale bench-gates bench-cache bench-synthetic bench-volatility gpu-check
 

@@ -20,6 +20,16 @@ def test_help_imports_nothing_heavy() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_bad_training_option_is_refused_before_anything_heavy_is_imported() -> None:
+    code = (
+        "import sys\nfrom stockpred import cli\nrc = cli.main(['train', '--window', '1'])\n"
+        f"print(rc, sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "model.window" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "2 []"
+
+
 def test_config_prints_the_resolved_config(capsys) -> None:
     assert (
         main(["config", "--window", "30", "--tickers", "^GSPC", "--set", "train.patience=2"]) == 0
