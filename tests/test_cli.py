@@ -3,11 +3,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from stockpred.cli import main
 
 HEAVY = ("torch", "pytorch_lightning", "lightning", "prefect", "mlflow")
 
 
+@pytest.mark.slow  # starts a Python subprocess
 def test_help_imports_nothing_heavy() -> None:
     code = (
         "import sys\nfrom stockpred import cli\n"
@@ -20,6 +23,7 @@ def test_help_imports_nothing_heavy() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow  # starts a Python subprocess
 def test_a_bad_training_option_is_refused_before_anything_heavy_is_imported() -> None:
     code = (
         "import sys\nfrom stockpred import cli\nrc = cli.main(['train', '--window', '1'])\n"
@@ -47,6 +51,7 @@ def test_a_bad_value_is_one_line_and_exit_2(capsys) -> None:
     assert main(["config", "--set", "nonsense"]) == 2
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_an_unknown_ticker_is_a_clear_error_not_a_traceback(isolated_store) -> None:
     env = {**os.environ, "STOCKPRED_HOME": str(isolated_store)}
     out = subprocess.run(
