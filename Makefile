@@ -11,23 +11,26 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# the exact versions the suite passed with (torch left out: its build, CPU or CUDA, is yours)
+CONSTRAINTS ?= constraints.txt
 # pip's notices about this machine's local package mirrors are noise for a newcomer
 QUIET_PIP := { grep -v -e 'is ignored: it is neither a file nor a directory' || true; }
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup run test lint format ui serve notebooks bench bench-scale bench-gates bench-cache bench-synthetic bench-volatility gpu-check
+.PHONY: setup run test test-fast lint format docs lock ui serve notebooks bench bench-scale bench-gates bench-cache bench-synthetic bench-volatility gpu-check
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@echo "== setting up $(VENV) (Python: $$($(PYTHON) --version)) =="
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || \
 	  { $(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)" 2>&1 | $(QUIET_PIP); }
-	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[dev]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "import stockpred, torch; print('stockpred', stockpred.__version__, '| torch', torch.__version__, '| CUDA', torch.cuda.is_available())"
 	touch $@
 
@@ -37,10 +40,28 @@ run: setup  ## train the volatility task on the embedded sample through the Pref
 test: lint  ## lint, then the whole test suite with a coverage report of src/stockpred
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-lint: setup  ## ruff (lint + format check) and mypy on src/ (config in pyproject.toml)
+test-fast: setup  ## the inner loop: every test not marked slow (no servers, kernels, subprocesses or long training), no lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup  ## ruff (lint + format check), mypy on src/ and the layer contract (import-linter; config in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+docs: setup  ## build the docs site into site/ offline, warnings as errors (reference pages generated from the code)
+	$(BIN)/mkdocs build --strict
+
+# Not `setup`: it records what .venv holds now. Upgrade what you want in .venv, run `make test`,
+# then `make lock` and commit constraints.txt. torch, its CUDA packages and stockpred stay out.
+lock:  ## rewrite constraints.txt from the exact versions in .venv (after `make test` passed with them)
+	test -x $(BIN)/pip || { echo "no $(VENV): run make setup first"; exit 1; }
+	{ echo "# The exact versions \`make test\` passed with; \`make setup\` installs them, \`make lock\` rewrites"; \
+	  echo "# this file from .venv. torch (and its nvidia-*/triton packages) is left out: CPU or CUDA is yours."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(torch|triton|nvidia-[a-z0-9-]+|stockpred)==| @ '; \
+	} > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	@echo "wrote $(CONSTRAINTS): $$(grep -c '==' $(CONSTRAINTS)) packages"
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -54,7 +75,7 @@ serve: setup  ## a local Prefect server (UI at http://127.0.0.1:4200, SQLite in 
 
 notebooks: setup  ## JupyterLab on notebooks/, with .venv registered as the kernel "stockpred (.venv)"
 	$(BIN)/python -c "import jupyterlab" 2>/dev/null || \
-	  { $(BIN)/pip install -q -e ".[notebooks]" 2>&1 | $(QUIET_PIP); }
+	  { $(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[notebooks]" 2>&1 | $(QUIET_PIP); }
 	$(BIN)/python -m ipykernel install --sys-prefix --name stockpred --display-name "stockpred (.venv)"
 	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)

@@ -3,11 +3,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from stockpred.cli import main
 
 HEAVY = ("torch", "pytorch_lightning", "lightning", "prefect", "mlflow")
 
 
+@pytest.mark.slow  # starts a Python subprocess
 def test_help_imports_nothing_heavy() -> None:
     code = (
         "import sys\nfrom stockpred import cli\n"
@@ -18,6 +21,17 @@ def test_help_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--epochs" in out.stdout and "--tickers" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow  # starts a Python subprocess
+def test_a_bad_training_option_is_refused_before_anything_heavy_is_imported() -> None:
+    code = (
+        "import sys\nfrom stockpred import cli\nrc = cli.main(['train', '--window', '1'])\n"
+        f"print(rc, sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "model.window" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "2 []"
 
 
 def test_config_prints_the_resolved_config(capsys) -> None:
@@ -37,6 +51,7 @@ def test_a_bad_value_is_one_line_and_exit_2(capsys) -> None:
     assert main(["config", "--set", "nonsense"]) == 2
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_an_unknown_ticker_is_a_clear_error_not_a_traceback(isolated_store) -> None:
     env = {**os.environ, "STOCKPRED_HOME": str(isolated_store)}
     out = subprocess.run(

@@ -181,6 +181,7 @@ def test_on_a_shuffled_target_the_gates_stay_near_their_untrained_values() -> No
     assert not np.array_equal(control.shuffled, control.trained)  # two different fits
 
 
+@pytest.mark.slow  # trains 6 networks
 def test_more_planted_persistence_gives_a_longer_dominant_timescale() -> None:
     # The extremes at equal signal (equal_signal_alpha): beta 0.59 vs 0.94, an ideal filter's
     # memory 1.9 vs 16 days. One seed orders them on 27 of 30 seeds (0-29) at this size, the

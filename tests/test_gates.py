@@ -178,6 +178,7 @@ def _fit_with(monitor: GateMonitor, logger: Logger | None, epochs: int = 3):
     )
 
 
+@pytest.mark.slow  # trains several epochs
 def test_the_monitor_logs_every_epoch_and_keeps_snapshots() -> None:
     batch = _learnable(100, 4).__getitems__(list(range(16)))[0]
     monitor = GateMonitor(batch, artifact_epochs=[0])

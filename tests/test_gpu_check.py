@@ -15,6 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 FORBIDDEN = {"prefect", "mlflow", "pydantic"}
 
 
+@pytest.mark.slow  # runs the script in a subprocess
 def test_it_runs_on_cpu_says_so_and_imports_only_the_training_core(tmp_path: Path) -> None:
     out = tmp_path / "gpu_check.json"
     done = subprocess.run(

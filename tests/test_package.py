@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 CODE = """
 import os
 import stockpred, stockpred.tracking
@@ -11,6 +13,7 @@ print(is_telemetry_disabled(), os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"])
 """
 
 
+@pytest.mark.slow  # starts a Python subprocess
 def test_mlflow_telemetry_and_prefect_analytics_are_off() -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}  # none of the CI or test settings
     out = subprocess.run(

@@ -11,6 +11,7 @@ from stockpred.tasks import TASKS
 MODELS = TASKS["return"].models
 
 
+@pytest.mark.slow  # trains and tracks runs
 def test_it_trains_and_scores_the_lstm_beside_every_baseline(tiny_config: PipelineConfig) -> None:
     result = run_training(tiny_config)
     for prefix in ("test", *(f"baseline/{m}/test" for m in MODELS[1:])):
@@ -40,6 +41,7 @@ def test_it_trains_and_scores_the_lstm_beside_every_baseline(tiny_config: Pipeli
     assert max(seconds) == run.data.metrics["time/train_model_s"]
 
 
+@pytest.mark.slow  # trains twice
 def test_the_same_config_and_seed_give_the_same_metrics(tiny_config: PipelineConfig) -> None:
     config = tiny_config.with_overrides({"train.max_epochs": 2, "tracking.log_model": False})
     first, second = run_training(config), run_training(config)
@@ -58,6 +60,7 @@ def test_a_bad_data_range_is_a_clear_error_that_creates_no_run(tiny_config: Pipe
     assert runs == []  # checked before the run was created: no FAILED run to clean up
 
 
+@pytest.mark.slow  # trains and tracks a run
 def test_it_trains_on_cached_yahoo_data(tiny_config, monkeypatch, tmp_path) -> None:
     import datetime as dt
 
@@ -113,6 +116,7 @@ def test_register_is_asked_for_on_the_command_line() -> None:
     assert not config_from_args(parser.parse_args(["train"])).evaluation.register_model
 
 
+@pytest.mark.slow  # trains and tracks runs
 def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
     tiny_config: PipelineConfig,
 ) -> None:
@@ -141,6 +145,7 @@ def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
     )
 
 
+@pytest.mark.slow  # trains and tracks runs
 def test_the_champion_is_rescored_on_the_challengers_validation_period(
     tiny_config: PipelineConfig,
 ) -> None:
@@ -208,6 +213,7 @@ def test_the_summary_says_which_epochs_weights_were_kept() -> None:
     assert "weights" not in base.summary()  # a result without the metric says nothing
 
 
+@pytest.mark.slow  # trains and tracks a run
 def test_evaluation_reuses_trainings_validation_forecasts_and_runs_the_model_on_test_only(
     tiny_config: PipelineConfig,
 ) -> None:

@@ -1,11 +1,13 @@
 """Walk-forward end to end on a tiny config: nested fold runs, aggregates, artifacts."""
 
 import numpy as np
+import pytest
 
 from stockpred import tracking
 from stockpred.walkforward import run_walk_forward
 
 
+@pytest.mark.slow  # trains per fold
 def test_it_retrains_per_fold_and_aggregates(tiny_config) -> None:
     config = tiny_config.with_overrides(
         {

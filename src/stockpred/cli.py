@@ -327,6 +327,8 @@ def report_errors(func: Any, *args: Any) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
+    # a bad option is one line at once: the config is checked before the imports below
+    config = None if args.resume else config_from_args(args)
     # cold start: training imports torch, Lightning and MLflow only when a run starts
     from stockpred.pipeline import run_training
     from stockpred.resume.checkpoints import checkpoint_epoch
@@ -339,7 +341,7 @@ def _train(args: argparse.Namespace) -> None:
         print(f"resuming MLflow run {run_id} {where}", flush=True)
         result = run_training(resume_config(args, run_id), resume=run_id)
     else:
-        config = config_from_args(args)
+        assert config is not None
         _note_interrupted(config.tracking.experiment)
         result = run_training(config)
     print(result.summary())

@@ -106,6 +106,7 @@ HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a lock holder in a subprocess
 def test_a_stuck_lock_holder_is_named_after_a_bounded_wait(tmp_path, monkeypatch) -> None:
     script = tmp_path / "holder.py"
     script.write_text(HOLDER)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from stockpred.data.cache import PriceCache
 from stockpred.data.market import sync
@@ -75,6 +76,7 @@ def _start(tmp_path: Path, role: str, start: str, end: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # ingests in subprocesses
 def test_two_concurrent_ingests_never_drop_each_others_rows(tmp_path) -> None:
     fake = FakeYahoo(TICKERS)
     source = YahooSource(download=fake, min_pause=0, sleep=lambda s: None)

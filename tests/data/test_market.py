@@ -203,6 +203,7 @@ def _writer(tmp_path: Path, mode: str, scale: float) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # writers in subprocesses
 def test_a_writer_killed_mid_write_leaves_the_previous_file_intact(tmp_path) -> None:
     assert _writer(tmp_path, "1", 1.0).wait(timeout=120) == 0
     before = PriceCache(tmp_path / "cache").read("ZZZ")
@@ -217,6 +218,7 @@ def test_a_writer_killed_mid_write_leaves_the_previous_file_intact(tmp_path) -> 
     assert PriceCache(tmp_path / "cache").tickers() == ["ZZZ"]
 
 
+@pytest.mark.slow  # writers in subprocesses
 def test_two_processes_writing_one_ticker_leave_a_valid_file(tmp_path) -> None:
     procs = [_writer(tmp_path, "15", scale) for scale in (1.0, 3.0)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
@@ -226,6 +228,7 @@ def test_two_processes_writing_one_ticker_leave_a_valid_file(tmp_path) -> None:
     assert not list((tmp_path / "cache").glob("*.tmp"))
 
 
+@pytest.mark.slow  # writers in subprocesses
 def test_writers_killed_at_random_moments_never_leave_a_broken_file(tmp_path) -> None:
     assert _writer(tmp_path, "1", 1.0).wait(timeout=120) == 0
     for delay in (0.3, 0.7, 1.1):

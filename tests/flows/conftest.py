@@ -4,6 +4,14 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on the Prefect test server (directly or through a fixture) is slow: the server
+    is a subprocess, and the flows it runs train (`make test-fast` leaves them out)."""
+    for item in items:
+        if "prefect_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """A temporary SQLite-backed Prefect server for the whole session."""

@@ -5,11 +5,14 @@ import logging
 import subprocess
 import sys
 
+import pytest
+
 from flows.cli import PARSERS, _ExpectedTracebacks
 
 HEAVY = ("prefect", "torch", "mlflow", "pytorch_lightning")
 
 
+@pytest.mark.slow  # starts Python subprocesses
 def test_every_flow_answers_help_before_prefect_loads() -> None:
     code = (
         "import runpy, sys\n"

@@ -64,6 +64,7 @@ def test_it_predicts_each_ticker_with_the_champion(
     assert {r["ticker"] for r in rows} == {"^GSPC", "^IXIC"}
 
 
+@pytest.mark.slow  # trains the champion (module fixture)
 @pytest.mark.filterwarnings("ignore::stockpred.predict.InSampleWarning")  # asserted below
 def test_the_same_inputs_give_the_same_forecast(champion) -> None:
     first = predict_next("predict-test", dt.date(2014, 6, 30))
@@ -76,6 +77,7 @@ def test_no_champion_is_a_clear_error() -> None:
         predict_next("nobody", dt.date(2014, 12, 31))
 
 
+@pytest.mark.slow  # trains the champion (module fixture)
 def test_stale_data_is_refused(champion) -> None:
     with pytest.raises(DataError, match=r"latest row is 2018-12-31, 15 days before 2019-01-15"):
         predict_next("predict-test", dt.date(2019, 1, 15), max_stale_days=5)  # the sample ends
@@ -88,6 +90,7 @@ def test_the_target_date_is_the_horizons_weekday() -> None:
     assert target_date(dt.date(2014, 6, 30), 1) == dt.date(2014, 7, 1)
 
 
+@pytest.mark.slow  # trains the champion (module fixture)
 def test_an_as_of_inside_the_champions_fit_period_warns_in_one_line(champion, capsys) -> None:
     val_end = dt.date.fromisoformat(get_run(champion.run_id).data.params["split.val_end"])
     with warnings.catch_warnings():

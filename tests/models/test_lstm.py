@@ -19,6 +19,7 @@ def test_it_maps_a_batch_of_windows_to_one_prediction_each() -> None:
     assert model.lstm.num_layers == 3 and model.lstm.batch_first
 
 
+@pytest.mark.slow  # starts a Python subprocess
 def test_the_model_module_imports_neither_prefect_nor_mlflow() -> None:
     code = (
         "import sys, stockpred.models, stockpred.training, stockpred.windows, stockpred.experiment;"
@@ -42,6 +43,7 @@ MODEL = ModelConfig(window=6, hidden_size=16, num_layers=1, dropout=0.0)
 TRAIN = TrainConfig(max_epochs=6, batch_size=32, learning_rate=1e-2, patience=3, progress_bar=False)
 
 
+@pytest.mark.slow  # trains several epochs
 def test_it_learns_a_learnable_signal_and_restores_the_best_epoch() -> None:
     train, val = _learnable(600, 0), _learnable(200, 1)
     fit = fit_forecaster(train, val, MODEL, TRAIN)

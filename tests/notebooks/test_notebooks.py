@@ -91,6 +91,7 @@ def test_the_notebooks_are_committed_without_outputs() -> None:
                 assert cell.outputs == [] and cell.execution_count is None, (name, cell.id)
 
 
+@pytest.mark.slow  # trains runs, executes the notebook in a kernel
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_notebook_runs_headless_and_shows_its_figures(
     name: str, runs: list[str], tmp_path: Path
@@ -116,6 +117,7 @@ def test_the_notebook_runs_headless_and_shows_its_figures(
         assert "largest gap to the forecasts logged at training time" in _text(nb)
 
 
+@pytest.mark.slow  # trains runs
 def test_the_loaded_model_reproduces_the_forecasts_logged_at_training(runs: list[str]) -> None:
     run_id = runs[1]
     uri = tracking.load_run_record(run_id)["model_uri"]

@@ -37,6 +37,7 @@ def test_the_report_mode_takes_three_names_and_the_old_booleans_and_refuses_the_
     assert "background, inline, off" in message and "'later'" in message
 
 
+@pytest.mark.slow  # trains, renders in a kernel
 def test_inline_attaches_the_report_before_the_run_returns() -> None:
     result = run_training(load_config(_config("report-inline", "inline")))
     assert _report_files(result.run_id) == [background.ARTIFACT]
@@ -45,6 +46,7 @@ def test_inline_attaches_the_report_before_the_run_returns() -> None:
     assert tags[background.STATUS_TAG] == background.ATTACHED
 
 
+@pytest.mark.slow  # trains, renders in a subprocess
 def test_background_returns_a_finished_run_and_the_report_then_appears() -> None:
     result = run_training(load_config(_config("report-background", "background")))
     run = tracking.get_run(result.run_id)
@@ -67,6 +69,7 @@ def test_background_returns_a_finished_run_and_the_report_then_appears() -> None
     assert tracking.get_run(result.run_id).info.status == "FINISHED"
 
 
+@pytest.mark.slow  # executes the notebook in a kernel
 def test_a_failing_render_sets_the_status_failed_with_its_reason() -> None:
     config = load_config(_config("report-failed", "background"))
     with tracking.tracked_run(config) as run_id:

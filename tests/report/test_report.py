@@ -278,6 +278,7 @@ def test_the_report_notebook_is_found_and_has_a_parameters_cell() -> None:
     assert len(tagged) == 1 and "run_id = None" in tagged[0].source
 
 
+@pytest.mark.slow  # executes the notebook in a kernel
 def test_a_failed_report_leaves_the_run_a_warning_and_an_error_tag(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -396,6 +397,7 @@ def _executed_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+@pytest.mark.slow  # executes the notebook in a kernel
 def test_the_report_html_has_no_code_and_loads_nothing_from_the_network() -> None:
     nb = _executed_notebook()
     html = report.notebook_html(nb, "a title")
@@ -416,6 +418,7 @@ def test_the_report_html_has_no_code_and_loads_nothing_from_the_network() -> Non
     assert [c.cell_type for c in report.report_cells(nb).cells] == ["markdown", "code"]
 
 
+@pytest.mark.slow  # executes the notebook in a kernel
 def test_a_figure_is_embedded_with_its_caption() -> None:
     from matplotlib.figure import Figure
 

@@ -199,6 +199,7 @@ def check_resumed(run_id: str, kept_epoch: int, reference: pd.Series) -> None:
     assert not resume.run_dir(run_id).exists()
 
 
+@pytest.mark.slow  # trains in a subprocess it kills
 def test_killed_run_is_reported_and_resumes_in_the_same_run(
     interrupted: dict[int, Interrupted], reference: pd.Series, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -243,6 +244,7 @@ def test_killed_run_is_reported_and_resumes_in_the_same_run(
     assert resume_runs.interrupted_runs(killed.experiment) == []
 
 
+@pytest.mark.slow  # trains in a subprocess it stops
 def test_sigterm_ends_the_run_killed_and_it_resumes(
     interrupted: dict[int, Interrupted], reference: pd.Series
 ) -> None:
@@ -270,6 +272,7 @@ def test_sigterm_ends_the_run_killed_and_it_resumes(
     assert tags["resume.previous_error"].startswith("Terminated: terminated by SIGTERM")
 
 
+@pytest.mark.slow  # trains the reference run
 def test_resume_refuses_what_it_cannot_continue(
     reference: pd.Series, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -286,6 +289,7 @@ def test_resume_refuses_what_it_cannot_continue(
     assert "drop --epochs, --set" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains
 def test_resume_keeps_the_runs_config(tmp_path: Path) -> None:
     """A run whose process died before its first checkpoint restarts from epoch 0, in the same
     run; a config that differs from the run's is refused, naming the settings."""
@@ -306,6 +310,7 @@ def test_resume_keeps_the_runs_config(tmp_path: Path) -> None:
     assert run.data.metrics["train/epochs"] == 1
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_a_dangling_run_without_checkpoints_is_listed_and_can_be_abandoned(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -330,6 +335,7 @@ def test_a_dangling_run_without_checkpoints_is_listed_and_can_be_abandoned(
     assert resume_runs.interrupted_runs("resume-dangling") == []
 
 
+@pytest.mark.slow  # trains in a subprocess it interrupts
 def test_ctrl_c_ends_the_run_killed_with_its_checkpoints_and_the_resume_hint(
     interrupted: dict[int, Interrupted],
 ) -> None:
@@ -366,6 +372,7 @@ class CtrlCAtEpoch(Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # trains
 def test_a_keyboard_interrupt_in_fit_ends_the_run_killed_and_restores_sigint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -441,6 +448,7 @@ def test_resume_refuses_a_run_another_process_holds_and_leaves_its_folder() -> N
     assert resume_runs.resumable_run(run_id) == run_id
 
 
+@pytest.mark.slow  # trains
 def test_resume_refuses_data_that_changed_and_leaves_the_run_as_it_was(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -471,6 +479,7 @@ def test_resume_refuses_data_that_changed_and_leaves_the_run_as_it_was(
     assert "only --set data.refresh=false is allowed" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains on resume, starts a subprocess
 def test_resume_last_passes_over_sweep_trials(caplog: pytest.LogCaptureFixture) -> None:
     """Resumed alone, a trial's result would be missing from its sweep's table: ``last`` leaves
     it to its sweep; named by id it resumes, with a warning."""

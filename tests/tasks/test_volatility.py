@@ -58,6 +58,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow  # trains
 def test_the_lstm_beats_the_random_walk_on_a_garch_market() -> None:
     config = load_config({**TINY, "target": {"kind": "volatility"}})
     outcome = experiment.run(config, garch_market())

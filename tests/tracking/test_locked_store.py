@@ -40,6 +40,7 @@ class LockAfterFirstEpoch(Callback):
             assert self.locker.stdout.readline().strip() == "locked"
 
 
+@pytest.mark.slow  # trains while a subprocess holds the store
 def test_training_survives_a_store_locked_longer_than_mlflows_busy_timeout(
     tiny_config: PipelineConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -263,6 +263,7 @@ print("FIT", fit.strategy, fit.world_size, fit.epochs_trained, fit.best_epoch,
 """
 
 
+@pytest.mark.slow  # starts worker processes
 def test_in_an_interactive_session_two_processes_fork_and_return_rank_zeros_results(
     tmp_path: Path,
 ) -> None:
