@@ -19,11 +19,9 @@ processes (a LocalCluster of ``max_parallel`` processes, or the scheduler at ``d
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -39,7 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.runners import dask_address, dask_runner
-from stockpred.config import ConfigError, PipelineConfig
+from stockpred.config import ConfigError, PipelineConfig, read_json_file
 from stockpred.sweep import (
     SearchSpace,
     SweepError,
@@ -215,10 +213,7 @@ def _space_from_args(args: Any) -> SearchSpace:
     if args.space:
         if args.grid or args.random:
             raise ConfigError("give either --space FILE or --grid/--random, not both")
-        try:
-            return load_space(json.loads(Path(args.space).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"search space file {args.space}: {exc}") from None
+        return load_space(read_json_file(args.space, "search space file"))
     if not args.grid:
         raise ConfigError("say what to vary: --grid model.hidden_size=8,16 ... (or --space FILE)")
     params = dict(parse_values(spec, random=args.random is not None) for spec in args.grid)
