@@ -247,7 +247,7 @@ def _write_holder(lock: Path) -> None:
         finally:
             os.close(fd)
         try:
-            os.replace(temp, note)
+            os.rename(temp, note)  # POSIX: replaces the name (a symlink too), atomically
         finally:
             with suppress(FileNotFoundError):
                 temp.unlink()
