@@ -52,6 +52,7 @@ from stockpred.sweep import (
     trials,
 )
 from stockpred.tasks import TASKS
+from stockpred.text import printable
 
 DEFAULT_SPACE = SearchSpace(
     params={"model.hidden_size": (32, 64), "train.learning_rate": (1e-3, 3e-3)}
@@ -125,7 +126,7 @@ def sweep_flow(
     create_markdown_artifact(
         markdown=sweep_markdown(result),
         key="sweep",
-        description=f"sweep {result.run_name}: {len(result.outcomes)} trials",
+        description=f"sweep {printable(result.run_name)}: {len(result.outcomes)} trials",
     )
     best = result.best
     print(
@@ -151,7 +152,7 @@ def sweep_markdown(result: SweepResult) -> str:
     selection, test = result.best.selection_metric, f"test/{TASKS[result.task].relative_name}"
     head = ["rank", "trial", "status", *swept, selection, test, "run id"]
     lines = [
-        f"# Sweep `{result.run_name}`",
+        f"# Sweep `{printable(result.run_name)}`",
         "",
         f"- MLflow parent run: `{result.run_id}`",
         f"- space: {result.space}",

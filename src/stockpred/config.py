@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stockpred.symbols import check_ticker
+from stockpred.text import printable
 
 
 class FrozenModel(BaseModel):
@@ -346,6 +347,14 @@ class TrackingConfig(FrozenModel):
         "report.status tag says pending, attached or failed), inline (inside the run, before "
         "it returns), off; true/false (older configs) mean inline/off",
     )
+
+    @field_validator("experiment", "run_name")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # a newline or colour code in a name printed later could forge a line of the terminal
+        if value is not None and printable(value) != value:
+            raise ValueError("must not hold control characters (newlines, escape codes, tabs)")
+        return value
 
     @field_validator("report", mode="before")
     @classmethod

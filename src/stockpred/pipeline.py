@@ -42,6 +42,7 @@ from stockpred.resume.session import (
 from stockpred.split import TEST, TRAIN, VAL
 from stockpred.tasks import TASKS, ForecastTask, task_for
 from stockpred.tasks.base import LSTM, Part
+from stockpred.text import printable
 from stockpred.training import FitResult
 
 __all__ = [
@@ -138,7 +139,7 @@ class TrainingResult:
         """The lines printed at the end of a run."""
         return "\n".join(
             [
-                f"MLflow run   {self.run_name}  (id {self.run_id})",
+                f"MLflow run   {printable(self.run_name)}  (id {self.run_id})",
                 f"experiment   {self.experiment}",
                 f"tracking     {self.tracking_uri}",
                 f"artifacts    {self.artifact_uri}",
