@@ -224,8 +224,10 @@ def quiet_expected_tracebacks() -> None:
 def run_reporting(func: Callable[..., Any], *args: Any) -> int:
     """Run a flow's command: ``report_errors`` (one line, exit code) with Prefect's console
     tracebacks of expected errors silenced, so that line is the last one on stderr."""
+    from flows.server import one_line_start_failure
+
     quiet_expected_tracebacks()
-    code = report_errors(func, *args)
+    code = report_errors(one_line_start_failure(func), *args)
     if code:  # at exit Prefect logs "Stopping temporary server": keep the error the last line
         logging.getLogger("prefect").setLevel(logging.WARNING)
     sys.stderr.flush()
