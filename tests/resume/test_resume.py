@@ -139,10 +139,11 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Interrupt
         for signum, name in plan.items()
     }
     seen: dict[int, tuple[str, int]] = {}
-    deadline = time.monotonic() + 300
+    # the wait ends on each checkpoint file; the limit only bounds a hang on a loaded machine
+    deadline = time.monotonic() + 900
     try:
         while len(seen) < len(procs):
-            assert time.monotonic() < deadline, "no checkpoint of epoch >= 1 within 300 s"
+            assert time.monotonic() < deadline, "no checkpoint of epoch >= 1 within 900 s"
             for signum, proc in procs.items():
                 if signum in seen:
                     continue
@@ -154,7 +155,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Interrupt
                     seen[signum] = found
             time.sleep(0.05)
         for proc in procs.values():
-            proc.wait(timeout=120)
+            proc.wait(timeout=300)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
