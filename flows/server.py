@@ -9,7 +9,10 @@ set the flows use that server and start none.
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -54,3 +57,28 @@ def one_line_start_failure(func: Callable[..., Any]) -> Callable[..., Any]:
             ) from None
 
     return call
+
+
+def detach_server_from_ctrl_c() -> None:
+    """Start Prefect's temporary server in a process group of its own: a terminal's Ctrl-C
+    (sent to the whole foreground group) then reaches only the flow, which ends its run KILLED
+    and reports it through the server still up, instead of retrying a dead server for minutes.
+    The flow process stops the server at exit as before. Wraps Prefect's private
+    ``SubprocessASGIServer._run_uvicorn_command`` (checked by tests/flows/test_server.py)."""
+    from prefect.server.api import server as prefect_server
+
+    cls = prefect_server.SubprocessASGIServer
+    original = cls._run_uvicorn_command
+    if getattr(original, "_own_group", False):
+        return
+    own_group = types.SimpleNamespace(Popen=functools.partial(subprocess.Popen, process_group=0))
+
+    def run_uvicorn(self: Any) -> Any:
+        prefect_server.subprocess = own_group  # type: ignore[assignment]
+        try:
+            return original(self)
+        finally:
+            prefect_server.subprocess = subprocess
+
+    run_uvicorn._own_group = True  # type: ignore[attr-defined]
+    cls._run_uvicorn_command = run_uvicorn  # type: ignore[method-assign]

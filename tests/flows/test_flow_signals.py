@@ -69,6 +69,7 @@ def test_a_signal_ends_the_train_flow_in_seconds_with_one_line(tmp_path, signum)
         stderr=subprocess.STDOUT,
         cwd=ROOT,
         env=env,
+        start_new_session=True,  # its own process group, as a shell's foreground job
     )
     try:
         deadline = time.monotonic() + 600
@@ -76,13 +77,18 @@ def test_a_signal_ends_the_train_flow_in_seconds_with_one_line(tmp_path, signum)
             assert proc.poll() is None, f"the flow ended before the signal:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"no checkpoint in 600 s:\n{log.read_text()}"
             time.sleep(0.1)
-        proc.send_signal(signum)
+        # Ctrl-C in a terminal signals the whole foreground group (the flow's temporary Prefect
+        # server too); SIGTERM (kill, a scheduler) goes to the one process
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
         sent = time.monotonic()
         code = proc.wait(timeout=STOP_LIMIT_S)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     output = log.read_text()
     assert code == (130 if signum == signal.SIGINT else 128 + signal.SIGTERM), output

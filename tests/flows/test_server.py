@@ -80,3 +80,26 @@ def test_a_server_that_does_not_start_in_time_is_one_line_saying_what_to_do(tmp_
     assert last.startswith("stockpred: error: Prefect's temporary server did not start within 1 s")
     assert "PREFECT_API_URL=http://127.0.0.1:4200/api" in last
     assert "Traceback" not in out.stderr and "stdout:" not in out.stderr
+
+
+def test_the_temporary_server_runs_in_its_own_process_group() -> None:
+    """So a terminal's Ctrl-C reaches the flow, not the server it reports its run through."""
+    import socket
+
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from flows.server import detach_server_from_ctrl_c
+
+    detach_server_from_ctrl_c()
+    detach_server_from_ctrl_c()  # idempotent: wrapped once
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = SubprocessASGIServer(port=port)
+    process = server._run_uvicorn_command()  # Prefect's private name, wrapped by flows.server
+    try:
+        assert os.getpgid(process.pid) == process.pid != os.getpgid(0)
+    finally:
+        process.kill()
+        process.wait()
+        SubprocessASGIServer._instances.pop(port, None)
