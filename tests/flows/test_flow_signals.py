@@ -53,7 +53,7 @@ def _checkpointed(experiment: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_ends_the_train_flow_in_seconds_with_one_line(tmp_path, signum) -> None:
     experiment = f"flow-{signal.Signals(signum).name.lower()}"
     tracking.experiment_id(experiment)

@@ -258,7 +258,10 @@ def _scan(file: _File, wanted: list[str] | None) -> tuple[pa.Table, np.ndarray |
     the file holds."""
     ticker = next((n for n in file.names if _normalise(n) == "ticker"), None)
     keep = None if wanted is None or file.ticker is not None or ticker is None else wanted
-    batches, rows, holds, offset, kept = [], [], set(), 0, 0
+    batches: list[pa.RecordBatch] = []
+    rows: list[np.ndarray] = []
+    holds: set[str] = set()
+    offset = kept = 0
     schema = None
     for batch in _batches(file):
         schema = batch.schema
