@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stockpred.cli import EXPECTED_ERRORS, add_config_options, add_predict_options, report_errors
+from stockpred.resume.signals import Terminated
 
 PREFECT_HOST, PREFECT_PORT = "127.0.0.1", 4200
 
@@ -206,7 +207,8 @@ class _ExpectedTracebacks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, EXPECTED_ERRORS)
+        # a signal that ended the run (Ctrl-C, SIGTERM) is expected too: one line says so
+        return not isinstance(error, (*EXPECTED_ERRORS, KeyboardInterrupt, Terminated))
 
 
 def quiet_expected_tracebacks() -> None:
@@ -224,8 +226,11 @@ def quiet_expected_tracebacks() -> None:
 def run_reporting(func: Callable[..., Any], *args: Any) -> int:
     """Run a flow's command: ``report_errors`` (one line, exit code) with Prefect's console
     tracebacks of expected errors silenced, so that line is the last one on stderr."""
+    from flows.server import detach_server_from_ctrl_c, one_line_start_failure
+
+    detach_server_from_ctrl_c()
     quiet_expected_tracebacks()
-    code = report_errors(func, *args)
+    code = report_errors(one_line_start_failure(func), *args)
     if code:  # at exit Prefect logs "Stopping temporary server": keep the error the last line
         logging.getLogger("prefect").setLevel(logging.WARNING)
     sys.stderr.flush()

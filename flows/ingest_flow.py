@@ -81,7 +81,7 @@ def ingest_flow(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flows.ingest_flow --tickers ... [--start] [--end]``."""
-    from flows.cli import ingest_parser
+    from flows.cli import ingest_parser, run_reporting
 
     args = ingest_parser().parse_args(argv)
     run = ingest_flow
@@ -89,11 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flows.runners import dask_runner
 
         run = ingest_flow.with_options(task_runner=dask_runner(args.dask_address, n_workers=2))
-    state = run(
-        args.tickers, args.start, args.end, args.batch_size, args.cache_dir, return_state=True
-    )
-    print(state.message)
-    return 0 if state.is_completed() else 1
+    completed: list[bool] = []
+
+    def _run() -> None:  # in run_reporting: a server that fails to start is one line
+        state = run(
+            args.tickers, args.start, args.end, args.batch_size, args.cache_dir, return_state=True
+        )
+        print(state.message)
+        completed.append(state.is_completed())
+
+    return run_reporting(_run) or (0 if completed and completed[0] else 1)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,9 @@ processes (a LocalCluster of ``max_parallel`` processes, or the scheduler at ``d
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -39,7 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.runners import dask_address, dask_runner
-from stockpred.config import ConfigError, PipelineConfig
+from stockpred.config import ConfigError, PipelineConfig, read_json_file
 from stockpred.sweep import (
     SearchSpace,
     SweepError,
@@ -54,6 +52,7 @@ from stockpred.sweep import (
     trials,
 )
 from stockpred.tasks import TASKS
+from stockpred.text import printable
 
 DEFAULT_SPACE = SearchSpace(
     params={"model.hidden_size": (32, 64), "train.learning_rate": (1e-3, 3e-3)}
@@ -127,7 +126,7 @@ def sweep_flow(
     create_markdown_artifact(
         markdown=sweep_markdown(result),
         key="sweep",
-        description=f"sweep {result.run_name}: {len(result.outcomes)} trials",
+        description=f"sweep {printable(result.run_name)}: {len(result.outcomes)} trials",
     )
     best = result.best
     print(
@@ -153,7 +152,7 @@ def sweep_markdown(result: SweepResult) -> str:
     selection, test = result.best.selection_metric, f"test/{TASKS[result.task].relative_name}"
     head = ["rank", "trial", "status", *swept, selection, test, "run id"]
     lines = [
-        f"# Sweep `{result.run_name}`",
+        f"# Sweep `{printable(result.run_name)}`",
         "",
         f"- MLflow parent run: `{result.run_id}`",
         f"- space: {result.space}",
@@ -215,10 +214,7 @@ def _space_from_args(args: Any) -> SearchSpace:
     if args.space:
         if args.grid or args.random:
             raise ConfigError("give either --space FILE or --grid/--random, not both")
-        try:
-            return load_space(json.loads(Path(args.space).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"search space file {args.space}: {exc}") from None
+        return load_space(read_json_file(args.space, "search space file"))
     if not args.grid:
         raise ConfigError("say what to vary: --grid model.hidden_size=8,16 ... (or --space FILE)")
     params = dict(parse_values(spec, random=args.random is not None) for spec in args.grid)

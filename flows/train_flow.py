@@ -28,6 +28,7 @@ from stockpred import tracking
 from stockpred.config import PipelineConfig
 from stockpred.pipeline import TrainingResult, load_data, run_training
 from stockpred.resume.interrupted import resumable_run
+from stockpred.text import printable
 
 
 def _transient(_task: Any, _run: Any, state: Any) -> bool:
@@ -92,7 +93,7 @@ def run_markdown(result: TrainingResult) -> str:
     beside the baselines."""
     return "\n".join(
         [
-            f"# Training run `{result.run_name}`",
+            f"# Training run `{printable(result.run_name)}`",
             "",
             *([f"- MLflow run: [{result.run_id}]({result.run_url})"] if result.run_url else []),
             f"- run URI: `runs:/{result.run_id}` (experiment `{result.experiment}`)",

@@ -38,8 +38,8 @@ def warm_start(modules: Iterable[str] = TRAINING_MODULES) -> bool:
 
     failure: list[BaseException] = []
     server = SubprocessASGIServer()
-    # the imports compete with the server for the CPUs: allow it longer than Prefect's default
-    timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 120)
+    # the limit every flow has (flows.server); the imports compete with the server for the CPUs
+    timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
 
     def start() -> None:
         try:

@@ -138,3 +138,90 @@ def test_the_target_section_and_the_variance_features_follow_its_kind() -> None:
     assert load_config(vol.model_dump(mode="json")) == vol
     with pytest.raises(ConfigError, match=r"target\.estimator"):
         load_config({"target": {"kind": "volatility", "estimator": "close_close"}})
+
+
+def test_it_refuses_a_device_or_a_fifo_as_the_config_without_reading_it(tmp_path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait forever
+    for path in ("/dev/zero", fifo):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            load_config(path)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+
+
+def test_it_refuses_a_config_file_larger_than_the_limit(tmp_path) -> None:
+    from stockpred.config import MAX_CONFIG_BYTES
+
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"tracking": {"run_name": "x" * MAX_CONFIG_BYTES}}))
+    with pytest.raises(ConfigError, match="larger than 1024 KiB") as info:
+        load_config(path)
+    assert len(str(info.value)) < 300  # the value itself is not echoed back
+
+
+def test_a_100000_deep_config_is_one_line_not_a_recursion_error(tmp_path) -> None:
+    from stockpred.cli import _parse_value
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested deeper than 32 levels"):
+        load_config(path)
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="nested deeper"):
+        load_config({"data": {"tickers": deep}})
+    with pytest.raises(ConfigError, match="nested too deep"):
+        _parse_value("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [
+        ({"train.seed": 2**32}, "train.seed: Input should be less than or equal to 4294967295"),
+        ({"train.limit_train_batches": 0.001}, "less than one batch: use at least"),
+        ({"evaluation.registered_name": "team/lstm"}, "without '/' or ':'"),
+        ({"evaluation.registered_name": "a:b"}, "without '/' or ':'"),
+        ({"tracking.run_name": "x" * 251}, "at most 250 characters"),
+        ({"data.source": "files", "data.path": "p" * 6001}, "data.path is 6,001 characters"),
+        (
+            {"model.hidden_size": 4096, "model.num_layers": 8, "train.batch_size": 10**9},
+            "GiB of memory, more than this machine's",
+        ),
+    ],
+)
+def test_it_refuses_what_a_library_would_refuse_later(
+    override: dict[str, object], hint: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig().with_overrides(override)
+    assert hint in str(info.value)
+    assert (
+        "\n" not in str(info.value) and len(str(info.value)) < 400
+    )  # one readable line, the long value not echoed whole
+
+
+def test_it_keeps_the_largest_values_the_libraries_accept() -> None:
+    config = PipelineConfig().with_overrides(
+        {"train.seed": 2**32 - 1, "train.limit_train_batches": 0.05, "tracking.run_name": "r" * 250}
+    )
+    assert config.train.seed == 2**32 - 1
+    # the bound is an upper bound: a fraction that leaves one batch of the real data passes
+    assert 0.05 * config.most_train_batches() >= 1
+
+
+def test_the_batch_limit_bound_is_never_below_the_real_batch_count() -> None:
+    from stockpred.data import load_prices
+
+    config = PipelineConfig()
+    data = config.data
+    dates = (
+        load_prices(data.tickers, data.start, data.last_date)
+        .index.get_level_values("date")
+        .nunique()
+    )
+    train_windows = dates * (1 - config.split.val_fraction - config.split.test_fraction) * 2
+    assert config.most_train_batches() >= train_windows / 256

@@ -236,3 +236,40 @@ def test_evaluation_reuses_trainings_validation_forecasts_and_runs_the_model_on_
     assert val_keys and len(prepared.dataset(VAL)) > 0
     for key in val_keys:
         assert reused.metrics[key] == pytest.approx(fresh.metrics[key], rel=1e-6, abs=1e-9)
+
+
+def test_a_file_too_short_for_the_split_is_refused_before_a_run_exists(
+    tiny_config: PipelineConfig, tmp_path
+) -> None:
+    """A 10-row file: one line saying how many dates the split needs, and no FAILED run."""
+    import pandas as pd
+
+    dates = pd.bdate_range("2020-01-01", periods=10)
+    path = tmp_path / "short.csv"
+    pd.DataFrame({"date": dates, "ticker": "AAA", "close": range(10, 20)}).to_csv(path)
+    config = tiny_config.with_overrides(
+        {
+            "data.source": "files",
+            "data.path": str(path),
+            "data.tickers": ["AAA"],
+            "data.start": "2019-01-01",
+            "data.end": "2020-12-31",
+            "tracking.experiment": "too-short",
+        }
+    )
+    with pytest.raises(ValueError, match=r"10 dates are too few") as info:
+        run_training(config)
+    assert "needs at least 22 dates, so about 48 in all" in str(info.value)
+    assert "-" not in str(info.value).split("dates")[1][:12]  # no "-19 dates"
+    experiment = tracking.client().get_experiment_by_name("too-short")
+    assert experiment is None or tracking.client().search_runs([experiment.experiment_id]) == []
+
+
+def test_the_dataset_name_carries_the_datas_dates_not_the_configs(tiny_config) -> None:
+    from stockpred.data.lineage import data_record
+    from stockpred.pipeline import load_data
+
+    config = tiny_config.with_overrides({"data.start": "2012-01-01", "data.end": "2014-12-31"})
+    record = data_record(config, load_data(config))
+    assert record.name == "sample:^GSPC,^IXIC:2012-01-03..2014-12-31"
+    assert record.range == "2012-01-03..2014-12-31"

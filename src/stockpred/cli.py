@@ -163,10 +163,16 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _parse_value(text: str) -> Any:
+    from stockpred.config import ConfigError, check_depth
+
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return text
+    except RecursionError:  # a 100,000-deep value: one line, not a traceback
+        raise ConfigError(f"--set value {text[:40]!r}...: nested too deep") from None
+    check_depth(value, f"--set value {text[:40]!r}... is")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

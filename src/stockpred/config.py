@@ -10,12 +10,15 @@ import datetime as dt
 import itertools
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stockpred.symbols import check_ticker
+from stockpred.text import printable
 
 
 class FrozenModel(BaseModel):
@@ -269,7 +272,8 @@ class TrainConfig(FrozenModel):
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(4, ge=1, description="early-stopping patience in epochs on val/loss")
     gradient_clip: float = Field(1.0, ge=0.0)
-    seed: int = Field(42, ge=0)
+    # numpy (and so Lightning's seed_everything) takes a uint32; refused here, not after loading
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description="devices (CPU: processes) to train on; auto: every GPU, or 1"
@@ -358,7 +362,7 @@ class TrackingConfig(FrozenModel):
     """Where and under which names the run is tracked in MLflow."""
 
     experiment: str = Field("stockpred", min_length=1, max_length=200)
-    run_name: str | None = None
+    run_name: str | None = Field(None, max_length=250)  # MLflow's runs table holds 250
     log_model: bool = True
     report: ReportMode = Field(
         "background",
@@ -367,6 +371,14 @@ class TrackingConfig(FrozenModel):
         "report.status tag says pending, attached or failed), inline (inside the run, before "
         "it returns), off; true/false (older configs) mean inline/off",
     )
+
+    @field_validator("experiment", "run_name")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # a newline or colour code in a name printed later could forge a line of the terminal
+        if value is not None and printable(value) != value:
+            raise ValueError("must not hold control characters (newlines, escape codes, tabs)")
+        return value
 
     @field_validator("report", mode="before")
     @classmethod
@@ -394,6 +406,17 @@ class EvaluationConfig(FrozenModel):
     scheme: Literal["expanding", "rolling"] = "expanding"
     fold_test_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="dates per test fold")
     registered_name: str = Field("stockpred-lstm", min_length=1, max_length=200)
+
+    @field_validator("registered_name")
+    @classmethod
+    def _check_registered_name(cls, value: str) -> str:
+        # MLflow refuses these only when the model is registered, after the training
+        if not value.strip() or "/" in value or ":" in value or value.startswith("."):
+            raise ValueError(
+                "must be a non-blank name without '/' or ':' that does not start with '.' "
+                "(MLflow's rule for registered models), e.g. stockpred-lstm"
+            )
+        return value
 
 
 class PipelineConfig(FrozenModel):
@@ -439,6 +462,69 @@ class PipelineConfig(FrozenModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_param_lengths(self) -> PipelineConfig:
+        # every value is logged as an MLflow parameter, which refuses one longer than 6000
+        # characters only once the run exists; this also bounds a huge string in the config
+        for key, value in self.flat().items():
+            if value is not None and len(str(value)) > MAX_PARAM_CHARS:
+                raise ValueError(
+                    f"{key} is {len(str(value)):,} characters long; MLflow keeps at most "
+                    f"{MAX_PARAM_CHARS:,} per setting: shorten it (many tickers: put them in "
+                    f"data.source files and use tickers ['*'])"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_batch_limit(self) -> PipelineConfig:
+        # Lightning refuses a fraction that rounds to zero batches only after the data has
+        # loaded; an upper bound on the batches (every weekday a date) refuses it here
+        limit = self.train.limit_train_batches
+        if not isinstance(limit, float) or self.data.tickers == (ALL_TICKERS,):
+            return self
+        batches = self.most_train_batches()
+        if limit * batches < 1:
+            raise ValueError(
+                f"train.limit_train_batches={limit} of at most {batches} training batches is "
+                f"less than one batch: use at least {1 / batches:.2g}, or a whole number of "
+                "batches such as 1"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_memory(self) -> PipelineConfig:
+        # a model or batch too large is otherwise an out-of-memory kill after the data loaded
+        need, have = self.memory_estimate(), physical_memory()
+        if have and need > have:
+            raise ValueError(
+                f"model.hidden_size={self.model.hidden_size}, model.num_layers="
+                f"{self.model.num_layers}, model.window={self.model.window}, train.batch_size="
+                f"{self.train.batch_size} and gates.batch_size={self.gates.batch_size} need "
+                f"about {need / 2**30:,.0f} GiB of memory, more than this machine's "
+                f"{have / 2**30:,.0f} GiB: make them smaller"
+            )
+        return self
+
+    def most_train_batches(self) -> int:
+        """An upper bound on the training batches per epoch (every weekday a date, 1 device)."""
+        days = (self.data.last_date - self.data.start).days + 1
+        dates = days * 5 // 7 + 2
+        train = dates * (1 - self.split.val_fraction - self.split.test_fraction)
+        batch = self.train.batch_size if isinstance(self.train.batch_size, int) else 256
+        return max(1, math.ceil(train * len(self.data.tickers) / batch))
+
+    def memory_estimate(self) -> int:
+        """Rough bytes training needs: weights, gradients and Adam's two moments, plus the
+        activations of a training batch and of the gate-diagnostics batch (float32)."""
+        hidden, layers, window = self.model.hidden_size, self.model.num_layers, self.model.window
+        inputs = 64  # features: a generous upper bound on the columns the features make
+        params = 4 * hidden * (inputs + hidden + 2) + (layers - 1) * 4 * hidden * (2 * hidden + 2)
+        batch = self.train.batch_size if isinstance(self.train.batch_size, int) else 256
+        # per window, step and layer: four gates, the cell and hidden state kept for backward
+        per_window = window * layers * hidden * 8
+        gate_windows = self.gates.batch_size if self.gates.enabled else 0
+        return 4 * (4 * params + (batch + gate_windows) * per_window)
+
     @property
     def embargo(self) -> int:
         """The embargo in dates: the configured one, or window + horizon."""
@@ -477,6 +563,81 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and what is allowed."""
 
 
+MAX_PARAM_CHARS = 6000  # MLflow's longest parameter value
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; a bound keeps /dev/zero or a huge file out
+MAX_CONFIG_DEPTH = 32  # a config nests three levels; deeper input is a mistake or an attack
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes (0 when the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def read_json_file(path: str | Path, what: str = "config file") -> Any:
+    """The JSON in a regular file of at most ``MAX_CONFIG_BYTES``; anything else is a
+    ``ConfigError`` (a FIFO or device is refused without waiting on it)."""
+    path = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of hanging
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} {path} does not exist") from exc
+    except OSError as exc:  # unreadable: permissions, a broken disk
+        raise ConfigError(f"{what} {path} cannot be read ({exc.strerror or exc})") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{what} {path} is a folder: give a JSON file in it")
+        raise ConfigError(
+            f"{what} {path} is not a regular file (a device, FIFO or socket): give a JSON file"
+        )
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"{what} {path} cannot be read ({exc.strerror or exc})") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{what} {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: a config is a few KB "
+            "of JSON; check that the path names the config"
+        )
+    try:
+        return parse_json(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text: {exc.reason}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{what} {path} {exc}") from None
+
+
+def parse_json(text: str) -> Any:
+    """JSON text parsed, nested at most ``MAX_CONFIG_DEPTH`` deep; else a ``ConfigError``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"is nested deeper than {MAX_CONFIG_DEPTH} levels") from None
+    check_depth(value)
+    return value
+
+
+def check_depth(value: Any, what: str = "is") -> None:
+    """Refuse lists and objects nested deeper than ``MAX_CONFIG_DEPTH`` (iteratively, so a
+    100,000-deep value is one line, not a RecursionError)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list | tuple):
+            if depth > MAX_CONFIG_DEPTH:
+                raise ConfigError(f"{what} nested deeper than {MAX_CONFIG_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in children)
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line per problem: ``field.path: message (got value)``."""
     lines = []
@@ -484,11 +645,17 @@ def describe_validation_error(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "config"
         msg = item["msg"].removeprefix("Value error, ")
         got = item.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if isinstance(got, dict) else f" (got {_short_repr(got)})"
         if item["type"] == "extra_forbidden":
             msg = f"unknown setting; allowed: {', '.join(_fields_at(item['loc'][:-1]))}"
         lines.append(f"{where}: {msg}{shown}")
     return "; ".join(lines)
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters: a 50 MB value must not fill the terminal."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    return text if len(text) <= limit + 2 else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -506,17 +673,9 @@ def load_config(source: dict[str, Any] | str | Path | None = None) -> PipelineCo
     if source is None:
         return PipelineConfig()
     if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            source = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} does not exist") from exc
-        except IsADirectoryError as exc:
-            raise ConfigError(f"config file {path} is a folder: give a JSON file in it") from exc
-        except OSError as exc:  # unreadable: permissions, a broken disk
-            raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+        source = read_json_file(source)
+    else:
+        check_depth(source, "the config is")
     try:
         return PipelineConfig.model_validate(source)
     except ValidationError as exc:

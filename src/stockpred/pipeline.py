@@ -39,9 +39,10 @@ from stockpred.resume.session import (
     open_run,
     resume_target,
 )
-from stockpred.split import TEST, TRAIN, VAL
+from stockpred.split import TEST, TRAIN, VAL, chronological_split
 from stockpred.tasks import TASKS, ForecastTask, task_for
 from stockpred.tasks.base import LSTM, Part
+from stockpred.text import printable
 from stockpred.training import FitResult
 
 __all__ = [
@@ -138,7 +139,7 @@ class TrainingResult:
         """The lines printed at the end of a run."""
         return "\n".join(
             [
-                f"MLflow run   {self.run_name}  (id {self.run_id})",
+                f"MLflow run   {printable(self.run_name)}  (id {self.run_id})",
                 f"experiment   {self.experiment}",
                 f"tracking     {self.tracking_uri}",
                 f"artifacts    {self.artifact_uri}",
@@ -232,6 +233,10 @@ def run_training(
     config = config or PipelineConfig()
     prices = runner(load_data)(config)
     task_for(config).check_data(prices, config)  # e.g. stale opens: refused before the run exists
+    # too few dates for the split (a 10-row file): refused here too, leaving no FAILED run
+    split = config.split
+    dates = prices.index.get_level_values("date").unique()
+    chronological_split(dates, split.val_fraction, split.test_fraction, config.embargo)
     record = data_record(config, prices)
     with (
         open_run(config, record, prices, tags=tags, resume_id=resume_id) as run,

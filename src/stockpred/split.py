@@ -47,11 +47,14 @@ def chronological_split(
     n_test = max(1, round(n * test_fraction))
     n_val = max(1, round(n * val_fraction))
     n_train = n - n_test - n_val - 2 * embargo
-    if n_train < max(2 * embargo, 10):
+    need = max(2 * embargo, 10)
+    if n_train < need:
+        # the dates it takes: the training part's minimum, two embargoes, val and test
+        least = need + 2 * embargo + n_val + n_test
         raise ValueError(
             f"{n} dates are too few for an embargo of {embargo} days and val/test fractions "
-            f"{val_fraction}/{test_fraction}: the training part would have {n_train} dates. "
-            "Load a longer date range or use a shorter window."
+            f"{val_fraction}/{test_fraction}: the training part needs at least {need} dates, "
+            f"so about {least} in all. Load a longer date range or use a shorter window."
         )
     val_start = n_train + embargo
     test_start = val_start + n_val + embargo

@@ -38,6 +38,7 @@ from stockpred.config import ConfigError, FrozenModel, PipelineConfig, describe_
 from stockpred.figures.comparison import sweep_trials_figure
 from stockpred.pipeline import register_run, run_training
 from stockpred.tasks import TASKS, ForecastTask, task_for
+from stockpred.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -467,7 +468,7 @@ class SweepResult:
         best = ", ".join(f"{k}={_short(v)}" for k, v in self.best.overrides.items())
         return "\n".join(
             [
-                f"sweep        {self.run_name}  (MLflow parent run id {self.run_id})",
+                f"sweep        {printable(self.run_name)}  (MLflow parent run id {self.run_id})",
                 f"space        {self.space}",
                 f"best         trial {self.best.number} ({best}): {self.best.selection_metric} "
                 f"{self.best.score:.4f}, {test} {self.best.metrics.get(test, math.nan):.4f}",

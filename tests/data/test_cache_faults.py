@@ -168,3 +168,39 @@ def test_any_other_os_error_is_one_line_and_exit_1(error, shown, capsys) -> None
     assert report_errors(fail) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"stockpred: error: {shown} (check that path") and err.count("\n") == 1
+
+
+def test_a_symlink_planted_as_a_holder_note_never_has_its_target_written(tmp_path) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    root = tmp_path / "cache"
+    root.mkdir()
+    (root / ".AAA.holder").symlink_to(victim)
+    cache = PriceCache(root)
+    with cache.locked("AAA"):
+        pass
+    results = _sync(cache, ["AAA"])  # every locked fetch writes the note
+    assert victim.read_text() == "keep me"
+    assert results["AAA"].status != "failed"
+    note = root / ".AAA.holder"
+    assert not note.is_symlink() and note.read_text().startswith(f"pid {os.getpid()} on ")
+    assert not list(root.glob("*.tmp"))
+
+
+def test_a_symlink_planted_as_a_lock_is_refused_and_its_target_kept(tmp_path) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    root = tmp_path / "cache"
+    root.mkdir()
+    (root / ".BBB.lock").symlink_to(victim)
+    lock_error = r"\.BBB\.lock failed \(Too many levels"
+    with pytest.raises(CacheWriteError, match=lock_error), PriceCache(root).locked("BBB"):
+        pass
+    assert victim.read_text() == "keep me"
+
+
+def test_a_holder_note_that_is_a_fifo_is_not_waited_on(tmp_path) -> None:
+    root = tmp_path / "cache"
+    root.mkdir()
+    os.mkfifo(root / ".AAA.holder")
+    assert cache_module._read_holder(root / ".AAA.lock") == ""

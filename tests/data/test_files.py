@@ -225,3 +225,71 @@ def test_a_saved_load_prices_frame_reads_back(tmp_path) -> None:
         warnings.simplefilter("error")
         again = load(tmp_path / "saved.parquet")
     pd.testing.assert_frame_equal(again, prices)
+
+
+def test_csv_dates_with_a_utc_offset_keep_their_local_calendar_day(tmp_path) -> None:
+    text = "date,ticker,close\n" + "".join(
+        f"2020-01-0{day}T00:00:00{offset},AAA,{day}\n"
+        for day, offset in ((2, "+09:00"), (3, "+09:00"), (6, "-05:00"), (7, "Z"))
+    )
+    prices = load(write_csv_text(tmp_path / "p.csv", text), tickers=["AAA"])
+    days = prices.index.get_level_values("date").strftime("%Y-%m-%d").tolist()
+    assert days == ["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07"]
+    assert prices["close"].tolist() == [2.0, 3.0, 6.0, 7.0]  # each row on its own day
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2020-01-02", "2020-01-03"]).tz_localize("Asia/Tokyo"),
+            "ticker": "AAA",
+            "close": [2.0, 3.0],
+        }
+    )
+    parquet = load(write(frame, tmp_path / "p.parquet"), tickers=["AAA"])
+    assert parquet.index.get_level_values("date").strftime("%Y-%m-%d").tolist() == days[:2]
+
+
+def test_a_fifo_as_the_data_path_is_refused_without_waiting(tmp_path) -> None:
+    import os
+
+    fifo = tmp_path / "prices.csv"
+    os.mkfifo(fifo)  # nobody writes: opening it to read would block forever
+    with pytest.raises(DataError, match="is not a regular file"):
+        load(fifo)
+
+
+def test_a_line_longer_than_a_block_is_one_line_naming_the_file(tmp_path) -> None:
+    from stockpred.data import files
+
+    path = tmp_path / "p.csv"
+    path.write_text("x" * (files.BLOCK_BYTES + 10))  # no line break at all
+    with pytest.raises(DataError, match=r"p.csv: line 1 is longer than 1024 KiB"):
+        load(path)
+    path.write_text("date,ticker,close\n2020-01-02,AAA,1\n" + "9" * (3 * files.BLOCK_BYTES))
+    with pytest.raises(DataError, match=r"p.csv: a line is longer than 1024 KiB"):
+        load(path, tickers=["AAA"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_only_the_requested_tickers_rows_are_kept(tmp_path, monkeypatch, suffix) -> None:
+    from stockpred.data import files
+
+    others = pd.DataFrame(
+        [(f"2020-01-{d:02d}", f"T{t}", 1.0, 1.0, 1.0, 1.0, 1) for t in range(40) for d in (2, 3)],
+        columns=HEADER,
+    )
+    path = write(pd.concat([others, long_frame()]), tmp_path / f"p{suffix}")
+    monkeypatch.setattr(files, "MAX_ROWS", 10)  # far fewer than the file's 86 rows
+    prices = load(path)
+    assert len(prices) == 6
+    assert sorted(prices.index.get_level_values("ticker").unique()) == ["AAA", "BBB"]
+    with pytest.raises(DataError, match=r"more than 10 rows of the requested tickers"):
+        load(path, tickers=["*"])
+    with pytest.raises(UnknownTickerError, match=r"holds AAA, BBB, T0, T1, T10"):
+        load(path, tickers=["ZZZ"])  # the tickers not read are still named
+
+
+def test_a_malformed_cell_after_unrequested_rows_names_its_row_in_the_file(tmp_path) -> None:
+    rows = [("2020-01-02", "CCC", 1.0, 1.0, 1.0, 1.0, 1)] * 3 + ROWS
+    frame = pd.DataFrame(rows, columns=HEADER).astype({"close": object})
+    frame.loc[5, "close"] = "1O.5"  # the file's row 6: the third of AAA, after 3 of CCC
+    with pytest.raises(DataError, match=r"p.csv row 6 \(line 7\): close is not a number"):
+        load(write(frame, tmp_path / "p.csv"))

@@ -186,9 +186,11 @@ WRITER = textwrap.dedent(
         with cache.locked("ZZZ"):
             cache.write("ZZZ", entry)
     else:
-        for _ in range(int(mode)):
+        for done in range(int(mode)):
             with cache.locked("ZZZ"):
                 cache.write("ZZZ", entry)
+            if done == 0:
+                print("wrote", flush=True)  # the handshake: writes are under way
     """
 )
 
@@ -231,8 +233,11 @@ def test_two_processes_writing_one_ticker_leave_a_valid_file(tmp_path) -> None:
 @pytest.mark.slow  # writers in subprocesses
 def test_writers_killed_at_random_moments_never_leave_a_broken_file(tmp_path) -> None:
     assert _writer(tmp_path, "1", 1.0).wait(timeout=120) == 0
-    for delay in (0.3, 0.7, 1.1):
+    for delay in (0.0, 0.05, 0.3):
         proc = _writer(tmp_path, "1000", 2.0)  # rewrites the file as fast as it can
+        # after its first write (not a guess at how long the imports take on a loaded machine),
+        # the kill falls at some moment of the writes that follow
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "wrote"
         time.sleep(delay)
         proc.kill()
         proc.wait(timeout=30)

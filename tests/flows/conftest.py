@@ -3,6 +3,8 @@ from collections.abc import Iterator
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from flows.server import STARTUP_TIMEOUT_S
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test on the Prefect test server (directly or through a fixture) is slow: the server
@@ -15,7 +17,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """A temporary SQLite-backed Prefect server for the whole session."""
-    with prefect_test_harness(server_startup_timeout=120):
+    # the start limit every flow has: the harness's server competes with the tests for 2 cores
+    with prefect_test_harness(server_startup_timeout=STARTUP_TIMEOUT_S):
         yield
 
 

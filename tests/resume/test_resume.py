@@ -139,10 +139,11 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Interrupt
         for signum, name in plan.items()
     }
     seen: dict[int, tuple[str, int]] = {}
-    deadline = time.monotonic() + 300
+    # the wait ends on each checkpoint file; the limit only bounds a hang on a loaded machine
+    deadline = time.monotonic() + 900
     try:
         while len(seen) < len(procs):
-            assert time.monotonic() < deadline, "no checkpoint of epoch >= 1 within 300 s"
+            assert time.monotonic() < deadline, "no checkpoint of epoch >= 1 within 900 s"
             for signum, proc in procs.items():
                 if signum in seen:
                     continue
@@ -154,7 +155,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Interrupt
                     seen[signum] = found
             time.sleep(0.05)
         for proc in procs.values():
-            proc.wait(timeout=120)
+            proc.wait(timeout=300)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -464,7 +465,7 @@ def test_resume_refuses_data_that_changed_and_leaves_the_run_as_it_was(
     tracking.set_tags(run_id, {"data.rows": rows, "data.digest": "0" * 16})
     assert main(["train", "--resume", run_id]) == 1
     err = capsys.readouterr().err
-    assert "its data (sample:^GSPC,^IXIC:2012-01-01..2014-12-31) changed" in err
+    assert "its data (sample:^GSPC,^IXIC:2012-01-03..2014-12-31) changed" in err
     assert "(the same rows with other values)" in err and "nothing was changed in the run" in err
     run = tracking.client().get_run(run_id)
     assert run.info.status == "RUNNING" and run.data.tags["error"] == "RuntimeError: boom"

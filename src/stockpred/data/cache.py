@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -230,19 +231,45 @@ def _date_or_none(text: str | None) -> dt.date | None:
 
 
 def _write_holder(lock: Path) -> None:
-    # Best effort: who holds the lock, so a process that times out waiting can name it.
+    # Best effort: who holds the lock, so a process that times out waiting can name it. Written
+    # to a fresh file (O_EXCL | O_NOFOLLOW) renamed over the note: a rename replaces a symlink
+    # planted under the note's name instead of writing through it into its target.
+    note = lock.with_suffix(".holder")
+    temp = note.with_name(f"{note.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    text = (
+        f"pid {os.getpid()} on {socket.gethostname()} since "
+        f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
+    )
     with suppress(OSError):
-        lock.with_suffix(".holder").write_text(
-            f"pid {os.getpid()} on {socket.gethostname()} since "
-            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
-        )
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        try:
+            os.rename(temp, note)  # POSIX: replaces the name (a symlink too), atomically
+        finally:
+            with suppress(FileNotFoundError):
+                temp.unlink()
 
 
 def _read_holder(lock: Path) -> str:
+    # Never through a symlink, nor from a FIFO or a device (O_NONBLOCK, a regular file only)
     try:
-        return lock.with_suffix(".holder").read_text().strip()[:200]
+        fd = os.open(lock.with_suffix(".holder"), os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
     except OSError:
         return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, 200).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -17,13 +17,18 @@ Tickers may start and end on different dates; each must have rows between start 
 
 from __future__ import annotations
 
+import gzip
+import re
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
@@ -34,6 +39,13 @@ ALL = "*"  # tickers ["*"]: every ticker the files hold
 SUFFIXES = (".parquet", ".csv", ".csv.gz")
 ALIASES = {"symbol": "ticker", "adjclose": "adj_close", "adjusted_close": "adj_close"}
 MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}  # empty cells, not malformed numbers
+# Files are read in blocks, keeping only the requested tickers' rows, so memory follows what is
+# asked, not the file: a CSV line longer than a block is refused, as are more rows than MAX_ROWS.
+BLOCK_BYTES = 1 << 20
+MAX_ROWS = 10_000_000
+# A UTC offset after a time of day ("2020-01-02T00:00:00+09:00"): dropped, so a row keeps the
+# calendar day it was written for (pyarrow would move it to the UTC day; Parquet keeps it too)
+OFFSET = re.compile(r"^(.*\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,9 @@ class _File:
     label: str  # as shown in messages
     columns: tuple[str, ...]  # normalised header names
     ticker: str | None  # per-ticker file: its ticker; long format: None
+    names: tuple[str, ...] = ()  # header names as written
+    # the file's row (0-based) of each row read, when only some were kept
+    rows: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def is_csv(self) -> bool:
@@ -63,6 +78,7 @@ def load_files(
     frames: dict[str, pd.DataFrame] = {}
     origin: dict[str, str] = {}  # ticker -> file label
     per_ticker: dict[str, _File] = {}
+    seen: set[str] = set()  # every ticker the long files hold, read or not
     for file in files:
         if file.ticker is not None:
             if file.ticker in per_ticker:
@@ -73,7 +89,10 @@ def load_files(
             per_ticker[file.ticker] = file
             if wanted is not None and file.ticker not in wanted:
                 continue  # not requested: not even read
-        frame = _read(file, on_bad_rows)
+        frame, holds = _read(file, wanted, on_bad_rows)
+        seen.update(holds)
+        if frame is None:
+            continue  # none of the requested tickers
         for ticker in frame["ticker"].unique():
             if ticker in origin:
                 raise DataError(
@@ -82,7 +101,7 @@ def load_files(
                 )
             origin[ticker] = file.label
         frames[file.label] = frame
-    held = sorted({*origin, *per_ticker})
+    held = sorted({*origin, *per_ticker, *seen})
     if wanted is not None:
         unknown = [t for t in wanted if t not in held]
         if unknown:
@@ -109,11 +128,14 @@ def _discover(root: Path) -> list[_File]:
     else:
         if not root.name.lower().endswith(SUFFIXES):
             raise DataError(f"{root}: not a {', '.join(SUFFIXES)} file")
+        if not root.is_file():  # a FIFO or a device: reading it would wait or never end
+            raise DataError(f"{root} is not a regular file (a FIFO or device?): give a data file")
         paths = [root]
     files = []
     for path in paths:
         label = str(path if path == root else path.relative_to(root.parent))
-        columns = _header(path, label)
+        names = _header(path, label)
+        columns = tuple(_normalise(n) for n in names)
         ticker = None
         if "ticker" not in columns:
             name = path.name[: -len(next(s for s in SUFFIXES if path.name.lower().endswith(s)))]
@@ -124,7 +146,7 @@ def _discover(root: Path) -> list[_File]:
                     f"{label}: no ticker column, and the file name {name!r} is not a ticker "
                     "symbol (name per-ticker files AAPL.csv, MSFT.parquet, ...)"
                 ) from None
-        files.append(_File(path, label, columns, ticker))
+        files.append(_File(path, label, columns, ticker, names))
     return files
 
 
@@ -139,40 +161,60 @@ def _normalise(name: object) -> str:
 
 
 def _header(path: Path, label: str) -> tuple[str, ...]:
+    """The header names as written; a first line longer than a block is refused unread."""
     try:
         if path.name.lower().endswith(".parquet"):
             names = pq.read_schema(path).names
             names = [n for n in names if not n.startswith("__index_level_")]
         else:
+            opener = gzip.open if path.name.lower().endswith(".gz") else open
+            with opener(path, "rb") as handle:
+                head = handle.read(BLOCK_BYTES + 1)
+            if b"\n" not in head and len(head) > BLOCK_BYTES:
+                raise DataError(
+                    f"{label}: line 1 is longer than {BLOCK_BYTES // 1024} KiB (no line break): "
+                    "expected a CSV file with one row per line"
+                )
             names = list(pd.read_csv(path, nrows=0).columns)
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{label} is empty: expected a header row and data rows") from None
     except Exception as exc:
         raise DataError(f"{label} cannot be read ({type(exc).__name__}: {exc})") from exc
-    columns = tuple(_normalise(n) for n in names)
+    columns = [_normalise(n) for n in names]
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
         raise DataError(f"{label}: column(s) {twice} appear more than once (headers ignore case)")
-    return columns
+    return tuple(str(n) for n in names)
 
 
 def _where(file: _File, row: int) -> str:
     """``file row N`` (1-based data row), with the CSV line."""
+    if file.rows is not None:  # the row among those kept -> the row of the file
+        row = int(file.rows[row])
     line = f" (line {row + 2})" if file.is_csv else ""
     return f"{file.label} row {row + 1}{line}"
 
 
-def _read(file: _File, on_bad_rows: str) -> pd.DataFrame:
-    """One file as columns date, ticker, close and the optional price columns it has."""
+def _read(
+    file: _File, wanted: list[str] | None, on_bad_rows: str
+) -> tuple[pd.DataFrame | None, set[str]]:
+    """One file's rows of ``wanted`` as columns date, ticker, close and the optional price
+    columns it has (None if it holds none of them), and every ticker it holds."""
     try:
-        if file.is_csv:
-            raw = _read_csv(file.path)
-        else:
-            raw = pq.read_table(file.path).to_pandas(date_as_object=False)
+        table, rows, holds = _scan(file, wanted)
+        raw = table.to_pandas(date_as_object=False)
         if any(name is not None for name in raw.index.names):
             raw = raw.reset_index()  # e.g. a saved load_prices frame: (date, ticker) index
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"{file.label} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if rows is not None:
+        if not len(rows) and holds:
+            return None, holds
+        file = replace(file, rows=rows)
     raw.columns = [_normalise(c) for c in raw.columns]
     need = ["date", "close"] + (["ticker"] if file.ticker is None else [])
     missing = [c for c in need if c not in raw.columns]
@@ -207,15 +249,95 @@ def _read(file: _File, on_bad_rows: str) -> pd.DataFrame:
                 out[column] = out[column] * factor
         out["close"] = out["close"] * factor
     _check_rows(file, out, columns, on_bad_rows)
-    return out
+    return out, holds
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """pyarrow's fast reader; pandas' (whose errors name the line) if that fails."""
+def _scan(file: _File, wanted: list[str] | None) -> tuple[pa.Table, np.ndarray | None, set[str]]:
+    """The file read block by block keeping the rows of ``wanted`` tickers (all when None or a
+    per-ticker file): the table, each kept row's row in the file (None: all kept), the tickers
+    the file holds."""
+    ticker = next((n for n in file.names if _normalise(n) == "ticker"), None)
+    keep = None if wanted is None or file.ticker is not None or ticker is None else wanted
+    batches: list[pa.RecordBatch] = []
+    rows: list[np.ndarray] = []
+    holds: set[str] = set()
+    offset = kept = 0
+    schema = None
+    for batch in _batches(file):
+        schema = batch.schema
+        if keep is not None and ticker is not None:
+            names = pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(batch[ticker], pa.string())))
+            for name in set(pc.unique(names).to_pylist()) - holds:
+                _check_held(file, name, offset, names)
+                holds.add(name)
+            mask = pc.fill_null(pc.is_in(names, value_set=pa.array(keep)), False)
+            where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            batch = batch.take(pa.array(where))
+            rows.append(offset + where)
+        else:
+            rows.append(offset + np.arange(batch.num_rows))
+        offset += batch.num_rows
+        kept += batch.num_rows
+        if kept > MAX_ROWS:
+            raise DataError(
+                f"{file.label}: more than {MAX_ROWS:,} rows of the requested tickers: ask for "
+                "fewer tickers (data.tickers), or split the file"
+            )
+        batches.append(batch)
+    if schema is None:  # no rows: the header's columns, as text
+        schema = pa.schema([(n, pa.string()) for n in file.names])
+    table = pa.Table.from_batches(batches, schema=schema)
+    every = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return table, (None if keep is None else every), holds
+
+
+def _check_held(file: _File, name: str | None, offset: int, names: pa.Array) -> None:
+    """A ticker cell of a row not read must still be a ticker: a typo would drop rows."""
     try:
-        return pd.read_csv(path, engine="pyarrow")
-    except Exception:
-        return pd.read_csv(path)
+        check_ticker(name or "")
+    except ValueError:
+        at = (
+            pc.index(names, name).as_py()
+            if name is not None
+            else pc.index(pc.is_null(names), True).as_py()
+        )
+        what = "ticker is empty" if not name else f"ticker {name!r} is not a ticker symbol"
+        where = _where(replace(file, rows=None), offset + int(at))
+        raise DataError(f"{where}: {what} (1-20 letters, digits and . - ^ =)") from None
+
+
+def _batches(file: _File) -> Iterator[pa.RecordBatch]:
+    """The file's record batches, one block at a time; CSV cells as text (parsed, with the row
+    named on error, by ``_dates`` and ``_numbers``)."""
+    if not file.is_csv:
+        yield from pq.ParquetFile(file.path).iter_batches(batch_size=65_536)
+        return
+    try:
+        reader = pacsv.open_csv(
+            file.path,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in file.names}, strings_can_be_null=False
+            ),
+        )
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        if "straddling" in str(exc):
+            raise DataError(
+                f"{file.label}: a line is longer than {BLOCK_BYTES // 1024} KiB: expected a CSV "
+                "file with one row per line"
+            ) from None
+        raise DataError(f"{file.label} cannot be read: {_csv_error(file.path, exc)}") from None
+
+
+def _csv_error(path: Path, error: Exception) -> str:
+    """pandas' message for a malformed CSV (it names the line), read in chunks; else ``error``."""
+    try:
+        for _ in pd.read_csv(path, dtype=str, chunksize=100_000):
+            pass
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _dates(file: _File, column: pd.Series) -> np.ndarray:
@@ -223,7 +345,7 @@ def _dates(file: _File, column: pd.Series) -> np.ndarray:
         dates = pd.DatetimeIndex(column)
         text = None
     else:
-        text = column.astype(str).str.strip()
+        text = column.astype(str).str.strip().str.replace(OFFSET, r"\1", regex=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "could not infer format": bad rows are named below
             dates = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce"))

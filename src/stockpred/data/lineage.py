@@ -31,9 +31,11 @@ def data_record(config: PipelineConfig, prices: pd.DataFrame) -> DataRecord:
     tickers = list(dict.fromkeys(prices.index.get_level_values("ticker")))  # as loaded ("*")
     ordered = [t for t in data.tickers if t in tickers] or tickers
     shown = ",".join(ordered) if len(tickers) <= 10 else f"{len(tickers)} tickers"
-    first, last = prices.index.get_level_values("date")[[0, -1]]
+    dates = prices.index.get_level_values("date")
+    first, last = dates.min(), dates.max()
     return DataRecord(
-        name=f"{data.source}:{shown}:{data.start}..{data.last_date}",
+        # the data's own dates, not the config's: files of 2012-2018 asked for 1999-2018
+        name=f"{data.source}:{shown}:{first.date()}..{last.date()}",
         rows=str(len(prices)),
         range=f"{first.date()}..{last.date()}",
         digest=prices_digest(prices),

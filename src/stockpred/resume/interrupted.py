@@ -23,6 +23,7 @@ from stockpred.resume.lock import (
     run_dir,
 )
 from stockpred.resume.lock import owner_alive as lock_held
+from stockpred.text import printable
 
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
 
@@ -90,7 +91,7 @@ def interrupted_runs(experiment: str = "stockpred", max_results: int = 200) -> l
         out.append(
             InterruptedRun(
                 run_id,
-                run.info.run_name,
+                printable(run.info.run_name),  # a shared store's names: never raw on a terminal
                 status,
                 f"{started:%Y-%m-%d %H:%M}",
                 why,

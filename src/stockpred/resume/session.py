@@ -112,12 +112,28 @@ def open_run(
                     raise interrupted(run_id, None) from None
                 except Terminated as exc:
                     raise interrupted(run_id, exc) from None
+                except BaseException as exc:
+                    signum = orchestrator_signal(exc)
+                    if signum is None:
+                        raise
+                    # a flow's SIGTERM, raised by Prefect's handler (in charge there, not ours)
+                    stopped = Terminated(f"terminated by {signal.Signals(signum).name}", signum)
+                    raise interrupted(run_id, stopped) from None
         except BaseException:
             # a new run's folder without checkpoints goes; a resumed run's stays as it was
             if locked and resume_id is None and run_id is not None:
                 discard_if_empty(run_id)
             raise
         discard(run_id)  # finished: the model is logged, the checkpoints are not needed
+
+
+def orchestrator_signal(exc: BaseException) -> int | None:
+    """The signal number of an orchestrator's termination exception (Prefect's
+    ``TerminationSignal``, known by its name and ``signal``: this layer imports no Prefect)."""
+    signum = getattr(exc, "signal", None)
+    if type(exc).__name__ == "TerminationSignal" and isinstance(signum, int):
+        return signum
+    return None
 
 
 def interrupted(run_id: str | None, exc: BaseException | None) -> BaseException:
