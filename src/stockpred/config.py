@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -356,6 +357,9 @@ class TrackingConfig(FrozenModel):
         )
 
 
+REGISTERED_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 class EvaluationConfig(FrozenModel):
     """How the held-out period is scored, and how models are registered."""
 
@@ -369,7 +373,24 @@ class EvaluationConfig(FrozenModel):
     folds: int = Field(3, ge=1, le=50, description="walk-forward folds (stockpred backtest)")
     scheme: Literal["expanding", "rolling"] = "expanding"
     fold_test_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="dates per test fold")
-    registered_name: str = Field("stockpred-lstm", min_length=1, max_length=200)
+    registered_name: str = Field(
+        "stockpred-lstm",
+        min_length=1,
+        max_length=200,
+        description="the registered model's name: letters, digits, '-', '_', '.'",
+    )
+
+    @field_validator("registered_name")
+    @classmethod
+    def _registrable(cls, name: str) -> str:
+        # MLflow refuses '/' and ':' only when registering, after the training: refuse them here
+        if not REGISTERED_NAME.fullmatch(name):
+            raise ValueError(
+                "a registered model name is letters, digits, '-', '_' and '.', not starting "
+                "with '.' or '-' (MLflow refuses '/' and ':'; '@' reads as an alias in "
+                "models:/NAME@ALIAS), e.g. 'stockpred-lstm'"
+            )
+        return name
 
 
 class PipelineConfig(FrozenModel):

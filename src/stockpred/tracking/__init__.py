@@ -23,6 +23,8 @@ from stockpred.tracking.lifecycle import (
     unfinished_runs,
 )
 from stockpred.tracking.readback import (
+    DamagedModelError,
+    NonFiniteModelError,
     UnsafeModelError,
     dataset_digest,
     download_artifact,
@@ -34,6 +36,7 @@ from stockpred.tracking.readback import (
     load_model,
     load_run_config,
     load_run_record,
+    load_version_run,
     recorded_data,
     search_runs,
 )
@@ -90,7 +93,9 @@ __all__ = [
     "OWNER_PID_TAG",
     "PROMOTION_TAG",
     "SWEEP_TRIAL",
+    "DamagedModelError",
     "NoChampionError",
+    "NonFiniteModelError",
     "Promotion",
     "Rescore",
     "RunLogger",
@@ -117,6 +122,7 @@ __all__ = [
     "load_model",
     "load_run_config",
     "load_run_record",
+    "load_version_run",
     "log_artifact",
     "log_artifact_object",
     "log_data_record",
