@@ -9,6 +9,7 @@ import torch
 
 from stockpred import tracking
 from stockpred.config import PipelineConfig
+from stockpred.models import LSTMForecaster
 from stockpred.tasks import TASKS
 
 METRIC = TASKS["return"].selection_metric
@@ -21,7 +22,9 @@ def _run_with_model(skill: float, config: PipelineConfig = BASE) -> tuple[str, s
         tracking.log_params(
             run_id, {"split.val_start": "2013-01-02", "split.val_end": "2013-06-28"}
         )
-        uri = tracking.log_model(run_id, torch.nn.Linear(3, 1), torch.zeros(2, 3).numpy())
+        uri = tracking.log_model(
+            run_id, LSTMForecaster(3, hidden_size=2, num_layers=1), torch.zeros(2, 4, 3).numpy()
+        )
     return run_id, uri
 
 
@@ -122,6 +125,8 @@ def test_a_task_that_maximises_promotes_the_higher_score() -> None:
 
 def test_a_run_without_the_metric_cannot_be_judged() -> None:
     with tracking.tracked_run(BASE) as run_id:
-        uri = tracking.log_model(run_id, torch.nn.Linear(3, 1), torch.zeros(2, 3).numpy())
+        uri = tracking.log_model(
+            run_id, LSTMForecaster(3, hidden_size=2, num_layers=1), torch.zeros(2, 4, 3).numpy()
+        )
     with pytest.raises(ValueError, match="no val/rmse_vs_zero"):
         _register((run_id, uri), "registry-test-2", Rescore(0.0))

@@ -324,8 +324,9 @@ def _construct(label: str, arguments: dict[str, Any]) -> nn.Module:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    """The exception's text on one line (torch's span several), at most 300 characters."""
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
 
 
 def _model_location(model_uri: str) -> tuple[str, str]:

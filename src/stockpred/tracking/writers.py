@@ -20,6 +20,7 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param
 from mlflow.models import Model
+from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, Schema
 from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
@@ -129,19 +130,26 @@ def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "mo
         weights, shape = Path(folder) / WEIGHTS_FILE, Path(folder) / ARCHITECTURE_FILE
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
         shape.write_text(json.dumps(architecture()))
-        # Model.log is what mlflow.pyfunc.log_model calls; it also takes the run to log into
-        info = Model.log(
-            None,
-            flavor=mlflow.pyfunc,
-            name=name,
-            run_id=run_id,
-            python_model=str(SERVED_MODEL),
-            artifacts={"weights": str(weights), "architecture": str(shape)},
-            input_example=input_example,
-            # Pinned rather than inferred: inference imports the model in a subprocess (slow).
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
+        info = _log_pyfunc(run_id, name, weights, shape, input_example)
     return str(info.model_uri)
+
+
+def _log_pyfunc(
+    run_id: str, name: str, weights: Path, shape: Path, input_example: Any
+) -> ModelInfo:
+    """The pyfunc from code: ``Model.log`` is what ``mlflow.pyfunc.log_model`` calls, and it
+    also takes the run to log into."""
+    return Model.log(
+        None,
+        flavor=mlflow.pyfunc,
+        name=name,
+        run_id=run_id,
+        python_model=str(SERVED_MODEL),
+        artifacts={"weights": str(weights), "architecture": str(shape)},
+        input_example=input_example,
+        # Pinned rather than inferred: inference imports the model in a subprocess (slow).
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    )
 
 
 def lightning_logger(run_id: str) -> RunLogger:
