@@ -7,6 +7,7 @@ overrides it (e.g. a team server).
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shlex
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import mlflow
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -119,6 +122,62 @@ def check_server(uri: str | None = None, timeout: float = 5.0) -> None:
 
 
 _ANSWERED: set[str] = set()  # tracking servers that answered once in this process
+_CREATED: set[str] = set()  # local stores whose tables this process has created or checked
+STORE_LOCK_TIMEOUT_S = 600.0  # creating the tables takes seconds; a loaded machine, minutes
+
+
+class StoreNotWritableError(OSError):
+    """The local MLflow store (its folder or database) cannot be written."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for an in-memory database)."""
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if uri.startswith("sqlite:///") and path and path != ":memory:" else None
+
+
+def create_store(uri: str) -> None:
+    """Create (or check) the tables of the SQLite store ``uri``, one process at a time.
+
+    MLflow creates an empty store's tables on a client's first call; two processes starting
+    together on a new store both migrate it and one dies in alembic. Under a file lock beside
+    the database (``mlflow.db.lock``) the first creates the tables and the others find them.
+    A store that cannot be written is ``StoreNotWritableError``, one line naming the path.
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        return
+    lock = FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            _check_writable(database)
+            inner = MlflowClient(tracking_uri=uri)
+            inner.search_experiments(max_results=1)  # the tracking tables
+            inner.search_registered_models(max_results=1)  # the registry's (same database)
+    except FileLockTimeout:
+        raise TrackingUnavailableError(
+            f"another process held {lock.lock_file} for {STORE_LOCK_TIMEOUT_S:.0f} s while "
+            "creating the MLflow store; nothing was run: retry once it has finished"
+        ) from None
+    except PermissionError as exc:
+        raise _not_writable(database, exc) from None
+
+
+def _check_writable(database: Path) -> None:
+    """A read-only store is refused here, not retried as a busy one at its first write."""
+    for path in (database.parent, database):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise _not_writable(database, PermissionError(f"{path} is read-only"))
+
+
+def _not_writable(database: Path, exc: OSError) -> StoreNotWritableError:
+    return StoreNotWritableError(
+        errno.EACCES,
+        f"the MLflow store {database} cannot be written ({exc.strerror or exc}); nothing was "
+        "run: make its folder and database writable, or point MLFLOW_TRACKING_URI at a store "
+        "you can write",
+        str(database),
+    )
 
 
 def client() -> MlflowClient:
@@ -130,6 +189,9 @@ def client() -> MlflowClient:
     uri = tracking_uri()
     if is_local_store(uri):
         (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+        if uri not in _CREATED:
+            create_store(uri)
+            _CREATED.add(uri)
     elif uri not in _ANSWERED:
         check_server(uri)
         _ANSWERED.add(uri)
