@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -250,6 +251,33 @@ class RetryingClient:
         if not callable(attribute):
             return attribute
         return functools.partial(retrying, attribute)
+
+
+REGISTRY_LOCK_TIMEOUT_S = 900.0  # a registration re-scores the champion: minutes when loaded
+
+
+@contextmanager
+def registry_lock(name: str) -> Iterator[None]:
+    """Held while a version of registered model ``name`` is created, judged and maybe made
+    champion: a file lock beside the SQLite database (for a tracking server, in the project's
+    ``mlflow/`` folder, so it orders the registrations of this machine only)."""
+    uri = tracking_uri()
+    database = sqlite_path(uri) if is_local_store(uri) else None
+    folder = database.parent if database is not None else store_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / f"registry-{_safe_name(name)}.lock"))
+    try:
+        lock.acquire(timeout=REGISTRY_LOCK_TIMEOUT_S)
+    except FileLockTimeout:
+        raise TrackingUnavailableError(
+            f"another registration of {name!r} held {lock.lock_file} for "
+            f"{REGISTRY_LOCK_TIMEOUT_S:.0f} s; the run and its model are logged: register it "
+            "later (the run's model URI with `stockpred.pipeline.register_run`)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # MLflow 3's UI shows an experiment in model-training or GenAI mode by this experiment tag
