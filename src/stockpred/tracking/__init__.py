@@ -56,6 +56,7 @@ from stockpred.tracking.registry import (
 from stockpred.tracking.store import (
     EXPERIMENT_KIND_TAG,
     MODEL_TRAINING,
+    StoreNotWritableError,
     TrackingUnavailableError,
     check_server,
     client,
@@ -99,6 +100,7 @@ __all__ = [
     "Promotion",
     "Rescore",
     "RunLogger",
+    "StoreNotWritableError",
     "TrackingUnavailableError",
     "UnsafeModelError",
     "champion_version",

@@ -160,23 +160,27 @@ def create_store(uri: str) -> None:
             f"another process held {lock.lock_file} for {STORE_LOCK_TIMEOUT_S:.0f} s while "
             "creating the MLflow store; nothing was run: retry once it has finished"
         ) from None
-    except PermissionError as exc:
+    except PermissionError as exc:  # the lock file: the folder is read-only
         raise _not_writable(database, exc) from None
 
 
 def _check_writable(database: Path) -> None:
-    """A read-only store is refused here, not retried as a busy one at its first write."""
-    for path in (database.parent, database):
-        if path.exists() and not os.access(path, os.W_OK):
-            raise _not_writable(database, PermissionError(f"{path} is read-only"))
+    """A read-only store is refused here, not retried as a busy one at its first write
+    (opened for appending, which writes nothing: ``os.access`` says yes to root even where
+    the file system or an immutable flag says no)."""
+    if database.exists():
+        try:
+            with database.open("ab"):
+                pass
+        except OSError as exc:
+            raise _not_writable(database, exc) from None
 
 
 def _not_writable(database: Path, exc: OSError) -> StoreNotWritableError:
     return StoreNotWritableError(
         errno.EACCES,
-        f"the MLflow store {database} cannot be written ({exc.strerror or exc}); nothing was "
-        "run: make its folder and database writable, or point MLFLOW_TRACKING_URI at a store "
-        "you can write",
+        f"the MLflow store {database} cannot be written ({exc.strerror or exc}): make its "
+        "folder and database writable, or point MLFLOW_TRACKING_URI at a store you can write",
         str(database),
     )
 
@@ -204,11 +208,23 @@ RETRY_FOR_S = 180.0  # how long a busy or unreachable store is waited for, then 
 _T = TypeVar("_T")
 
 
+# what SQLite says of a database it could open only for reading (permissions, a read-only
+# mount, an immutable file): not a busy store, so not waited for
+READ_ONLY = ("attempt to write a readonly database", "disk I/O error")
+# what MLflow's REST client says when a server it reached before no longer answers
+LOST_SERVER = ("Max retries exceeded", "Connection refused", "Connection aborted")
+
+
 def transient(exc: BaseException) -> bool:
     """A store that is busy (SQLite locked by another process) or briefly unreachable."""
     text = str(exc)
     if isinstance(exc, MlflowException):
-        return exc.error_code in ("TEMPORARILY_UNAVAILABLE",) or "database is locked" in text
+        return (
+            exc.error_code in ("TEMPORARILY_UNAVAILABLE",)
+            or "database is locked" in text
+            # a tracking server that stopped answering mid-run (MLflow's own retries gave up)
+            or any(lost in text for lost in LOST_SERVER)
+        )
     return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__name__ in (
         "ConnectionError",  # requests'
         "MaxRetryError",
@@ -226,6 +242,10 @@ def retrying(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
             return call(*args, **kwargs)
         except Exception as exc:
+            database = sqlite_path(tracking_uri())
+            said = [phrase for phrase in READ_ONLY if phrase in str(exc)]
+            if database is not None and said:
+                raise _not_writable(database, OSError(said[0])) from None
             if not transient(exc):
                 raise
             if time.monotonic() + delay > deadline:
