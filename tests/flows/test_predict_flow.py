@@ -166,6 +166,7 @@ def test_a_forecast_that_is_not_finite_is_an_error_never_a_result(
 
     name = f"predict-{change}"
     _version_with(champion, name, change)
+    capsys.readouterr()  # MLflow's lines while logging it
     folder = isolated_store / "predictions"
     before = sorted(folder.glob("*")) if folder.exists() else []
     code = main(["predict", "--model", name, "--as-of", "2014-12-31"])
