@@ -39,6 +39,7 @@ from prefect.states import Completed
 from flows.ingest_flow import ingest_flow
 from flows.predict_flow import predict_flow
 from stockpred.predict import load_champion
+from stockpred.tracking import load_model
 
 
 class IngestFailedError(ConnectionError):
@@ -47,8 +48,10 @@ class IngestFailedError(ConnectionError):
 
 @task(name="champion-data", cache_policy=NO_CACHE)
 def champion_data(model: str) -> dict[str, Any]:
-    """Which data the champion of ``model`` reads: its version, tickers, source and cache."""
+    """Which data the champion of ``model`` reads: its version, tickers, source and cache (its
+    model loaded first: a damaged one is refused before anything is fetched)."""
     champion = load_champion(model)
+    load_model(champion.model_uri)  # a damaged or non-finite model fails here, before any ingest
     data = champion.config.data
     return {
         "version": champion.version,

@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -392,6 +393,9 @@ class TrackingConfig(FrozenModel):
         )
 
 
+REGISTERED_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 class EvaluationConfig(FrozenModel):
     """How the held-out period is scored, and how models are registered."""
 
@@ -405,18 +409,24 @@ class EvaluationConfig(FrozenModel):
     folds: int = Field(3, ge=1, le=50, description="walk-forward folds (stockpred backtest)")
     scheme: Literal["expanding", "rolling"] = "expanding"
     fold_test_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="dates per test fold")
-    registered_name: str = Field("stockpred-lstm", min_length=1, max_length=200)
+    registered_name: str = Field(
+        "stockpred-lstm",
+        min_length=1,
+        max_length=200,
+        description="the registered model's name: letters, digits, '-', '_', '.'",
+    )
 
     @field_validator("registered_name")
     @classmethod
-    def _check_registered_name(cls, value: str) -> str:
-        # MLflow refuses these only when the model is registered, after the training
-        if not value.strip() or "/" in value or ":" in value or value.startswith("."):
+    def _registrable(cls, name: str) -> str:
+        # MLflow refuses '/' and ':' only when registering, after the training: refuse them here
+        if not REGISTERED_NAME.fullmatch(name):
             raise ValueError(
-                "must be a non-blank name without '/' or ':' that does not start with '.' "
-                "(MLflow's rule for registered models), e.g. stockpred-lstm"
+                "a registered model name is letters, digits, '-', '_' and '.', without '/' or "
+                "':' (MLflow refuses them) and not starting with '.' or '-' ('@' reads as an "
+                "alias in models:/NAME@ALIAS), e.g. 'stockpred-lstm'"
             )
-        return value
+        return name
 
 
 class PipelineConfig(FrozenModel):

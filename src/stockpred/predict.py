@@ -25,6 +25,7 @@ __all__ = [
     "Champion",
     "InSampleWarning",
     "NoChampionError",
+    "NonFiniteForecastError",
     "forecast_columns",
     "load_champion",
     "predict_next",
@@ -32,6 +33,10 @@ __all__ = [
     "save_predictions",
     "target_date",
 ]
+
+
+class NonFiniteForecastError(ValueError):
+    """The champion forecast NaN or inf: an error, never a result."""
 
 
 class InSampleWarning(UserWarning):
@@ -58,14 +63,16 @@ def load_champion(name: str) -> Champion:
     """The version of ``name`` aliased ``champion``, with its run's config and scaling."""
     tracking.check_server()
     version, run_id = tracking.champion_version(name)
-    val_end = tracking.get_run(run_id).data.params.get("split.val_end")
+    # a deleted run, or its files gone, is one line naming the version (DamagedModelError)
+    config, preprocessing, run = tracking.load_version_run(f"{name} v{version}", run_id)
+    val_end = run.data.params.get("split.val_end")
     return Champion(
         name=name,
         version=version,
         run_id=run_id,
         model_uri=f"models:/{name}@{tracking.CHAMPION}",
-        config=tracking.load_run_config(run_id),
-        preprocessing=tracking.load_dict(run_id, "preprocessing.json"),
+        config=config,
+        preprocessing=preprocessing,
         fit_through=dt.date.fromisoformat(val_end) if val_end else None,
     )
 
@@ -110,12 +117,13 @@ def predict_next(
             InSampleWarning,
             stacklevel=2,
         )
+    # the model first: a damaged or non-finite one is refused before any data is read
+    model = tracking.load_model(champion.model_uri)
     window = config.model.window
     start = as_of - dt.timedelta(days=HISTORY_DAYS * (window + 60))
     prices = experiment.load_prices(config.data, start=start, end=as_of)
     features = make_features(prices, config.features)[prep["feature_names"]]
     scaled = (features - np.asarray(prep["feature_mean"])) / np.asarray(prep["feature_scale"])
-    model = tracking.load_model(champion.model_uri)
     rows = []
     for ticker, part in scaled.groupby(level="ticker", sort=False):
         last = part.index.get_level_values("date").max().date()
@@ -134,6 +142,12 @@ def predict_next(
         predicted = unscale(
             np.array([scaled_pred]), prep["target_mean"], prep["target_scale"], transform
         )
+        if not np.isfinite(predicted).all():
+            raise NonFiniteForecastError(
+                f"{name} v{champion.version} forecast {predicted[0]} for {ticker} as of {last}: "
+                "not a number, so no forecast is saved; retrain the model (`stockpred train "
+                "--register`) or point the champion alias at another version"
+            )
         forecast = {k: v[0] for k, v in task.forecast_columns(predicted).items()}
         rows.append(
             {

@@ -122,3 +122,62 @@ def test_a_failing_flow_ends_with_its_one_line_message(prefect_server, isolated_
     assert last.startswith("stockpred: error: no 'champion' version of model 'nobody'"), last
     assert last.endswith("train one first (`make run`), or check the model name")
     assert "Traceback" not in done.stderr  # it went to the flow run's log only
+
+
+def _version_with(champion, name: str, change: str) -> None:
+    """A champion of ``name``: the trained champion's model, logged into the same run (so its
+    config and scaling are the real ones), then its weights file changed as ``change`` says."""
+    from pathlib import Path
+
+    import torch
+
+    from stockpred import tracking
+
+    model = tracking.load_model("models:/predict-test@champion")
+    example = torch.zeros(2, 10, model.lstm.input_size).numpy()
+    uri = tracking.log_model(champion.run_id, model, example)
+    state = model.state_dict()
+    if change == "overflow":  # finite weights whose forecast overflows float32 to inf:
+        top = model.lstm.num_layers - 1  # every gate of the top layer open, so h is about +1
+        state[f"lstm.bias_ih_l{top}"].fill_(100.0)
+        state["head.weight"].fill_(3e38)  # about 9 x 3e38 > float32's 3.4e38
+        state["head.bias"].fill_(3e38)
+    else:
+        state["head.bias"].fill_(float(change))
+    client = tracking.client()
+    model_id = uri.removeprefix("models:/")
+    location = client.get_logged_model(model_id).artifact_location
+    torch.save(state, Path(location.removeprefix("file://")) / "artifacts" / "state_dict.pt")
+    client.create_registered_model(name)
+    version = client.create_model_version(name, uri, run_id=champion.run_id, model_id=model_id)
+    client.set_registered_model_alias(name, "champion", str(version.version))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("nan", "predict-nan v1 (models:/predict-nan@champion): state_dict.pt holds 1 NaN"),
+        ("inf", "predict-inf v1 (models:/predict-inf@champion): state_dict.pt holds 1 NaN"),
+        ("overflow", "predict-overflow v1 forecast inf for ^GSPC as of 2014-12-31: not a number"),
+    ],
+)
+def test_a_forecast_that_is_not_finite_is_an_error_never_a_result(
+    prefect_server, champion, isolated_store, capsys, change: str, expected: str
+) -> None:
+    from flows.daily_flow import daily_flow
+    from stockpred.cli import main
+
+    name = f"predict-{change}"
+    _version_with(champion, name, change)
+    capsys.readouterr()  # MLflow's lines while logging it
+    folder = isolated_store / "predictions"
+    before = sorted(folder.glob("*")) if folder.exists() else []
+    code = main(["predict", "--model", name, "--as-of", "2014-12-31"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"stockpred: error: {expected}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for flow in (predict_flow, daily_flow):
+        state = flow(name, dt.date(2014, 12, 31), return_state=True)
+        assert state.is_failed() and expected in state.message, state.message
+    after = sorted(folder.glob("*")) if folder.exists() else []
+    assert after == before  # no parquet written

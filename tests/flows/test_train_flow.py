@@ -68,13 +68,13 @@ def test_it_logs_the_model_figure_tables_and_lineage(flow_run) -> None:
     logged = mlflow.get_logged_model(flow_run["model_uri"].removeprefix("models:/"))
     assert logged.experiment_id == client.get_run(run_id).info.experiment_id
     assert logged.artifact_location.startswith((tracking.store_dir() / "artifacts").as_uri())
-    model = mlflow.pytorch.load_model(flow_run["model_uri"])
+    model = mlflow.pyfunc.load_model(flow_run["model_uri"])  # the pyfunc from code: no pickle
     logged = mlflow.models.get_model_info(flow_run["model_uri"])
     assert logged.signature is not None
     example = mlflow.models.Model.load(flow_run["model_uri"]).load_input_example(
         mlflow.artifacts.download_artifacts(flow_run["model_uri"])
     )
-    assert model(__import__("torch").as_tensor(example)).shape == (example.shape[0],)
+    assert model.predict(example).shape == (example.shape[0],)
 
 
 def test_it_publishes_a_markdown_summary_with_the_run_id(flow_run) -> None:

@@ -1,6 +1,8 @@
 """The champion rule against a real SQLite MLflow registry: like with like, on the same window."""
 
+import contextlib
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,6 +11,7 @@ import torch
 
 from stockpred import tracking
 from stockpred.config import PipelineConfig
+from stockpred.models import LSTMForecaster
 from stockpred.tasks import TASKS
 
 METRIC = TASKS["return"].selection_metric
@@ -21,7 +24,9 @@ def _run_with_model(skill: float, config: PipelineConfig = BASE) -> tuple[str, s
         tracking.log_params(
             run_id, {"split.val_start": "2013-01-02", "split.val_end": "2013-06-28"}
         )
-        uri = tracking.log_model(run_id, torch.nn.Linear(3, 1), torch.zeros(2, 3).numpy())
+        uri = tracking.log_model(
+            run_id, LSTMForecaster(3, hidden_size=2, num_layers=1), torch.zeros(2, 4, 3).numpy()
+        )
     return run_id, uri
 
 
@@ -122,6 +127,63 @@ def test_a_task_that_maximises_promotes_the_higher_score() -> None:
 
 def test_a_run_without_the_metric_cannot_be_judged() -> None:
     with tracking.tracked_run(BASE) as run_id:
-        uri = tracking.log_model(run_id, torch.nn.Linear(3, 1), torch.zeros(2, 3).numpy())
+        uri = tracking.log_model(
+            run_id, LSTMForecaster(3, hidden_size=2, num_layers=1), torch.zeros(2, 4, 3).numpy()
+        )
     with pytest.raises(ValueError, match="no val/rmse_vs_zero"):
         _register((run_id, uri), "registry-test-2", Rescore(0.0))
+
+
+class OwnScore:
+    """Re-scores a champion with its own run's metric, after both registrations met here: on
+    today's main both read the same champion first (the race the lock removes)."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties)
+
+    def __call__(self, model_uri: str, run_id: str) -> float:
+        # A lock lets only one registration reach here at a time; the other arrives after the
+        # first has finished, so the wait ends broken (only a delay, never a different result).
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait(timeout=20)
+        return float(tracking.client().get_run(run_id).data.metrics[METRIC])
+
+
+def test_two_registrations_finishing_together_leave_the_better_as_the_only_champion() -> None:
+    name = "registry-race"
+    first = _run_with_model(1.0)
+    assert _register(first, name, Rescore(0.0)).promoted  # v1: the champion to beat
+    better, worse = _run_with_model(0.5), _run_with_model(0.8)
+    rescore = OwnScore(2)
+    start = threading.Barrier(2)
+    results: dict[str, tracking.Promotion | BaseException] = {}
+
+    def register(label: str, run: tuple[str, str]) -> None:
+        start.wait()
+        try:
+            results[label] = _register(run, name, rescore)
+        except BaseException as exc:
+            results[label] = exc
+
+    threads = [
+        threading.Thread(target=register, args=(label, run))
+        for label, run in (("better", better), ("worse", worse))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, tracking.Promotion) for r in results.values()), results
+    client = tracking.client()
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.run_id == better[0]
+    # judged in turn: each promotion beat the champion of its moment, never the same one twice
+    versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+    assert sorted(versions) == ["1", "2", "3"]
+    promoted = [v for v in versions.values() if v.tags["promotion"].startswith("promoted")]
+    beaten = [json.loads(v.tags["evidence"]).get("champion_version") for v in promoted]
+    assert len(beaten) == len(set(beaten)), [v.tags["promotion"] for v in promoted]
+    worse_result = results["worse"]
+    assert isinstance(worse_result, tracking.Promotion)
+    if not worse_result.promoted:  # the better registered first: the worse never promoted
+        assert str(champion.version) == results["better"].version  # type: ignore[union-attr]

@@ -23,6 +23,8 @@ from stockpred.tracking.lifecycle import (
     unfinished_runs,
 )
 from stockpred.tracking.readback import (
+    DamagedModelError,
+    NonFiniteModelError,
     UnsafeModelError,
     dataset_digest,
     download_artifact,
@@ -34,6 +36,7 @@ from stockpred.tracking.readback import (
     load_model,
     load_run_config,
     load_run_record,
+    load_version_run,
     recorded_data,
     search_runs,
 )
@@ -54,6 +57,7 @@ from stockpred.tracking.registry import (
 from stockpred.tracking.store import (
     EXPERIMENT_KIND_TAG,
     MODEL_TRAINING,
+    StoreNotWritableError,
     TrackingUnavailableError,
     check_server,
     client,
@@ -92,10 +96,13 @@ __all__ = [
     "OWNER_PID_TAG",
     "PROMOTION_TAG",
     "SWEEP_TRIAL",
+    "DamagedModelError",
     "NoChampionError",
+    "NonFiniteModelError",
     "Promotion",
     "Rescore",
     "RunLogger",
+    "StoreNotWritableError",
     "TrackingUnavailableError",
     "UnsafeModelError",
     "champion_version",
@@ -119,6 +126,7 @@ __all__ = [
     "load_model",
     "load_run_config",
     "load_run_record",
+    "load_version_run",
     "log_artifact",
     "log_artifact_object",
     "log_data_record",

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from stockpred.config import PipelineConfig
 from stockpred.tracking.readback import load_run_config
-from stockpred.tracking.store import client, tracking_uri
+from stockpred.tracking.store import client, registry_lock, tracking_uri
 from stockpred.tracking.writers import set_tags
 
 CHAMPION = "champion"
@@ -134,6 +134,37 @@ def register_model(
         if "split.val_start" in params and "split.val_end" in params
         else ""
     )
+    # one registration at a time: the version number, the champion read, the comparison and
+    # the alias move happen under one lock, so two runs finishing together are judged in turn
+    with registry_lock(name):
+        return _register_locked(
+            mlflow_client,
+            run_id,
+            model_uri,
+            name,
+            metric,
+            challenger,
+            window,
+            challenger_config=challenger_config,
+            rescore=rescore,
+            lower_is_better=lower_is_better,
+        )
+
+
+def _register_locked(
+    mlflow_client: Any,
+    run_id: str,
+    model_uri: str,
+    name: str,
+    metric: str,
+    challenger: float,
+    window: str,
+    *,
+    challenger_config: PipelineConfig,
+    rescore: Rescore,
+    lower_is_better: bool,
+) -> Promotion:
+    """Create the version and apply the champion rule; the caller holds ``registry_lock``."""
     try:
         mlflow_client.create_registered_model(name)
     except MlflowException as exc:
@@ -162,7 +193,11 @@ def register_model(
         label = f"champion v{champion.version}"
         champion_run = str(champion.run_id)
         evidence.update({"champion_version": str(champion.version), "champion_run": champion_run})
-        why = comparable(load_run_config(champion_run), challenger_config)
+        try:
+            why = comparable(load_run_config(champion_run), challenger_config)
+        except (LookupError, ValueError, MlflowException) as exc:
+            # a champion whose run was deleted cannot be compared; the new version is kept
+            why = f"unreadable ({' '.join(str(exc).split())[:200]})"
         if why is not None:
             promoted, reason = False, f"{label} was {why}: not comparable"
         else:

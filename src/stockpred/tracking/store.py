@@ -7,6 +7,7 @@ overrides it (e.g. a team server).
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shlex
@@ -15,11 +16,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import mlflow
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -119,6 +123,66 @@ def check_server(uri: str | None = None, timeout: float = 5.0) -> None:
 
 
 _ANSWERED: set[str] = set()  # tracking servers that answered once in this process
+_CREATED: set[str] = set()  # local stores whose tables this process has created or checked
+STORE_LOCK_TIMEOUT_S = 600.0  # creating the tables takes seconds; a loaded machine, minutes
+
+
+class StoreNotWritableError(OSError):
+    """The local MLflow store (its folder or database) cannot be written."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for an in-memory database)."""
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if uri.startswith("sqlite:///") and path and path != ":memory:" else None
+
+
+def create_store(uri: str) -> None:
+    """Create (or check) the tables of the SQLite store ``uri``, one process at a time.
+
+    MLflow creates an empty store's tables on a client's first call; two processes starting
+    together on a new store both migrate it and one dies in alembic. Under a file lock beside
+    the database (``mlflow.db.lock``) the first creates the tables and the others find them.
+    A store that cannot be written is ``StoreNotWritableError``, one line naming the path.
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        return
+    lock = FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            _check_writable(database)
+            inner = MlflowClient(tracking_uri=uri)
+            inner.search_experiments(max_results=1)  # the tracking tables
+            inner.search_registered_models(max_results=1)  # the registry's (same database)
+    except FileLockTimeout:
+        raise TrackingUnavailableError(
+            f"another process held {lock.lock_file} for {STORE_LOCK_TIMEOUT_S:.0f} s while "
+            "creating the MLflow store; nothing was run: retry once it has finished"
+        ) from None
+    except PermissionError as exc:  # the lock file: the folder is read-only
+        raise _not_writable(database, exc) from None
+
+
+def _check_writable(database: Path) -> None:
+    """A read-only store is refused here, not retried as a busy one at its first write
+    (opened for appending, which writes nothing: ``os.access`` says yes to root even where
+    the file system or an immutable flag says no)."""
+    if database.exists():
+        try:
+            with database.open("ab"):
+                pass
+        except OSError as exc:
+            raise _not_writable(database, exc) from None
+
+
+def _not_writable(database: Path, exc: OSError) -> StoreNotWritableError:
+    return StoreNotWritableError(
+        errno.EACCES,
+        f"the MLflow store {database} cannot be written ({exc.strerror or exc}): make its "
+        "folder and database writable, or point MLFLOW_TRACKING_URI at a store you can write",
+        str(database),
+    )
 
 
 def client() -> MlflowClient:
@@ -130,6 +194,9 @@ def client() -> MlflowClient:
     uri = tracking_uri()
     if is_local_store(uri):
         (store_dir() / "artifacts").mkdir(parents=True, exist_ok=True)
+        if uri not in _CREATED:
+            create_store(uri)
+            _CREATED.add(uri)
     elif uri not in _ANSWERED:
         check_server(uri)
         _ANSWERED.add(uri)
@@ -141,11 +208,23 @@ RETRY_FOR_S = 180.0  # how long a busy or unreachable store is waited for, then 
 _T = TypeVar("_T")
 
 
+# what SQLite says of a database it could open only for reading (permissions, a read-only
+# mount, an immutable file): not a busy store, so not waited for
+READ_ONLY = ("attempt to write a readonly database", "disk I/O error")
+# what MLflow's REST client says when a server it reached before no longer answers
+LOST_SERVER = ("Max retries exceeded", "Connection refused", "Connection aborted")
+
+
 def transient(exc: BaseException) -> bool:
     """A store that is busy (SQLite locked by another process) or briefly unreachable."""
     text = str(exc)
     if isinstance(exc, MlflowException):
-        return exc.error_code in ("TEMPORARILY_UNAVAILABLE",) or "database is locked" in text
+        return (
+            exc.error_code in ("TEMPORARILY_UNAVAILABLE",)
+            or "database is locked" in text
+            # a tracking server that stopped answering mid-run (MLflow's own retries gave up)
+            or any(lost in text for lost in LOST_SERVER)
+        )
     return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__name__ in (
         "ConnectionError",  # requests'
         "MaxRetryError",
@@ -163,6 +242,10 @@ def retrying(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
             return call(*args, **kwargs)
         except Exception as exc:
+            database = sqlite_path(tracking_uri())
+            said = [phrase for phrase in READ_ONLY if phrase in str(exc)]
+            if database is not None and said:
+                raise _not_writable(database, OSError(said[0])) from None
             if not transient(exc):
                 raise
             if time.monotonic() + delay > deadline:
@@ -188,6 +271,33 @@ class RetryingClient:
         if not callable(attribute):
             return attribute
         return functools.partial(retrying, attribute)
+
+
+REGISTRY_LOCK_TIMEOUT_S = 900.0  # a registration re-scores the champion: minutes when loaded
+
+
+@contextmanager
+def registry_lock(name: str) -> Iterator[None]:
+    """Held while a version of registered model ``name`` is created, judged and maybe made
+    champion: a file lock beside the SQLite database (for a tracking server, in the project's
+    ``mlflow/`` folder, so it orders the registrations of this machine only)."""
+    uri = tracking_uri()
+    database = sqlite_path(uri) if is_local_store(uri) else None
+    folder = database.parent if database is not None else store_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / f"registry-{_safe_name(name)}.lock"))
+    try:
+        lock.acquire(timeout=REGISTRY_LOCK_TIMEOUT_S)
+    except FileLockTimeout:
+        raise TrackingUnavailableError(
+            f"another registration of {name!r} held {lock.lock_file} for "
+            f"{REGISTRY_LOCK_TIMEOUT_S:.0f} s; the run and its model are logged: register it "
+            "later (the run's model URI with `stockpred.pipeline.register_run`)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # MLflow 3's UI shows an experiment in model-training or GenAI mode by this experiment tag

@@ -4,7 +4,6 @@ and the Lightning logger that streams epoch metrics into an existing run."""
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import time
 import warnings
@@ -13,19 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-import mlflow.pytorch
+import mlflow.pyfunc
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param
+from mlflow.models import Model
+from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, Schema
 from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
 from stockpred.data.lineage import DataRecord
-from stockpred.models import Forecaster
 from stockpred.tracking.mlflow_internals import dataset_entity
 from stockpred.tracking.store import client, retrying, tracking_uri
 
@@ -105,37 +105,51 @@ def log_data_record(run_id: str, record: DataRecord, prices: pd.DataFrame, sourc
 
 WEIGHTS_FILE = "state_dict.pt"  # the weights alone: loads with torch.load(weights_only=True)
 ARCHITECTURE_FILE = "architecture.json"  # what rebuilds the module around them
+WEIGHTS_FOLDER = "artifacts"  # where a pyfunc keeps its artifacts, in the LoggedModel's folder
+SERVED_MODEL = Path(__file__).with_name("served_model.py")  # the pyfunc's code (no pickle)
 
 
 def log_model(run_id: str, model: nn.Module, input_example: Any, name: str = "model") -> str:
-    """Log a PyTorch model with its signature and input example; returns its model URI.
+    """Log a forecaster with its signature and input example; returns its model URI.
 
-    MLflow's own copy is a pickle (for ``mlflow models serve``; it keeps the batch dimension
-    dynamic, which ``torch.export`` would not). Beside it, in the model's ``extra_files/``, an
-    stockpred ``Forecaster`` (any ``model.arch``) gets its weights and architecture, which is all ``load_model`` reads: a
-    model version on a shared server can then never run code in ``stockpred predict``.
+    What is stored is the weights (``state_dict.pt``) and the constructor's arguments
+    (``architecture.json``): ``load_model`` reads only those. MLflow's own copy (for
+    ``mlflow.pyfunc.load_model`` and ``mlflow models serve``) is "models from code": the pyfunc's
+    model is ``served_model.py``, which rebuilds the forecaster from the same two files. Nothing
+    is pickled, so a model version on a shared store runs no stored pickle when loaded.
     """
-    # mlflow.pytorch warns that pickled models run code when loaded; stockpred never loads it.
-    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    architecture = getattr(model, "architecture", None)
+    if not callable(architecture):
+        raise TypeError(
+            f"{type(model).__name__} has no architecture(): stockpred logs a model as its "
+            "weights and constructor arguments, never as a pickle"
+        )
     # The LoggedModel goes to the active experiment (else "Default", under ./mlruns): the run's.
     mlflow.set_experiment(experiment_id=client().get_run(run_id).info.experiment_id)
     with tempfile.TemporaryDirectory(prefix="stockpred-model-") as folder:
-        extra = []
-        if isinstance(model, Forecaster):
-            torch.save(model.state_dict(), Path(folder) / WEIGHTS_FILE)
-            (Path(folder) / ARCHITECTURE_FILE).write_text(json.dumps(model.architecture()))
-            extra = [str(Path(folder) / WEIGHTS_FILE), str(Path(folder) / ARCHITECTURE_FILE)]
-        info = mlflow.pytorch.log_model(
-            model,
-            name=name,
-            input_example=input_example,
-            run_id=run_id,
-            # Pinned rather than inferred: inference imports the model in a subprocess (slow).
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            serialization_format="pickle",
-            extra_files=extra or None,
-        )
+        weights, shape = Path(folder) / WEIGHTS_FILE, Path(folder) / ARCHITECTURE_FILE
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+        shape.write_text(json.dumps(architecture()))
+        info = _log_pyfunc(run_id, name, weights, shape, input_example)
     return str(info.model_uri)
+
+
+def _log_pyfunc(
+    run_id: str, name: str, weights: Path, shape: Path, input_example: Any
+) -> ModelInfo:
+    """The pyfunc from code: ``Model.log`` is what ``mlflow.pyfunc.log_model`` calls, and it
+    also takes the run to log into."""
+    return Model.log(
+        None,
+        flavor=mlflow.pyfunc,
+        name=name,
+        run_id=run_id,
+        python_model=str(SERVED_MODEL),
+        artifacts={"weights": str(weights), "architecture": str(shape)},
+        input_example=input_example,
+        # Pinned rather than inferred: inference imports the model in a subprocess (slow).
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    )
 
 
 def lightning_logger(run_id: str) -> RunLogger:
