@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 
 from stockpred import tracking
+from stockpred.forecast_tests import diebold_mariano
 from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations, snapshot
 from stockpred.split import TEST
 from stockpred.tasks import TASKS, ForecastTask
 from stockpred.tasks.base import LSTM
-from stockpred.variance import diebold_mariano
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
