@@ -370,6 +370,19 @@ class EvaluationConfig(FrozenModel):
     scheme: Literal["expanding", "rolling"] = "expanding"
     fold_test_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="dates per test fold")
     registered_name: str = Field("stockpred-lstm", min_length=1, max_length=200)
+    mcs_replications: int = Field(
+        1000,
+        ge=100,
+        le=100_000,
+        description="block-bootstrap replications of the model confidence set",
+    )
+    mcs_block: int = Field(
+        10,
+        ge=1,
+        le=250,
+        description="block length in days of the model confidence set's bootstrap (losses of "
+        "a persistent variance are autocorrelated for days)",
+    )
 
 
 class PipelineConfig(FrozenModel):

@@ -46,6 +46,7 @@ class ReturnTask(ForecastTask):
     relative_metric = "rmse"
     headline = ("rmse", "dir_acc", "ic", "sharpe")
     table_scores = ("rmse", "mae", "dir_acc")
+    primary_label = "RMSE"
 
     @property
     def baseline_names(self) -> tuple[str, ...]:
