@@ -105,7 +105,15 @@ def test_the_lstm_beats_the_random_walk_on_a_garch_market() -> None:
     assert metrics["test/dm_vs_rw/wins"] + metrics["test/dm_vs_rw/ties"] == 2
     assert np.isfinite(metrics["test/dm_vs_har/AAA/t"]) and "test/qlike/BBB" in metrics
     figures = task.figures(outcome.evaluation.predictions, outcome.evaluation.scores, config)
-    assert list(figures) == ["evaluation/comparison.png"]
+    assert list(figures) == [
+        "evaluation/comparison.png",
+        "evaluation/mcs_qlike.png",
+        "evaluation/mcs_mse_log.png",
+    ]
+    # three lines a ticker (realised, LSTM, its best baseline), every model in the bars
+    comparison = figures["evaluation/comparison.png"]
+    assert [len(ax.lines) for ax in comparison.axes[:2]] == [3, 3]
+    assert len(comparison.axes[2].patches) == len(task.models)
 
 
 def test_the_return_task_still_runs_on_the_same_prices() -> None:

@@ -45,10 +45,10 @@ from torch import nn
 from stockpred.config import PipelineConfig
 from stockpred.data.prices import require_fresh_open
 from stockpred.forecast_tests import panel_dm
-from stockpred.tasks.base import LSTM, ForecastTask
+from stockpred.tasks.base import LSTM, ForecastTask, mcs_pvalues
 from stockpred.tasks.base import fmt_cell as _fmt
 from stockpred.tasks.volatility.baselines import Ewma, Garch, Har, RandomWalk
-from stockpred.tasks.volatility.figures import volatility_comparison_figure
+from stockpred.tasks.volatility.figures import mcs_figure, volatility_comparison_figure
 from stockpred.variance import (
     NEEDS_OPEN,
     annual_vol,
@@ -210,11 +210,20 @@ class VolatilityTask(ForecastTask):
         scores: Mapping[str, Mapping[str, float]],
         config: PipelineConfig,
     ) -> dict[str, Figure]:
-        return {
+        out = {
             "evaluation/comparison.png": volatility_comparison_figure(
                 predictions, scores, self.colors(), config.features.horizon
             )
         }
+        # the same seeded bootstrap as the logged p-values, so the figure shows those
+        by_loss: dict[str, dict[str, dict[str, float]]] = {}
+        for (loss, scope), pvalues in mcs_pvalues(
+            self.superiority_metrics(predictions, config)
+        ).items():
+            by_loss.setdefault(loss, {})[scope] = pvalues
+        for loss, scopes in by_loss.items():
+            out[f"evaluation/mcs_{loss}.png"] = mcs_figure(scopes, loss)
+        return out
 
     def colors(self) -> dict[str, str]:
         """As the base's, skipping C7 (grey, like the reference HAR)."""
