@@ -461,7 +461,8 @@ def _interrupted(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
-    from stockpred.walkforward import run_walk_forward
+    from stockpred.tasks import task_for
+    from stockpred.walkforward import run_walk_forward, verdict_table
 
     config = config_from_args(args)
     result = run_walk_forward(config)
@@ -471,6 +472,8 @@ def _backtest(args: argparse.Namespace) -> None:
         "mean ± std over folds (- where a metric is undefined):"
     )
     print(backtest_table(result.folds, result.summary))
+    print()
+    print(verdict_table(result.folds, result.pooled, task_for(config)))
 
 
 def backtest_table(folds: pd.DataFrame, summary: pd.DataFrame, digits: int = 4) -> str:
