@@ -58,7 +58,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--universe",
         help="the sample's universe and the default tickers: indices (^GSPC ^IXIC; the default) "
-        "or stocks (AAPL GOOG IBM MSFT FB, 2000-2013)",
+        "or stocks (AAPL GOOG IBM MSFT FB, 2000-2013), or all (the seven; stocks end 2013)",
     )
     data.add_argument(
         "--path",

@@ -30,6 +30,8 @@ class FrozenModel(BaseModel):
 SAMPLE_UNIVERSES: dict[str, tuple[str, ...]] = {
     "indices": ("^GSPC", "^IXIC"),
     "stocks": ("AAPL", "GOOG", "IBM", "MSFT", "FB"),
+    # everything embedded, pooled: the stocks end in 2013, so pair it with --end 2013-03-01
+    "all": ("^GSPC", "^IXIC", "AAPL", "GOOG", "IBM", "MSFT", "FB"),
 }
 ALL_TICKERS = "*"  # data.tickers ["*"] with source files: every ticker the files hold
 
@@ -50,10 +52,11 @@ class DataConfig(FrozenModel):
         "(for scheduled retrains on live data)",
     )
     source: Literal["sample", "yfinance", "files"] = "sample"
-    universe: Literal["indices", "stocks"] = Field(
+    universe: Literal["indices", "stocks", "all"] = Field(
         "indices",
-        description="the embedded sample's universe: indices (^GSPC, ^IXIC 1999-2018) or stocks "
-        "(AAPL GOOG IBM MSFT FB 2000-2013); sets the default tickers for every source",
+        description="the embedded sample's universe: indices (^GSPC, ^IXIC 1999-2018), stocks "
+        "(AAPL GOOG IBM MSFT FB 2000-2013) or all (the seven together; the stocks end in "
+        "2013); sets the default tickers for every source",
     )
     path: str | None = Field(
         None,
