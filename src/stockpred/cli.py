@@ -461,6 +461,7 @@ def _interrupted(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
+    # cold start: walk-forward imports torch and MLflow only when it runs
     from stockpred.tasks import task_for
     from stockpred.walkforward import run_walk_forward, verdict_table
 
