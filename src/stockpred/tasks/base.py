@@ -288,9 +288,13 @@ class ForecastTask(ABC):
             models = [m for m in self.models if m in frame and np.isfinite(frame[m]).any()]
             if i == 0 and LSTM in models:
                 out.update(_dm_metrics(frame, models, tickers, horizon))
-            scopes: list[tuple[str, pd.DataFrame]] = [("all", frame.groupby("date")[models].mean())]
+            # rows every model forecast, so each date's mean is over the same tickers
+            complete = frame.dropna(subset=models)
+            scopes = [("all", complete.groupby("date")[models].mean())]
             if len(tickers) > 1:
-                scopes += [(key_part(t), frame[frame["ticker"] == t][models]) for t in tickers]
+                for ticker in tickers:  # over the models that forecast this ticker
+                    one = frame.loc[frame["ticker"] == ticker, models].dropna(axis=1, how="all")
+                    scopes.append((key_part(ticker), one))
             for scope, table in scopes:
                 mcs = model_confidence_set(
                     table.reset_index(drop=True),
