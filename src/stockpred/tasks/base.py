@@ -307,7 +307,7 @@ class ForecastTask(ABC):
             for ticker in tickers:
                 one = predictions[predictions["ticker"] == ticker]
                 for model in self.models:
-                    if model in one:
+                    if model in one and one[model].notna().any():  # e.g. no GARCH for a ticker
                         value = self.score(one, model, config).get(self.relative_metric)
                         if value is not None and np.isfinite(value):
                             key = self.metric_key(
