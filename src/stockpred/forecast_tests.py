@@ -19,7 +19,6 @@ Every test takes losses (lower is better), so one module serves every task and e
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,10 +155,3 @@ def model_confidence_set(
     for i in alive:
         pvalues[models[i]] = 1.0
     return ConfidenceSet({m: pvalues[m] for m in models}, tuple(order))
-
-
-def mcs_members(
-    pvalues: dict[str, float], alphas: Sequence[float] = MCS_ALPHAS
-) -> dict[float, tuple[str, ...]]:
-    """The set at each level of ``alphas`` from models' MCS p-values."""
-    return {alpha: tuple(m for m, p in pvalues.items() if p >= alpha) for alpha in alphas}
