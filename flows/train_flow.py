@@ -89,19 +89,19 @@ def source_tags() -> dict[str, str]:
 
 
 def run_markdown(result: TrainingResult) -> str:
-    """The Prefect artifact: where the run is, the registry's decision, and the test metrics
-    beside the baselines."""
+    """The Prefect artifact: the verdict against the strongest baseline, the registry's
+    decision and the test metrics beside the baselines, then where the run is."""
     return "\n".join(
         [
             f"# Training run `{printable(result.run_name)}`",
+            "",
+            result.markdown(),
             "",
             *([f"- MLflow run: [{result.run_id}]({result.run_url})"] if result.run_url else []),
             f"- run URI: `runs:/{result.run_id}` (experiment `{result.experiment}`)",
             f"- tracking: `{result.tracking_uri}`",
             f"- model: `{result.model_uri}`",
             *([f"- report: {result.report}"] if result.report else []),
-            "",
-            result.markdown(),
             "",
             f"Open the MLflow UI: `{result.ui_command}`",
         ]

@@ -5,7 +5,7 @@ import pytest
 from stockpred import experiment, tracking
 from stockpred.config import PipelineConfig
 from stockpred.data import DataError
-from stockpred.pipeline import champion_rescorer, run_training
+from stockpred.pipeline import TrainingResult, champion_rescorer, run_training
 from stockpred.tasks import TASKS
 
 MODELS = TASKS["return"].models
@@ -130,7 +130,10 @@ def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
     tags = tracking.run_tags(quiet.run_id)
     assert "registry.promotion" not in tags
     description = tags["mlflow.note.content"]
-    assert description.startswith("**registry**: not registered")
+    # the first line: the LSTM against the strongest baseline, named in a tag
+    best = tags["verdict.best_baseline"]
+    assert description.startswith(f"**verdict**: LSTM vs the strongest baseline, {best}: RMSE ")
+    assert "\n**registry**: not registered" in description
     assert "| model | RMSE | vs zero |" in description and "\n| lstm | " in description
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
     metrics = tracking.get_run(quiet.run_id).data.metrics
@@ -171,8 +174,9 @@ def test_the_champion_is_rescored_on_the_challengers_validation_period(
     held, challenged = evidence["champion_rescored"], challenger.metrics["val/rmse_vs_zero"]
     assert (f"{name} v2: promoted" in challenger.registry) == (challenged < held)
     assert "on this run's validation period" in challenger.registry
-    assert tracking.run_tags(challenger.run_id)["mlflow.note.content"].startswith(
-        f"**registry**: {name} v2: "
+    assert (
+        f"\n**registry**: {name} v2: "
+        in (tracking.run_tags(challenger.run_id)["mlflow.note.content"])
     )
     # another tickers' run is registered, never promoted
     apart = run_training(config.with_overrides({"data.tickers": ["^GSPC"]}))
@@ -273,3 +277,34 @@ def test_the_dataset_name_carries_the_datas_dates_not_the_configs(tiny_config) -
     record = data_record(config, load_data(config))
     assert record.name == "sample:^GSPC,^IXIC:2012-01-03..2014-12-31"
     assert record.range == "2012-01-03..2014-12-31"
+
+
+def test_a_volatility_description_leads_with_the_verdict_and_its_table_renders() -> None:
+    metrics = {
+        "test/qlike": 0.50,
+        "baseline/har/test/qlike": 0.55,
+        "baseline/log_har/test/qlike": 0.52,
+        "baseline/rw/test/qlike": 0.90,
+        "test/dm_vs_log_har/t": -0.4,
+        "test/dm_vs_log_har/p": 0.69,
+        "test/dm_vs_har/t": -2.1,
+        "test/dm_vs_har/p": 0.036,
+    }
+    result = TrainingResult(
+        *("id", "name", "exp", "uri", "art", None),
+        metrics=metrics,
+        seconds=1.0,
+        task="volatility",
+    )
+    lines = result.markdown().splitlines()
+    assert lines[0] == (
+        "**verdict**: LSTM vs the strongest baseline, log_har: QLIKE 0.5 vs 0.52 (ratio 0.962; "
+        "DM t -0.40, p 0.690): no significant difference at 5%"
+    )
+    # the caption is one paragraph and the table a Markdown table, not a code block
+    assert "```" not in result.markdown()
+    caption = next(line for line in lines if line.startswith("test period"))
+    assert caption.endswith("MZ R2: Mincer-Zarnowitz):")
+    assert "| model | QLIKE | vs HAR | vol RMSE | mean vol | MZ R2 | DM t |" in lines
+    assert result.summary().splitlines()[0].startswith("MLflow run")
+    assert lines[0].removeprefix("**verdict**: ") in result.summary()

@@ -1,4 +1,4 @@
-"""Variance estimators, QLIKE, Diebold-Mariano, HAR, EWMA and GARCH against hand-computed or
+"""Variance estimators, QLIKE, HAR, EWMA and GARCH against hand-computed or
 independent values; stale-open detection."""
 
 import math
@@ -11,7 +11,6 @@ from stockpred.data.prices import DataError, require_fresh_open, stale_open_year
 from stockpred.variance import (
     YANG_ZHANG_K,
     daily_variance,
-    diebold_mariano,
     ewma_variance,
     forward_variance,
     garch_forecasts,
@@ -83,16 +82,6 @@ def test_qlike_by_hand() -> None:
         (2 - math.log(2) - 1) / 2
     )
     assert qlike(np.array([3.0]), np.array([3.0])) == 0.0
-
-
-def test_diebold_mariano_by_hand() -> None:
-    # d = 1,2,3,4: mean 2.5, gamma0 1.25, gamma1 0.3125, Bartlett weight 1/2 at lag 1:
-    # long-run variance 1.5625, of the mean 0.390625, t = 2.5 / 0.625 = 4
-    t, p = diebold_mariano(np.array([1.0, 2, 3, 4]), np.zeros(4), horizon=1)
-    assert t == pytest.approx(4.0)
-    assert p == pytest.approx(6.334248e-5, rel=1e-5)
-    t_swapped, _ = diebold_mariano(np.zeros(4), np.array([1.0, 2, 3, 4]), horizon=2)
-    assert t_swapped == pytest.approx(-4.0)  # lag max(h - 1, 1) = 1 as well
 
 
 def test_har_recovers_planted_coefficients() -> None:

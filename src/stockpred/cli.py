@@ -60,7 +60,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--universe",
         help="the sample's universe and the default tickers: indices (^GSPC ^IXIC; the default) "
-        "or stocks (AAPL GOOG IBM MSFT FB, 2000-2013)",
+        "or stocks (AAPL GOOG IBM MSFT FB, 2000-2013), or all (the seven; stocks end 2013)",
     )
     data.add_argument(
         "--path",
@@ -471,7 +471,9 @@ def _interrupted(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
-    from stockpred.walkforward import run_walk_forward
+    # cold start: walk-forward imports torch and MLflow only when it runs
+    from stockpred.tasks import task_for
+    from stockpred.walkforward import run_walk_forward, verdict_table
 
     config = config_from_args(args)
     result = run_walk_forward(config)
@@ -481,6 +483,8 @@ def _backtest(args: argparse.Namespace) -> None:
         "mean ± std over folds (- where a metric is undefined):"
     )
     print(backtest_table(result.folds, result.summary))
+    print()
+    print(verdict_table(result.folds, result.pooled, task_for(config)))
 
 
 def backtest_table(folds: pd.DataFrame, summary: pd.DataFrame, digits: int = 4) -> str:

@@ -34,6 +34,8 @@ class FrozenModel(BaseModel):
 SAMPLE_UNIVERSES: dict[str, tuple[str, ...]] = {
     "indices": ("^GSPC", "^IXIC"),
     "stocks": ("AAPL", "GOOG", "IBM", "MSFT", "FB"),
+    # everything embedded, pooled: the stocks end in 2013, so pair it with --end 2013-03-01
+    "all": ("^GSPC", "^IXIC", "AAPL", "GOOG", "IBM", "MSFT", "FB"),
 }
 ALL_TICKERS = "*"  # data.tickers ["*"] with source files: every ticker the files hold
 
@@ -54,10 +56,11 @@ class DataConfig(FrozenModel):
         "(for scheduled retrains on live data)",
     )
     source: Literal["sample", "yfinance", "files"] = "sample"
-    universe: Literal["indices", "stocks"] = Field(
+    universe: Literal["indices", "stocks", "all"] = Field(
         "indices",
-        description="the embedded sample's universe: indices (^GSPC, ^IXIC 1999-2018) or stocks "
-        "(AAPL GOOG IBM MSFT FB 2000-2013); sets the default tickers for every source",
+        description="the embedded sample's universe: indices (^GSPC, ^IXIC 1999-2018), stocks "
+        "(AAPL GOOG IBM MSFT FB 2000-2013) or all (the seven together; the stocks end in "
+        "2013); sets the default tickers for every source",
     )
     path: str | None = Field(
         None,
@@ -427,6 +430,20 @@ class EvaluationConfig(FrozenModel):
                 "alias in models:/NAME@ALIAS), e.g. 'stockpred-lstm'"
             )
         return name
+
+    mcs_replications: int = Field(
+        1000,
+        ge=100,
+        le=100_000,
+        description="block-bootstrap replications of the model confidence set",
+    )
+    mcs_block: int = Field(
+        10,
+        ge=1,
+        le=250,
+        description="block length in days of the model confidence set's bootstrap (losses of "
+        "a persistent variance are autocorrelated for days)",
+    )
 
 
 class PipelineConfig(FrozenModel):

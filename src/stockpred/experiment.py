@@ -167,6 +167,7 @@ class Evaluation:
     metrics: dict[str, float]  # test and validation metrics under their MLflow keys
     params: dict[str, float] = field(default_factory=dict)  # fitted baseline hyperparameters
     task: ForecastTask | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # the verdict's and the MCS's names
 
     def table(self) -> pd.DataFrame:
         """One row per model with the task's relative score."""
@@ -209,10 +210,12 @@ def evaluate(
     metrics = task.flat_metrics(scores)
     metrics.update(task.baseline_metrics(baselines))
     metrics.update(task.extra_metrics(frame, scores, config))
+    metrics.update(task.superiority_metrics(frame, config))
+    metrics.update(task.verdict_metrics(metrics))
     val = parts["val"]
     predicted = val_predictions if val_predictions is not None else predict(model, prepared, VAL)
     metrics.update(task.validation_metrics(val.actual, predicted))
-    return Evaluation(frame, scores, metrics, params, task)
+    return Evaluation(frame, scores, metrics, params, task, task.verdict_tags(metrics))
 
 
 @dataclass(frozen=True)

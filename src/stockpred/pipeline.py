@@ -114,20 +114,28 @@ class TrainingResult:
         """The model-vs-baselines rows of the test period (the task's ``summary_rows``)."""
         return TASKS[self.task].summary_rows(self.metrics)
 
+    @property
+    def verdict(self) -> str:
+        """The LSTM against the strongest baseline in one line (the task's ``verdict``)."""
+        verdict = TASKS[self.task].verdict(self.metrics)
+        return verdict.sentence() if verdict else ""
+
     def markdown(self) -> str:
-        """The result as Markdown: the registry decision, then the model-vs-baselines table (the
-        run's MLflow description and the Prefect artifact lead with it)."""
-        rows = self.table
+        """The result as Markdown: the verdict against the strongest baseline, the registry
+        decision, then the model-vs-baselines table (the run's MLflow description and the
+        Prefect artifact lead with it)."""
+        rows, caption = self.table, TASKS[self.task].caption_lines
         return "\n".join(
             [
+                *([f"**verdict**: {self.verdict}", ""] if self.verdict else []),
                 f"**registry**: {self.registry}"
                 if self.registry
                 else "**registry**: not registered (`stockpred train --register` registers)",
                 *([f"**weights**: {self.weights}"] if self.weights else []),
                 "",
-                " ".join(rows[:2]),
+                " ".join(rows[:caption]),
                 "",
-                *markdown_table(rows[2:]),
+                *markdown_table(rows[caption:]),
             ]
         )
 
@@ -148,7 +156,11 @@ class TrainingResult:
                 *([f"weights      {self.weights}"] if self.weights else []),
                 *([f"run page     {self.run_url}"] if self.run_url else []),
                 "",
-                *(row if i < 2 else "  " + row for i, row in enumerate(self.table)),
+                *([self.verdict, ""] if self.verdict else []),
+                *(
+                    row if i < TASKS[self.task].caption_lines else "  " + row
+                    for i, row in enumerate(self.table)
+                ),
                 "",
                 "open the MLflow UI (then http://127.0.0.1:5000):",
                 f"  {self.ui_command}",
@@ -371,6 +383,7 @@ def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Ev
     )
     tracking.log_metrics(ctx.run_id, evaluation.metrics)
     tracking.log_metrics(ctx.run_id, headline_metrics(ctx.task, evaluation.metrics))
+    tracking.set_tags(ctx.run_id, evaluation.tags)  # verdict.best_baseline, the MCS's members
     params = {"data.test_windows": len(evaluation.predictions), **evaluation.params}
     tracking.log_params(ctx.run_id, params)
     tracking.log_table(ctx.run_id, evaluation.table(), "evaluation/test_comparison.json")

@@ -1,5 +1,6 @@
 """Volatility: daily variance estimators from OHLC, the forward realised-variance target, and the
-statistics of variance forecasts (QLIKE, Mincer-Zarnowitz, Diebold-Mariano, HAR, EWMA, GARCH).
+statistics of variance forecasts (QLIKE, Mincer-Zarnowitz, HAR, EWMA, GARCH); the tests comparing
+forecasts (Diebold-Mariano, the model confidence set) are in ``stockpred.forecast_tests``.
 
 Every daily estimator returns the variance of one day's log return, per ticker, from that day's
 (and, for the overnight gap, the previous day's) prices only:
@@ -25,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 VARIANCE_FLOOR = 1e-8  # daily variance (0.01% daily volatility): logs stay finite
 TRADING_DAYS = 252
@@ -151,35 +151,6 @@ def variance_metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, floa
         ),
         "mean_vol_pct": float(100 * np.mean(annual_vol(forecast))),
     }
-
-
-def newey_west_variance(x: np.ndarray, lags: int) -> float:
-    """The HAC (Newey-West, Bartlett weights) long-run variance of the mean of ``x``."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    d = x - x.mean()
-    gamma0 = float(d @ d) / n
-    total = gamma0
-    for lag in range(1, min(lags, n - 1) + 1):
-        weight = 1.0 - lag / (lags + 1.0)
-        total += 2.0 * weight * float(d[lag:] @ d[:-lag]) / n
-    return total / n
-
-
-def diebold_mariano(
-    loss_a: np.ndarray, loss_b: np.ndarray, horizon: int = 1
-) -> tuple[float, float]:
-    """Diebold-Mariano t-statistic and two-sided p-value of mean(loss_a - loss_b), with a HAC
-    (Newey-West) variance of lag max(h - 1, 1). Negative t: ``a`` has the lower loss."""
-    diff = np.asarray(loss_a, float) - np.asarray(loss_b, float)
-    diff = diff[np.isfinite(diff)]
-    if len(diff) < 3:
-        return float("nan"), float("nan")
-    variance = newey_west_variance(diff, max(horizon - 1, 1))
-    if not variance > 0:
-        return float("nan"), float("nan")
-    t = float(diff.mean() / math.sqrt(variance))
-    return t, float(2 * norm.sf(abs(t)))
 
 
 # --- baselines' building blocks -------------------------------------------------------------

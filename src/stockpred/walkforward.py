@@ -1,12 +1,15 @@
 """Walk-forward evaluation: retrain per fold, score each test block, aggregate mean ± std.
 
 One parent MLflow run (the data, the fold table and figure, the aggregates) with one nested run
-per fold (its training curves and every test metric of the LSTM and the baselines).
+per fold (its training curves and every test metric of the LSTM and the baselines). Every
+baseline is re-estimated on each fold's training part, like the LSTM. The folds' out-of-sample
+forecasts are also concatenated and scored as one (``pooled/...``: each model's scores, the
+verdict against the strongest baseline, the DM tests and the model confidence set on them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,15 +20,19 @@ from stockpred.data.lineage import data_record
 from stockpred.figures.evaluation import fold_figure
 from stockpred.split import SplitDates, walk_forward_splits
 from stockpred.tasks import ForecastTask, task_for
+from stockpred.tasks.base import LSTM
 
 
 @dataclass(frozen=True)
 class WalkForwardResult:
-    """The parent run, one row per (fold, model), and the mean ± std table."""
+    """The parent run, one row per (fold, model), the mean ± std table, and the concatenated
+    out-of-sample forecasts with their pooled metrics (``pooled/`` + the usual keys)."""
 
     run_id: str
     folds: pd.DataFrame
     summary: pd.DataFrame
+    predictions: pd.DataFrame | None = None  # every fold's test forecasts, with a fold column
+    pooled: dict[str, float] = field(default_factory=dict)
 
     def table(self) -> str:
         """The summary as aligned text."""
@@ -50,21 +57,72 @@ def run_walk_forward(config: PipelineConfig) -> WalkForwardResult:
             config.embargo,
             evaluation.scheme,
         )
-        rows = []
+        rows, forecasts = [], []
         for fold, split in enumerate(splits):
-            scores = _run_fold(config, parent, fold, split, frame, prices["close"])
+            scores, predictions = _run_fold(config, parent, fold, split, frame, prices["close"])
+            forecasts.append(predictions.assign(fold=fold))
             for model, values in scores.items():
                 rows.append({"fold": fold, "model": model, **split.as_dict(), **values})
         folds = pd.DataFrame(rows)
+        everything = pd.concat(forecasts, ignore_index=True)
+        pooled = pooled_metrics(everything, task, config)
         reference = folds[folds["model"] == task.reference].set_index("fold")[task.relative_metric]
         folds[task.relative_name] = folds[task.relative_metric] / folds["fold"].map(reference)
         summary = summarise(folds, task)
         tracking.log_metrics(parent, _parent_metrics(folds, summary, task))
+        tracking.log_metrics(parent, {f"pooled/{k}": v for k, v in pooled.items()})
+        tags = {f"pooled.{k}": v for k, v in task.verdict_tags(pooled).items()}
+        tracking.set_tags(parent, tags)
+        tracking.log_artifact_object(parent, everything, "walk_forward/test_predictions.parquet")
         tracking.log_table(parent, folds, "walk_forward/folds.json")
         tracking.log_table(parent, summary, "walk_forward/summary.json")
         figure = fold_figure(folds, list(task.models), task.colors(), task.relative_name)
         tracking.log_figure(parent, figure, "walk_forward/folds.png")
-    return WalkForwardResult(parent, folds, summary)
+    return WalkForwardResult(parent, folds, summary, everything, pooled)
+
+
+def pooled_metrics(
+    predictions: pd.DataFrame, task: ForecastTask, config: PipelineConfig
+) -> dict[str, float]:
+    """Every model's scores on the concatenated out-of-sample forecasts of all folds, the DM
+    tests and model confidence set on them, and the verdict's ratio (``test/<m>_vs_best``)."""
+    frame = predictions.drop(columns="fold", errors="ignore")
+    scores = {m: task.score(frame, m, config) for m in task.models if m in frame}
+    metrics = task.flat_metrics(scores)
+    metrics.update(task.superiority_metrics(frame, config))
+    metrics.update(task.verdict_metrics(metrics))
+    return metrics
+
+
+def verdict_table(
+    folds: pd.DataFrame, pooled: dict[str, float], task: ForecastTask, top: int = 3
+) -> str:
+    """The LSTM against the ``top`` strongest baselines (by their pooled score) on the primary
+    metric, per fold and pooled, with the pooled DM t of the LSTM against each."""
+    metric = task.relative_metric
+    scored = {
+        m: pooled[task.metric_key(m, metric)]
+        for m in task.baseline_names
+        if task.metric_key(m, metric) in pooled
+    }
+    best = sorted(scored, key=lambda m: scored[m], reverse=not task.lower_is_better)[:top]
+    models = [LSTM, *best]
+    table = folds.pivot(index="fold", columns="model", values=metric)
+    head = f"{'fold':<12}" + "".join(f"{m:>16}" for m in models)
+    lines = [f"{task.primary_label or metric} per fold (LSTM vs the {top} strongest baselines)"]
+    lines.append(head)
+    for fold, row in table.iterrows():
+        lines.append(
+            f"{fold!s:<12}" + "".join(f"{row.get(m, float('nan')):>16.4f}" for m in models)
+        )
+    pooled_row = [pooled.get(task.metric_key(m, metric), float("nan")) for m in models]
+    lines.append(f"{'pooled':<12}" + "".join(f"{v:>16.4f}" for v in pooled_row))
+    dm = [pooled.get(f"test/dm_vs_{m}/t", float("nan")) for m in best]
+    lines.append(f"{'DM t pooled':<12}{'':>16}" + "".join(f"{t:>16.2f}" for t in dm))
+    verdict = task.verdict(pooled)
+    if verdict is not None:
+        lines.append("pooled: " + verdict.sentence())
+    return "\n".join(lines)
 
 
 def summarise(folds: pd.DataFrame, task: ForecastTask) -> pd.DataFrame:
@@ -86,7 +144,7 @@ def _run_fold(
     split: SplitDates,
     frame: pd.DataFrame,
     close: pd.Series,
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
     tags = {"mlflow.parentRunId": parent, "run.kind": "walk_forward_fold", "fold": str(fold)}
     with tracking.tracked_run(config, tags=tags, run_name=f"fold-{fold}") as run_id:
         prepared = experiment.prepare_frame(frame, config, split, close)
@@ -95,7 +153,8 @@ def _run_fold(
         evaluation = experiment.evaluate(prepared, fitted.model, config)
         tracking.log_params(run_id, evaluation.params)
         tracking.log_metrics(run_id, evaluation.metrics)
-    return evaluation.scores
+        tracking.set_tags(run_id, evaluation.tags)
+    return evaluation.scores, evaluation.predictions
 
 
 def _parent_metrics(

@@ -64,3 +64,12 @@ def test_asking_for_an_index_in_the_stocks_universe_or_mixing_is_a_clear_error()
     yahoo = {"universe": "stocks", "source": "yfinance", "tickers": ["^GSPC"]}
     other_sources = load_config({"data": yahoo})
     assert other_sources.data.tickers == ("^GSPC",)  # the universe binds the sample only
+
+
+def test_the_all_universe_pools_the_indices_and_the_stocks() -> None:
+    config = load_config({"data": {"universe": "all", "start": "2000-03-01", "end": "2013-03-01"}})
+    assert config.data.tickers == (*SAMPLE_UNIVERSES["indices"], *SAMPLE_UNIVERSES["stocks"])
+    data = config.data
+    prices = load_prices(list(data.tickers), data.start, data.end, source="sample", universe="all")
+    sizes = prices.groupby(level="ticker").size()
+    assert sizes["^GSPC"] == sizes["IBM"] == 3270 and sizes["FB"] == 196

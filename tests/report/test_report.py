@@ -325,6 +325,13 @@ def test_the_verdict_says_what_was_beaten_by_how_much_and_with_what_uncertainty(
     har = compared[1]
     assert (har.t, har.p) == (-2.5, 0.012) and har.change_pct == pytest.approx(-25.0)
     verdict = report.verdict_html(compared, task)
+    # it leads with the strongest baseline, the same sentence as the task's verdict
+    lead = (
+        "<b>LSTM vs the strongest baseline, gjr: QLIKE 0.3 vs 0.25 (ratio 1.200; DM t +1.20, "
+        "p 0.230): no significant difference at 5%.</b>"
+    )
+    assert verdict.startswith(f'<p class="verdict">{lead}')
+    assert lead in report.verdict_html(compared, task, VOLATILITY_METRICS)
     assert "The LSTM beat 2 of its 3 baselines on test QLIKE (rw, har)." in verdict
     assert "Against the reference har its QLIKE is 25.0% lower (0.3 vs 0.4)" in verdict
     assert "against the best baseline, gjr, 20.0% higher" in verdict

@@ -87,8 +87,34 @@ def test_the_lstm_beats_the_random_walk_on_a_garch_market() -> None:
     task = task_for(config)
     rows = task.summary_rows(metrics)
     assert any(row.startswith("gjr") for row in rows)
+    # the verdict against the strongest baseline, its ratio and tag, the MCS and panel tests
+    verdict = task.verdict(metrics)
+    assert verdict is not None
+    best = min(task.baseline_names, key=lambda m: metrics[f"baseline/{m}/test/qlike"])
+    assert verdict.best == best and outcome.evaluation.tags["verdict.best_baseline"] == best
+    assert metrics["test/qlike_vs_best"] == pytest.approx(
+        metrics["test/qlike"] / metrics[f"baseline/{best}/test/qlike"]
+    )
+    assert verdict.t == metrics[f"test/dm_vs_{best}/t"]
+    for loss in ("qlike", "mse_log"):
+        for scope in ("all", "AAA", "BBB"):
+            pvalues = [metrics[f"mcs/{loss}/{scope}/p/{m}"] for m in task.models]
+            assert max(pvalues) == 1.0 and min(pvalues) >= 0.0
+    members = outcome.evaluation.tags["mcs.qlike.all.10"].split(", ")
+    assert members and all(metrics[f"mcs/qlike/all/p/{m}"] >= 0.10 for m in members)
+    assert "rw" not in members  # the random walk is far worse than the rest on a GARCH market
+    assert metrics["test/dm_vs_rw/wins"] + metrics["test/dm_vs_rw/ties"] == 2
+    assert np.isfinite(metrics["test/dm_vs_har/AAA/t"]) and "test/qlike/BBB" in metrics
     figures = task.figures(outcome.evaluation.predictions, outcome.evaluation.scores, config)
-    assert list(figures) == ["evaluation/comparison.png"]
+    assert list(figures) == [
+        "evaluation/comparison.png",
+        "evaluation/mcs_qlike.png",
+        "evaluation/mcs_mse_log.png",
+    ]
+    # three lines a ticker (realised, LSTM, its best baseline), every model in the bars
+    comparison = figures["evaluation/comparison.png"]
+    assert [len(ax.lines) for ax in comparison.axes[:2]] == [3, 3]
+    assert len(comparison.axes[2].patches) == len(task.models)
 
 
 def test_the_return_task_still_runs_on_the_same_prices() -> None:
@@ -103,7 +129,11 @@ def test_names_selection_and_forecast_columns() -> None:
     task = TASKS["volatility"]
     assert task.selection_metric == "val/qlike" and task.lower_is_better
     assert task.relative_name == "qlike_vs_har"
-    assert task.models == ("lstm", "rw", "ewma", "har", "log_har", "harx", "garch", "gjr")
+    assert task.models == (
+        "lstm",
+        *("rw", "ewma", "har", "log_har", "harx", "garch", "gjr"),
+        *("har_pooled", "log_har_pooled", "harx_pooled"),
+    )
     columns = task.forecast_columns(np.array([1e-4]))
     assert columns["predicted_annual_vol"][0] == pytest.approx(math.sqrt(252e-4))
     assert list(columns) == ["predicted_variance", "predicted_annual_vol"]

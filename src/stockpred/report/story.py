@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 
 from stockpred import tracking
+from stockpred.forecast_tests import diebold_mariano
 from stockpred.gates import GateSnapshot, replay, snapshot
 from stockpred.split import TEST
 from stockpred.tasks import TASKS, ForecastTask
-from stockpred.tasks.base import LSTM
-from stockpred.variance import diebold_mariano
+from stockpred.tasks.base import LSTM, Verdict
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -133,9 +133,14 @@ def _dm_squared_error(predictions: pd.DataFrame, name: str, horizon: int) -> tup
     return diebold_mariano(by_date[LSTM].to_numpy(), by_date[name].to_numpy(), horizon)
 
 
-def verdict_html(comparisons: Sequence[Comparison], task: ForecastTask) -> str:
-    """The verdict in three sentences: how many baselines the LSTM beat on the primary metric,
-    by how much against the reference and the best baseline, and with what uncertainty."""
+def verdict_html(
+    comparisons: Sequence[Comparison],
+    task: ForecastTask,
+    metrics: Mapping[str, float] | None = None,
+) -> str:
+    """The verdict: first the LSTM against the strongest baseline on the primary metric (the
+    task's ``verdict``, from ``metrics`` when given), then how many baselines it beat, by how
+    much against the reference, and with what uncertainty."""
     label = task.primary_label
     if not comparisons:
         return "<p><b>No verdict:</b> this run has no test scores (was it evaluated?).</p>"
@@ -146,6 +151,12 @@ def verdict_html(comparisons: Sequence[Comparison], task: ForecastTask) -> str:
     worse_significant = [
         c for c in comparisons if _better(c.other, c.lstm, task) and c.p < SIGNIFICANCE
     ]
+    strongest = task.verdict(metrics) if metrics is not None else None
+    if strongest is None:  # no logged metrics: the same verdict from the comparisons
+        strongest = Verdict(
+            task.primary_metric, label, best.baseline, best.lstm, best.other, best.t, best.p
+        )
+    lead = f"<b>{html.escape(strongest.sentence())}.</b>"
     if len(beaten) == len(comparisons):
         head = f"The LSTM beat all {len(comparisons)} baselines on test {label}."
     elif not beaten:
@@ -155,7 +166,7 @@ def verdict_html(comparisons: Sequence[Comparison], task: ForecastTask) -> str:
             f"The LSTM beat {len(beaten)} of its {len(comparisons)} baselines on test {label} "
             f"({', '.join(c.baseline for c in beaten)})."
         )
-    sentences = [f"<b>{html.escape(head)}</b>"]
+    sentences = [lead, html.escape(head)]
     sentences.append(
         f"Against {_name(reference.baseline, task)} its {label} is "
         f"{_signed_pct(reference.change_pct)} ({reference.lstm:.4g} vs {reference.other:.4g})"

@@ -12,6 +12,7 @@ the LSTM (``Part``): fitted on the training windows only, predicting in target u
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,13 @@ import pandas as pd
 from torch import nn
 
 from stockpred.config import PipelineConfig
+from stockpred.forecast_tests import (
+    MCS_ALPHAS,
+    diebold_mariano,
+    dm_counts,
+    model_confidence_set,
+    panel_dm,
+)
 from stockpred.metrics import comparison_table
 from stockpred.split import TEST, TRAIN, VAL
 
@@ -89,6 +97,46 @@ class Baseline(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The LSTM against the strongest baseline on the task's primary test metric."""
+
+    metric: str  # e.g. "qlike"
+    label: str  # how the metric reads in a sentence, e.g. "QLIKE"
+    best: str  # the strongest baseline's name
+    lstm: float
+    baseline: float
+    t: float  # Diebold-Mariano t of the LSTM's loss minus the best's (negative: LSTM better)
+    p: float
+    lower_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        """The LSTM's score over the best baseline's (below 1 is better for a loss)."""
+        return self.lstm / self.baseline
+
+    @property
+    def outcome(self) -> str:
+        """``better``, ``worse`` or ``tie`` (not significant at 5%, or no test)."""
+        if not (np.isfinite(self.p) and self.p < 0.05):
+            return "tie"
+        lstm_lower = self.t < 0
+        return "better" if lstm_lower == self.lower_is_better else "worse"
+
+    def sentence(self) -> str:
+        """One line: the LSTM vs the strongest baseline, the ratio and the DM test."""
+        words = {
+            "better": "significantly better",
+            "worse": "significantly worse",
+            "tie": "no significant difference",
+        }
+        dm = f"DM t {self.t:+.2f}, p {self.p:.3f}" if np.isfinite(self.t) else "no DM test"
+        return (
+            f"LSTM vs the strongest baseline, {self.best}: {self.label} {self.lstm:.4g} vs "
+            f"{self.baseline:.4g} (ratio {self.ratio:.3f}; {dm}): {words[self.outcome]} at 5%"
+        )
+
+
 class ForecastTask(ABC):
     """One forecasting task; subclasses fill in what is specific to their target."""
 
@@ -108,6 +156,9 @@ class ForecastTask(ABC):
     figure_captions: ClassVar[Mapping[str, str]] = {}
     # the report's note where the task fits no market-memory model to set beside the network's
     market_memory_note: str | None = None
+    # the per-row losses the DM tests and the model confidence set use (the first: DM)
+    test_losses: tuple[str, ...] = ("mse",)
+    caption_lines: int = 2  # the lines of ``summary_rows`` before the table's header
 
     @property
     def relative_name(self) -> str:
@@ -223,6 +274,120 @@ class ForecastTask(ABC):
     def validation_metrics(self, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         """The LSTM's validation scores; they include ``selection_metric``."""
 
+    def row_losses(self, predictions: pd.DataFrame, model: str, loss: str) -> np.ndarray:
+        """(S,) one model's loss ``loss`` (one of ``test_losses``) per row of ``predictions``;
+        the squared error by default."""
+        if loss != "mse":
+            raise ValueError(f"the {self.kind} task has no loss {loss!r}")
+        return np.asarray((predictions[model] - predictions["actual"]) ** 2, dtype=np.float64)
+
+    def losses(self, predictions: pd.DataFrame, loss: str) -> pd.DataFrame:
+        """``date``, ``ticker`` and one column of per-row losses per model of ``predictions``."""
+        out = predictions[["date", "ticker"]].copy()
+        for model in self.models:
+            if model in predictions:
+                out[model] = self.row_losses(predictions, model, loss)
+        return out
+
+    def superiority_metrics(
+        self, predictions: pd.DataFrame, config: PipelineConfig
+    ) -> dict[str, float]:
+        """The tests of superior predictive ability (``stockpred.forecast_tests``) on the test
+        forecasts: DM of the LSTM's first ``test_losses`` loss against every baseline on the
+        per-date mean over tickers (``test/dm_vs_<name>/t``, ``/p``) and, with more than one
+        ticker, per ticker (``test/dm_vs_<name>/<ticker>/t``) and their win/tie/loss counts at
+        5% (``.../wins``, ``/ties``, ``/losses``); the model confidence set over every model for
+        each loss, on the per-date mean and per ticker: each model's MCS p-value
+        (``mcs/<loss>/<all|ticker>/p/<model>``, the set at alpha: p >= alpha); and each model's
+        primary score per ticker (``test/<metric>/<ticker>``)."""
+        horizon = config.features.horizon
+        evaluation = config.evaluation
+        tickers = list(dict.fromkeys(predictions["ticker"]))
+        out: dict[str, float] = {}
+        for i, loss in enumerate(self.test_losses):
+            frame = self.losses(predictions, loss)
+            models = [m for m in self.models if m in frame and np.isfinite(frame[m]).any()]
+            if i == 0 and LSTM in models:
+                out.update(_dm_metrics(frame, models, tickers, horizon))
+            # rows every model forecast, so each date's mean is over the same tickers
+            complete = frame.dropna(subset=models)
+            scopes = [("all", complete.groupby("date")[models].mean())]
+            if len(tickers) > 1:
+                for ticker in tickers:  # over the models that forecast this ticker
+                    one = frame.loc[frame["ticker"] == ticker, models].dropna(axis=1, how="all")
+                    scopes.append((key_part(ticker), one))
+            for scope, table in scopes:
+                mcs = model_confidence_set(
+                    table.reset_index(drop=True),
+                    replications=evaluation.mcs_replications,
+                    block=evaluation.mcs_block,
+                    seed=config.train.seed,
+                )
+                out.update({f"mcs/{loss}/{scope}/p/{m}": p for m, p in mcs.pvalues.items()})
+        if len(tickers) > 1:
+            for ticker in tickers:
+                one = predictions[predictions["ticker"] == ticker]
+                for model in self.models:
+                    if model in one and one[model].notna().any():  # e.g. no GARCH for a ticker
+                        value = self.score(one, model, config).get(self.relative_metric)
+                        if value is not None and np.isfinite(value):
+                            key = self.metric_key(
+                                model, f"{self.relative_metric}/{key_part(ticker)}"
+                            )
+                            out[key] = float(value)
+        return out
+
+    def verdict(self, metrics: Mapping[str, float]) -> Verdict | None:
+        """The LSTM against the strongest baseline on the primary test metric (the best score
+        among the baselines), with the logged DM test; None without test scores."""
+        metric = self.relative_metric
+        lstm = metrics.get(self.metric_key(LSTM, metric))
+        scored = {
+            name: metrics[key]
+            for name in self.baseline_names
+            if (key := self.metric_key(name, metric)) in metrics and np.isfinite(metrics[key])
+        }
+        if lstm is None or not scored:
+            return None
+        pick = min if self.lower_is_better else max
+        best = pick(scored, key=lambda name: scored[name])
+        return Verdict(
+            metric,
+            self.primary_label or metric,
+            best,
+            float(lstm),
+            float(scored[best]),
+            float(metrics.get(f"test/dm_vs_{best}/t", float("nan"))),
+            float(metrics.get(f"test/dm_vs_{best}/p", float("nan"))),
+            self.lower_is_better,
+        )
+
+    @property
+    def best_name(self) -> str:
+        """E.g. ``qlike_vs_best``: the LSTM's primary score over the strongest baseline's."""
+        return f"{self.relative_metric}_vs_best"
+
+    def verdict_metrics(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """``test/<metric>_vs_best``: the verdict's ratio, as a metric."""
+        verdict = self.verdict(metrics)
+        if verdict is None or not np.isfinite(verdict.ratio):
+            return {}
+        return {self.metric_key(LSTM, self.best_name): verdict.ratio}
+
+    def verdict_tags(self, metrics: Mapping[str, float]) -> dict[str, str]:
+        """``verdict.best_baseline`` (the strongest baseline's name), ``verdict.outcome``, and
+        the model confidence set's members at each level (``mcs.<loss>.<scope>.<level %>``)."""
+        out: dict[str, str] = {}
+        verdict = self.verdict(metrics)
+        if verdict is not None:
+            out["verdict.best_baseline"] = verdict.best
+            out["verdict.outcome"] = verdict.outcome
+        for (loss, scope), pvalues in mcs_pvalues(metrics).items():
+            for alpha in MCS_ALPHAS:
+                members = [m for m, p in pvalues.items() if p >= alpha]
+                out[f"mcs.{loss}.{scope}.{round(100 * alpha)}"] = ", ".join(members)
+        return out
+
     def comparison_table(self, scores: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
         """One row per model, one column per score, with the relative score."""
         plain = {model: dict(values) for model, values in scores.items()}
@@ -233,6 +398,48 @@ class ForecastTask(ABC):
         out = {model: f"C{i}" for i, model in enumerate(self.models)}
         out[self.reference] = "0.55"
         return out
+
+
+def key_part(name: str) -> str:
+    """A ticker as a part of an MLflow key (which allows letters, digits, ``_-. /:``):
+    ``^GSPC`` -> ``GSPC``, ``BRK.B`` stays."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "", name) or "_"
+
+
+def mcs_pvalues(metrics: Mapping[str, float]) -> dict[tuple[str, str], dict[str, float]]:
+    """The model confidence set p-values logged in ``metrics`` by (loss, scope)."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 5 and parts[0] == "mcs" and parts[3] == "p":
+            out.setdefault((parts[1], parts[2]), {})[parts[4]] = float(value)
+    return out
+
+
+def _dm_metrics(
+    frame: pd.DataFrame, models: Sequence[str], tickers: Sequence[str], horizon: int
+) -> dict[str, float]:
+    """DM of the LSTM against every other model: panel, per ticker, and the counts."""
+    out: dict[str, float] = {}
+    for name in models:
+        if name == LSTM:
+            continue
+        t, p = panel_dm(frame, LSTM, name, horizon)
+        if np.isfinite(t):
+            out[f"test/dm_vs_{name}/t"], out[f"test/dm_vs_{name}/p"] = t, p
+        if len(tickers) < 2:
+            continue
+        for ticker in tickers:
+            one = frame[frame["ticker"] == ticker]
+            t, p = diebold_mariano(one[LSTM].to_numpy(), one[name].to_numpy(), horizon)
+            if np.isfinite(t):
+                out[f"test/dm_vs_{name}/{key_part(ticker)}/t"] = t
+                out[f"test/dm_vs_{name}/{key_part(ticker)}/p"] = p
+        wins, ties, lost = dm_counts(frame, LSTM, name, horizon)
+        out[f"test/dm_vs_{name}/wins"] = float(wins)
+        out[f"test/dm_vs_{name}/ties"] = float(ties)
+        out[f"test/dm_vs_{name}/losses"] = float(lost)
+    return out
 
 
 def metric_key(model: str, metric: str, part: str = "test") -> str:

@@ -14,15 +14,22 @@ predicting variance on the same windows as the LSTM:
 - ``harx``: log-HAR plus the 5-day downside semivariance and the 5-day mean squared return;
 - ``garch``, ``gjr``: GARCH(1,1) and GJR-GARCH(1,1) with Student-t errors (``arch``) fitted on
   each ticker's training returns and filtered forward with the parameters fixed; their h-day
-  close-to-close variance is multiplied by the training ratio of the target's mean to theirs
-  (``baseline.<name>_level``), since range estimators understate close-to-close variance.
+  close-to-close variance is multiplied by each ticker's training ratio of the target's mean to
+  theirs (``baseline.<name>_level``), since range estimators understate close-to-close variance;
+- ``har_pooled``, ``log_har_pooled``, ``harx_pooled``: the panel HAR models, one OLS over every
+  ticker with a per-ticker scale (intercept on logs).
 
-Scores: QLIKE (the primary one; ``qlike_vs_har`` relative to HAR), MSE of the variance and of
-log variance, the Mincer-Zarnowitz R^2, the RMSE and mean of the annualised volatility in %, and
-the Diebold-Mariano test of the LSTM's QLIKE against every baseline (``test/dm_vs_<name>/t``,
-``/p``; losses averaged over tickers per date). Models are selected by ``val/qlike``. The
-market's memory as the fitted baselines say it is logged beside (``market/garch_half_life_days``,
-``market/har_weight_22d``, ...: ``baseline_metrics``).
+Every model except the pooled ones is fitted per series (each ticker on its own training
+windows; a ticker too short for its own fit gets the pooled one, in a warning line).
+
+Scores: QLIKE (the primary one; ``qlike_vs_har`` relative to HAR, ``qlike_vs_best`` relative to
+the strongest baseline, named by the tag ``verdict.best_baseline``), MSE of the variance and of
+log variance, the Mincer-Zarnowitz R^2, the RMSE and mean of the annualised volatility in %; the
+Diebold-Mariano test of the LSTM's QLIKE against every baseline (``test/dm_vs_<name>/t``, ``/p``;
+losses averaged over tickers per date; per ticker and win/tie/loss counts with several) and the
+model confidence set on QLIKE and on MSE of log variance (``ForecastTask.superiority_metrics``).
+Models are selected by ``val/qlike``. The market's memory as the fitted baselines say it is logged
+beside (``market/garch_half_life_days``, ``market/har_weight_22d``, ...: ``baseline_metrics``).
 """
 
 from __future__ import annotations
@@ -37,14 +44,14 @@ from torch import nn
 
 from stockpred.config import PipelineConfig
 from stockpred.data.prices import require_fresh_open
-from stockpred.tasks.base import LSTM, ForecastTask
+from stockpred.forecast_tests import panel_dm
+from stockpred.tasks.base import LSTM, ForecastTask, mcs_pvalues
 from stockpred.tasks.base import fmt_cell as _fmt
 from stockpred.tasks.volatility.baselines import Ewma, Garch, Har, RandomWalk
-from stockpred.tasks.volatility.figures import volatility_comparison_figure
+from stockpred.tasks.volatility.figures import mcs_figure, volatility_comparison_figure
 from stockpred.variance import (
     NEEDS_OPEN,
     annual_vol,
-    diebold_mariano,
     forward_variance,
     market_memory,
     qlike,
@@ -57,7 +64,18 @@ if TYPE_CHECKING:
 
     from stockpred.prepare import Prepared
 
-BASELINES = ("rw", "ewma", "har", "log_har", "harx", "garch", "gjr")
+BASELINES = (
+    "rw",
+    "ewma",
+    "har",
+    "log_har",
+    "harx",
+    "garch",
+    "gjr",
+    "har_pooled",
+    "log_har_pooled",
+    "harx_pooled",
+)
 
 
 class QLikeLoss(nn.Module):
@@ -83,6 +101,8 @@ class VolatilityTask(ForecastTask):
     relative_metric = "qlike"
     headline = ("qlike", "mse_log", "mz_r2", "vol_rmse_pct")
     table_scores = ("qlike", "mse", "mse_log", "mz_r2")
+    test_losses = ("qlike", "mse_log")
+    caption_lines = 3
     primary_metric = "qlike"
     primary_label = "QLIKE"
     target_description = "the realised variance over the forecast horizon"
@@ -91,9 +111,9 @@ class VolatilityTask(ForecastTask):
     figure_captions: ClassVar[Mapping[str, str]] = {
         "evaluation/comparison.png": (
             "<b>Forecast against realised volatility on the test period.</b> Left, per ticker: "
-            "the realised variance of the forecast horizon as annualised volatility (black) and "
-            "every model's forecast of it (the LSTM thick). Right: each model's test QLIKE "
-            "relative to HAR's (below 1 beats HAR)."
+            "the realised variance of the forecast horizon as annualised volatility (black), the "
+            "LSTM's forecast and that ticker's best baseline. Right: every model's test QLIKE "
+            "relative to the strongest baseline's (below 1 beats it), best first."
         ),
     }
 
@@ -135,6 +155,9 @@ class VolatilityTask(ForecastTask):
             Har(estimator, horizon, log=True, extra=True),
             Garch(estimator, horizon, asymmetric=False),
             Garch(estimator, horizon, asymmetric=True),
+            Har(estimator, horizon, log=False, pooled=True),
+            Har(estimator, horizon, log=True, pooled=True),
+            Har(estimator, horizon, log=True, extra=True, pooled=True),
         ]
 
     def loss(self, prepared: Prepared, config: PipelineConfig) -> nn.Module:
@@ -148,26 +171,26 @@ class VolatilityTask(ForecastTask):
         ok = predictions[model].notna()
         return variance_metrics(predictions["actual"][ok], predictions[model][ok])
 
-    def extra_metrics(
-        self,
-        predictions: pd.DataFrame,
-        scores: Mapping[str, Mapping[str, float]],
-        config: PipelineConfig,
-    ) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for name, (t, p) in dm_tests(predictions, config.features.horizon).items():
-            if np.isfinite(t):
-                out[f"test/dm_vs_{name}/t"], out[f"test/dm_vs_{name}/p"] = t, p
-        return out
+    def row_losses(self, predictions: pd.DataFrame, model: str, loss: str) -> np.ndarray:
+        """QLIKE, or the squared error of log variance (``mse_log``), per row."""
+        actual, forecast = predictions["actual"].to_numpy(), predictions[model].to_numpy()
+        if loss == "qlike":
+            return qlike_losses(actual, forecast)
+        if loss == "mse_log":
+            return np.asarray((np.log(forecast) - np.log(actual)) ** 2, dtype=np.float64)
+        return super().row_losses(predictions, model, loss)
 
     def baseline_metrics(self, baselines: Sequence[Any]) -> dict[str, float]:
         """The market's memory as the fitted HAR and GARCH say it (``market/...``, see
         ``stockpred.variance.market_memory``)."""
         fitted = {b.name: b for b in baselines}
         har, garch = fitted.get("har"), fitted.get("garch")
-        return market_memory(
-            getattr(har, "coef_", None), getattr(garch, "persistence_", None) or {}
-        )
+        out = market_memory(getattr(har, "coef_", None), getattr(garch, "persistence_", None) or {})
+        for baseline in baselines:  # tickers that got the pooled fit for want of history
+            if hasattr(baseline, "fallbacks_"):
+                key = self.metric_key(baseline.name, "fallback_tickers", "fit")
+                out[key] = float(len(baseline.fallbacks_))
+        return out
 
     def validation_metrics(self, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         return {
@@ -180,7 +203,7 @@ class VolatilityTask(ForecastTask):
             "test period (QLIKE on the realised variance, lower is better; volatility annualised",
             "in %; DM t: Diebold-Mariano of the LSTM's QLIKE vs the model, negative = LSTM",
             "better; MZ R2: Mincer-Zarnowitz):",
-            f"{'model':<9}{'QLIKE':>9}{'vs HAR':>8}{'vol RMSE':>10}{'mean vol':>10}"
+            f"{'model':<15}{'QLIKE':>9}{'vs HAR':>8}{'vol RMSE':>10}{'mean vol':>10}"
             f"{'MZ R2':>8}{'DM t':>8}",
         ]
         har = metrics.get(self.metric_key(self.reference, "qlike"), float("nan"))
@@ -193,7 +216,7 @@ class VolatilityTask(ForecastTask):
             }
             dm = metrics.get(f"test/dm_vs_{model}/t")
             rows.append(
-                f"{model:<9}{value:>9.4f}{value / har:>8.3f}{_fmt(m['vol_rmse_pct'], 10, 2)}"
+                f"{model:<15}{value:>9.4f}{value / har:>8.3f}{_fmt(m['vol_rmse_pct'], 10, 2)}"
                 f"{_fmt(m['mean_vol_pct'], 10, 2)}"
                 f"{_fmt(metrics.get(self.metric_key(model, 'mz_r2')), 8, 3)}{_fmt(dm, 8, 2)}"
             )
@@ -205,11 +228,20 @@ class VolatilityTask(ForecastTask):
         scores: Mapping[str, Mapping[str, float]],
         config: PipelineConfig,
     ) -> dict[str, Figure]:
-        return {
+        out = {
             "evaluation/comparison.png": volatility_comparison_figure(
                 predictions, scores, self.colors(), config.features.horizon
             )
         }
+        # the same seeded bootstrap as the logged p-values, so the figure shows those
+        by_loss: dict[str, dict[str, dict[str, float]]] = {}
+        for (loss, scope), pvalues in mcs_pvalues(
+            self.superiority_metrics(predictions, config)
+        ).items():
+            by_loss.setdefault(loss, {})[scope] = pvalues
+        for loss, scopes in by_loss.items():
+            out[f"evaluation/mcs_{loss}.png"] = mcs_figure(scopes, loss)
+        return out
 
     def colors(self) -> dict[str, str]:
         """As the base's, skipping C7 (grey, like the reference HAR)."""
@@ -232,8 +264,4 @@ def dm_tests(
     losses = pd.DataFrame({"date": predictions["date"]})
     for column in (model, *others):
         losses[column] = qlike_losses(predictions["actual"], predictions[column])
-    by_date = losses.groupby("date").mean()
-    return {
-        name: diebold_mariano(by_date[model].to_numpy(), by_date[name].to_numpy(), horizon)
-        for name in others
-    }
+    return {name: panel_dm(losses, model, name, horizon) for name in others}
