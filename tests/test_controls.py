@@ -46,6 +46,7 @@ CONFIG = load_config(
 )
 
 
+@pytest.mark.slow  # trains (132 steps)
 def test_the_lstm_closes_most_of_the_gap_to_the_optimal_ar1_forecast() -> None:
     check = optimum_check(ar1_prices(8000, phi=0.3, seed=1), 0.3, CONFIG)
     # the zero forecast alone is within ~10% of the optimum: compare gaps, not ratios
@@ -54,6 +55,7 @@ def test_the_lstm_closes_most_of_the_gap_to_the_optimal_ar1_forecast() -> None:
     assert check.gap_closed >= 0.8
 
 
+@pytest.mark.slow  # trains (88 steps)
 def test_on_pure_noise_the_lstm_does_not_beat_the_zero_forecast() -> None:
     check = optimum_check(ar1_prices(8000, phi=0.0, seed=2), 0.0, CONFIG)
     # no structure to find: a gain beyond 1% of the MSE over ~1,200 test rows would mean a leak
@@ -164,6 +166,7 @@ def test_a_unit_cut_off_from_the_head_and_the_recurrence_is_worth_nothing() -> N
     assert (table.drop(index=2)["delta_loss"] != 0.0).all()
 
 
+@pytest.mark.slow  # trains twice (32 steps)
 def test_on_a_shuffled_target_the_gates_stay_near_their_untrained_values() -> None:
     config = GATE_CONFIG.with_overrides({"model.hidden_size": 16})
     prepared = _prepared(1500)

@@ -57,6 +57,7 @@ def test_the_replay_equals_nn_lstm_for_random_weights(layers, batch_first, bias)
     torch.testing.assert_close(acts.c[:, :, -1], c_n, rtol=0, atol=1e-5)  # ...and last c
 
 
+@pytest.mark.slow  # trains (39 steps)
 def test_the_replay_equals_a_trained_model() -> None:
     train, val = _learnable(400, 0), _learnable(100, 1)
     model_config = ModelConfig(window=6, hidden_size=12, num_layers=2, dropout=0.2)

@@ -55,6 +55,7 @@ def test_it_learns_a_learnable_signal_and_restores_the_best_epoch() -> None:
     assert 0 <= fit.best_epoch < fit.epochs_trained <= TRAIN.max_epochs
 
 
+@pytest.mark.slow  # trains twice (40 steps)
 def test_the_same_seed_gives_the_same_model() -> None:
     train, val = _learnable(300, 2), _learnable(100, 3)
     short = TRAIN.model_copy(update={"max_epochs": 2})

@@ -21,6 +21,7 @@ def prepared() -> Prepared:
     return experiment.build(experiment.load_prices(CONFIG.data), CONFIG)
 
 
+@pytest.mark.slow  # trains (60 steps)
 def test_the_kept_epochs_validation_outputs_equal_a_fresh_predict_of_its_weights(
     prepared: Prepared,
 ) -> None:
