@@ -145,6 +145,7 @@ def test_prefect_deploy_registers_prefect_yaml_on_a_process_pool(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * 600)  # 809 s measured at a load of 20-27: more than the suite's 600 s
 def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
     prefect_server: None, isolated_store: Path, tmp_path: Path
 ) -> None:

@@ -53,6 +53,7 @@ def _checkpointed(experiment: str) -> str | None:
     return None
 
 
+@pytest.mark.timeout(2 * 600)  # a flow's imports, server and training on a loaded machine
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_ends_the_train_flow_in_seconds_with_one_line(tmp_path, signum) -> None:
     experiment = f"flow-{signal.Signals(signum).name.lower()}"
