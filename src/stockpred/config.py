@@ -238,9 +238,6 @@ MODEL_ARCHS: tuple[str, ...] = get_args(ModelArch)
 class ModelConfig(FrozenModel):
     """The forecaster (``arch``) and the length of its input window."""
 
-    arch: ModelArch = Field(
-        "lstm", description="the forecaster: lstm or gru (stockpred.models.MODELS)"
-    )
     window: int = Field(60, ge=2, le=1000, description="input window length in trading days")
     hidden_size: int = Field(64, ge=1, le=4096)
     num_layers: int = Field(2, ge=1, le=8)
@@ -252,6 +249,9 @@ class ModelConfig(FrozenModel):
     )
     chrono_max: int | None = Field(
         None, ge=2, le=100_000, description="chrono init's T_max in trading days; None: the window"
+    )
+    arch: ModelArch = Field(
+        "lstm", description="the forecaster: lstm or gru (stockpred.models.MODELS)"
     )
 
     @model_validator(mode="after")
