@@ -71,8 +71,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--target",
         choices=("return", "volatility"),
-        help="what is forecast: the log return (default) or the realised variance (volatility; "
-        "estimator and loss: --set target.estimator=... target.loss=...)",
+        help="what is forecast: the realised variance (volatility, the default; estimator and "
+        "loss: --set target.estimator=... target.loss=...) or the log return (return)",
     )
     model = parser.add_argument_group("model and training")
     model.add_argument("--window", type=int, help="input window in trading days (default 60)")
@@ -325,19 +325,20 @@ def report_errors(func: Any, *args: Any) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
+    # fast refusal: a bad option or setting fails here, before torch, Lightning or MLflow load
+    config = None if args.resume else config_from_args(args)
     # cold start: training imports torch, Lightning and MLflow only when a run starts
     from stockpred.pipeline import run_training
     from stockpred.resume.checkpoints import checkpoint_epoch
     from stockpred.resume.lock import last_checkpoint
 
-    if args.resume:
+    if config is None:
         run_id = resume_run_id(args, may_set=True)
         last = last_checkpoint(run_id)
         where = f"after epoch {checkpoint_epoch(last)}" if last else "from epoch 0"
         print(f"resuming MLflow run {run_id} {where}", flush=True)
         result = run_training(resume_config(args, run_id), resume=run_id)
     else:
-        config = config_from_args(args)
         _note_interrupted(config.tracking.experiment)
         result = run_training(config)
     print(result.summary())
@@ -461,9 +462,9 @@ def _interrupted(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
+    config = config_from_args(args)  # fast refusal, before torch and MLflow load
     from stockpred.walkforward import run_walk_forward
 
-    config = config_from_args(args)
     result = run_walk_forward(config)
     ev = config.evaluation
     print(

@@ -26,7 +26,7 @@ import pandas as pd
 from pytorch_lightning.callbacks import Callback
 
 from stockpred import ablation, experiment, tracking
-from stockpred.config import PipelineConfig
+from stockpred.config import DEFAULT_TARGET, PipelineConfig
 from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
 from stockpred.figures.gate_plots import ablation_figure, gate_artifacts
@@ -88,8 +88,8 @@ class TrainingResult:
     metrics: dict[str, float]
     seconds: float
     ui_command: str = field(default="")
-    registry: str = ""  # e.g. "stockpred-lstm v3: promoted: val/rmse_vs_zero ... beats ..."
-    task: str = "return"
+    registry: str = ""  # e.g. "stockpred-lstm v3: promoted: val/qlike ... beats ..."
+    task: str = DEFAULT_TARGET
     experiment_id: str = ""
     run_url: str = ""  # the run's page in the MLflow UI
     best_epoch: int | None = None  # the epoch whose weights were kept (0-based, as logged)

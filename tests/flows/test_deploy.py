@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -232,6 +233,9 @@ def test_the_local_server_keeps_its_database_in_the_project_and_stops(isolated_s
         port = probe.getsockname()[1]
     with deploy.local_server(port=port) as api_url:
         assert api_url == f"http://127.0.0.1:{port}/api" and deploy._healthy(api_url)
+        # the UI's page calls the API named in its settings: this server's, not port 4200's
+        ui = httpx.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()
+        assert ui["api_url"] == api_url
         with deploy.local_server(port=port) as again:  # a second `make serve` reuses it
             assert again == api_url
         assert deploy._healthy(api_url)

@@ -33,7 +33,7 @@ from stockpred.tracking.writers import set_tags
 CHAMPION = "champion"
 PROMOTION_TAG = "registry.promotion"
 EVIDENCE_TAG = "registry.evidence"
-DEFAULT_TASK = "return"
+DEFAULT_TASK = "return"  # a config without a target section: from before tasks, returns only
 
 # (champion model URI, champion run id) -> the champion's selection metric on the challenger's
 # validation windows
