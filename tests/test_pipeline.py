@@ -230,3 +230,22 @@ def test_evaluation_reuses_trainings_validation_forecasts_and_runs_the_model_on_
     assert val_keys and len(prepared.dataset(VAL)) > 0
     for key in val_keys:
         assert reused.metrics[key] == pytest.approx(fresh.metrics[key], rel=1e-6, abs=1e-9)
+
+
+def test_headline_names_say_what_each_value_is() -> None:
+    from stockpred.pipeline import headline_metrics
+    from stockpred.tasks import TASKS
+
+    returns = headline_metrics(
+        TASKS["return"], {"test/rmse_vs_zero": 0.98, "val/rmse_vs_zero": 0.99}
+    )
+    assert returns["headline/lstm_vs_zero_rmse"] == 0.98  # ratios, named as ratios
+    assert returns["headline/val_lstm_vs_zero_rmse"] == 0.99
+    volatility = TASKS["volatility"]
+    metrics = {volatility.metric_key("lstm", volatility.relative_name): 0.9, "val/qlike": 0.38}
+    shown = headline_metrics(volatility, metrics)
+    assert shown["headline/lstm_vs_har_qlike"] == 0.9
+    assert shown["headline/lstm_vs_har_qlike_gain_pct"] == pytest.approx(10.0)
+    # the validation QLIKE the registry selects by is the LSTM's own, not a ratio to HAR
+    assert shown["headline/val_lstm_qlike"] == 0.38
+    assert "headline/val_lstm_vs_har_qlike" not in shown

@@ -471,9 +471,12 @@ def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[s
     """A few metrics that read first and in human units, under ``headline/``: the LSTM's test
     score over the reference baseline's (``headline/lstm_vs_zero_rmse``, below 1 beats it), the
     same as a percentage gain (``..._gain_pct``, above 0 beats it) and the validation score the
-    registry selects by (``headline/val_lstm_vs_zero_rmse``). Copies of keys named by
-    ``metric_key``; none renamed."""
+    registry selects by, named for what it is: a ratio where the task selects by one
+    (``headline/val_lstm_vs_zero_rmse``), else the LSTM's own score (``headline/val_lstm_qlike``,
+    a raw QLIKE, not a ratio to HAR). Copies of keys named by ``metric_key``; none renamed."""
     name = f"{LSTM}_vs_{task.reference}_{task.relative_metric}"
+    selection = task.selection_metric.removeprefix("val/")
+    val_name = name if selection == task.relative_name else f"{LSTM}_{selection}"
     out: dict[str, float] = {}
     test = metrics.get(task.metric_key(LSTM, task.relative_name))
     if test is not None and math.isfinite(test):
@@ -482,7 +485,7 @@ def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[s
         out[f"headline/{name}_gain_pct"] = 100.0 * gain
     val = metrics.get(task.selection_metric)
     if val is not None and math.isfinite(val):
-        out[f"headline/val_{name}"] = val
+        out[f"headline/val_{val_name}"] = val
     return out
 
 

@@ -123,7 +123,9 @@ def test_the_cli_selects_the_task() -> None:
     config = config_from_args(args)
     assert config.target.kind == "volatility" and config.features.variance
     assert task_for(config).kind == "volatility"
-    assert task_for(load_config()).kind == "return"
+    assert task_for(load_config()).kind == "volatility"  # the default task
+    back = config_from_args(build_parser().parse_args(["train", "--target", "return"]))
+    assert task_for(back).kind == "return" and not back.features.variance
 
 
 def test_market_memory_reads_persistence_and_har_weights_off_known_fits() -> None:

@@ -12,7 +12,7 @@ from stockpred.config import PipelineConfig
 from stockpred.tasks import TASKS
 
 METRIC = TASKS["return"].selection_metric
-BASE = PipelineConfig().with_overrides({"tracking.experiment": "registry"})
+BASE = PipelineConfig().with_overrides({"tracking.experiment": "registry", "target.kind": "return"})
 
 
 def _run_with_model(skill: float, config: PipelineConfig = BASE) -> tuple[str, str]:

@@ -102,3 +102,20 @@ def test_gate_stats_read_back_the_per_layer_statistics_only() -> None:
     assert stats.to_dict("records") == [
         {"epoch": 3, "layer": 0, "gate": "forget", "stat": "mean", "value": 0.5}
     ]
+
+
+def test_table_artifacts_keep_four_significant_digits() -> None:
+    import json
+
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"model": ["lstm", "har"], "qlike": [0.3812345678912, float("nan")], "mse": [1.23456e-5, 2]}
+    )
+    config = PipelineConfig().with_overrides({"tracking.experiment": "tables"})
+    with tracking.tracked_run(config) as run_id:
+        tracking.log_table(run_id, table, "evaluation/table.json")
+    logged = json.loads(tracking.download_artifact(run_id, "evaluation/table.json").read_text())
+    rows = [dict(zip(logged["columns"], row, strict=True)) for row in logged["data"]]
+    assert rows[0] == {"model": "lstm", "qlike": 0.3812, "mse": 1.235e-05}
+    assert rows[1]["mse"] == 2.0 and rows[1]["qlike"] is None  # NaN stays missing (null)
