@@ -526,11 +526,10 @@ def _fetch(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
 
-    from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
+    from stockpred.predict import forecast_table, predict_next_warning_line, save_predictions
 
     frame = predict_next_warning_line(args.model, args.as_of, args.max_stale_days)
-    shown = ["ticker", "as_of", "target_date", *forecast_columns(frame), "model_version"]
-    print(frame[shown].to_string(index=False))
+    print(forecast_table(frame).to_string(index=False))
     print(f"saved {save_predictions(frame)}")
 
 

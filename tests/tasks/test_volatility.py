@@ -104,8 +104,8 @@ def test_names_selection_and_forecast_columns() -> None:
     assert task.relative_name == "qlike_vs_har"
     assert task.models == ("lstm", "rw", "ewma", "har", "log_har", "harx", "garch", "gjr")
     columns = task.forecast_columns(np.array([1e-4]))
-    assert columns["predicted_annual_vol"][0] == pytest.approx(math.sqrt(252e-4))
-    assert list(columns) == ["predicted_variance", "predicted_annual_vol"]
+    assert columns["annual_vol_pct"][0] == pytest.approx(100 * math.sqrt(252e-4))  # 15.87%
+    assert list(columns) == ["predicted_variance", "annual_vol_pct"]
 
 
 def test_qlike_loss_unscales_to_log_variance() -> None:

@@ -205,6 +205,7 @@ def champion_version(name: str) -> tuple[str, str]:
     except MlflowException as exc:
         raise NoChampionError(
             f"no '{CHAMPION}' version of model {name!r} in {tracking_uri()}: "
-            "train one first (`make run`), or check the model name"
+            "train and register one first (`stockpred train --register`; `make run` alone does "
+            "not register), or check the model name"
         ) from exc
     return str(version.version), str(version.run_id)
