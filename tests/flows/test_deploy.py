@@ -181,7 +181,7 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
         flow_run = run_deployment(
             "train/weekly-retrain",
             parameters={"config": partial},
-            timeout=150,
+            timeout=420,  # a loaded 2-core machine: the run itself took ~2 min at load 17
             poll_interval=1,
         )
         assert flow_run.state is not None and flow_run.state.is_completed(), (

@@ -56,6 +56,28 @@ class Promotion:
         return f"{'promoted' if self.promoted else 'not promoted'}: {self.reason}"
 
 
+MODEL_DESCRIPTION = (
+    "stockpred's LSTM forecasters, one version per registered training run (`stockpred train "
+    "--register`, the weekly retrain). The `champion` alias marks the version that `stockpred "
+    "predict` and the daily flow forecast with; a new version takes it only if the champion is "
+    "comparable (same task, tickers, source, horizon) and the new one beats it on the task's "
+    "selection metric, the champion re-scored on the new version's validation period. Each "
+    "version's description and its `promotion` and `evidence` tags say what happened."
+)
+
+
+def version_description(promotion: Promotion, run_name: str) -> str:
+    """A model version's description: what it forecasts, its score, and the registry's decision."""
+    ev = promotion.evidence
+    window = f" (validation {ev['window']})" if ev.get("window") else ""
+    return (
+        f"{ev.get('task', DEFAULT_TASK)} task on {ev.get('tickers', '?')} ({ev.get('source', '?')}"
+        f", horizon {ev.get('horizon', '?')}), from run {run_name}: {ev['metric']} "
+        f"{ev['challenger']:.6g}{window}. {promotion.decision[0].upper()}"
+        f"{promotion.decision[1:]}."
+    )
+
+
 def task_kind(config: PipelineConfig) -> str:
     """The task a config trains (``config.target.kind`` where the config has it)."""
     target = getattr(config, "target", None)
@@ -133,10 +155,12 @@ def register_model(
         else ""
     )
     try:
-        mlflow_client.create_registered_model(name)
+        mlflow_client.create_registered_model(name, description=MODEL_DESCRIPTION)
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
+        if not mlflow_client.get_registered_model(name).description:  # never overwrite a user's
+            mlflow_client.update_registered_model(name, description=MODEL_DESCRIPTION)
     try:
         champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -179,6 +203,9 @@ def register_model(
     evidence["promoted"] = promoted
     promotion = Promotion(name, version, promoted, reason, evidence)
     text = json.dumps(evidence, sort_keys=True, default=str)
+    mlflow_client.update_model_version(
+        name, version, description=version_description(promotion, run.info.run_name or run_id)
+    )
     mlflow_client.set_model_version_tag(name, version, "promotion", promotion.decision)
     mlflow_client.set_model_version_tag(name, version, "evidence", text)
     set_tags(
