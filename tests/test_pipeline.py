@@ -139,6 +139,8 @@ def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
         quiet.run_url.endswith(f"/runs/{quiet.run_id}?workflowType=machine_learning")
         and quiet.run_url in quiet.summary()
     )
+    assert "orderByKey=metrics.%60headline%2Flstm_vs_zero_rmse%60" in quiet.runs_url
+    assert f"runs table   {quiet.runs_url}" in quiet.summary()
 
 
 def test_the_champion_is_rescored_on_the_challengers_validation_period(

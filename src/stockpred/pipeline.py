@@ -94,6 +94,7 @@ class TrainingResult:
     run_url: str = ""  # the run's page in the MLflow UI
     best_epoch: int | None = None  # the epoch whose weights were kept (0-based, as logged)
     epochs: int | None = None  # epochs trained
+    runs_url: str = ""  # the experiment's runs table in the MLflow UI, sorted by the headline
 
     @property
     def weights(self) -> str:
@@ -146,6 +147,7 @@ class TrainingResult:
                 *([f"registry     {self.registry}"] if self.registry else []),
                 *([f"weights      {self.weights}"] if self.weights else []),
                 *([f"run page     {self.run_url}"] if self.run_url else []),
+                *([f"runs table   {self.runs_url}"] if self.runs_url else []),
                 "",
                 *(row if i < 2 else "  " + row for i, row in enumerate(self.table)),
                 "",
@@ -278,6 +280,9 @@ def _result(
         run_url=tracking.run_url(run.info.experiment_id, ctx.run_id),
         best_epoch=_int_or_none(run.data.metrics.get("train/best_epoch")),
         epochs=_int_or_none(run.data.metrics.get("train/epochs")),
+        runs_url=tracking.runs_url(
+            run.info.experiment_id, headline_key(ctx.task), ctx.task.lower_is_better
+        ),
     )
 
 
@@ -465,6 +470,11 @@ def on_scaling_of(prepared: Prepared, preprocessing: Mapping[str, Any], window: 
         target_scale=float(preprocessing["target_scale"]),
         window=int(window),
     )
+
+
+def headline_key(task: ForecastTask) -> str:
+    """The headline metric the runs table sorts by: the LSTM's test score over the reference's."""
+    return f"headline/{LSTM}_vs_{task.reference}_{task.relative_metric}"
 
 
 def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[str, float]:

@@ -119,3 +119,21 @@ def test_table_artifacts_keep_four_significant_digits() -> None:
     rows = [dict(zip(logged["columns"], row, strict=True)) for row in logged["data"]]
     assert rows[0] == {"model": "lstm", "qlike": 0.3812, "mse": 1.235e-05}
     assert rows[1]["mse"] == 2.0 and rows[1]["qlike"] is None  # NaN stays missing (null)
+
+
+def test_the_runs_table_link_sorts_by_the_headline_best_first() -> None:
+    from stockpred.pipeline import headline_key
+    from stockpred.tasks import TASKS
+
+    key = headline_key(TASKS["volatility"])
+    assert key == "headline/lstm_vs_har_qlike"
+    url = tracking.runs_url("7", key, ascending=True, uri="sqlite:///x.db")
+    # seen in MLflow 3.17's UI (headless Chromium): "Sort: headline/lstm_vs_har_qlike"
+    assert url == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+        "&orderByKey=metrics.%60headline%2Flstm_vs_har_qlike%60&orderByAsc=true"
+    )
+    remote = tracking.runs_url("7", "val/ic", ascending=False, uri="http://host:5000/")
+    assert (
+        remote.startswith("http://host:5000/#/experiments/7/runs?") and "orderByAsc=false" in remote
+    )
