@@ -34,8 +34,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -c "import stockpred, torch; print('stockpred', stockpred.__version__, '| torch', torch.__version__, '| CUDA', torch.cuda.is_available())"
 	touch $@
 
-run: setup  ## train the volatility task on the embedded sample through the Prefect flow (offline; ARGS="--target return" for returns)
-	$(BIN)/python -m flows.train_flow --target volatility $(ARGS)
+run: setup  ## train the volatility task (the default) on the embedded sample through the Prefect flow (offline; ARGS="--target return" for returns)
+	$(BIN)/python -m flows.train_flow $(ARGS)
 
 test: lint  ## lint, then the whole test suite with a coverage report of src/stockpred
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)

@@ -43,6 +43,7 @@ def main() -> None:
     config = PipelineConfig()
     config = config.with_overrides(
         {
+            "target.kind": "return",  # as the published figures were measured
             "train.max_epochs": args.epochs,
             "train.patience": args.epochs + 1,
             "train.progress_bar": False,

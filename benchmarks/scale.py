@@ -91,6 +91,7 @@ def _windows(path: Path, start: str, end: str, args: argparse.Namespace) -> dict
         {
             "data": {"source": "files", "path": str(path), "tickers": ["*"]},
             "model": {"window": args.window},
+            "target": {"kind": "return"},
         }
     ).with_overrides({"data.start": start, "data.end": end})
     prepared = experiment.build(experiment.load_prices(config.data), config)
@@ -145,7 +146,8 @@ def run_size(
     line = next(s for s in said.splitlines() if s.startswith("train on it with"))
     start, end = line.split("--start ")[1].split()[0], line.split("--end ")[1].split()[0]
     counts = _windows(folder, start, end, args)
-    pipeline = [PY, "-m", "stockpred.cli", "train", "--no-progress", "--source", "files"]
+    pipeline = [PY, "-m", "stockpred.cli", "train", "--no-progress", "--target", "return"]
+    pipeline += ["--source", "files"]  # the return task, as the published figures
     pipeline += ["--path", str(folder), "--tickers", "*", "--start", start, "--end", end]
     for setting in _network(args):
         pipeline += ["--set", setting]

@@ -21,6 +21,8 @@ from benchmarks.common import RESULTS, save, spread, synthetic_market, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+# the jobs train the return task, as the published figures were measured (the default is volatility)
+RETURNS = ["--target", "return"]
 HEAVY = ("torch", "pytorch_lightning", "lightning", "prefect", "mlflow")
 
 
@@ -207,9 +209,9 @@ def orchestration(quick: bool) -> dict[str, Any]:
         env.pop(key, None)
     arms = {
         "untracked": [PY, "-m", "benchmarks.untracked_job"],
-        "tracked": [str(Path(PY).parent / "stockpred"), "train", "--no-progress"],
-        "flow": [PY, "-m", "flows.train_flow", "--no-progress"],
-        "flow_server": [PY, "-m", "flows.train_flow", "--no-progress"],
+        "tracked": [str(Path(PY).parent / "stockpred"), "train", "--no-progress", *RETURNS],
+        "flow": [PY, "-m", "flows.train_flow", "--no-progress", *RETURNS],
+        "flow_server": [PY, "-m", "flows.train_flow", "--no-progress", *RETURNS],
         "flow_server_no_report": [
             PY,
             "-m",
@@ -217,6 +219,7 @@ def orchestration(quick: bool) -> dict[str, Any]:
             "--no-progress",
             "--set",
             "tracking.report=off",
+            *RETURNS,
         ],
     }
     server, server_env = _prefect_server(env)

@@ -26,7 +26,9 @@ def main() -> None:
     from stockpred.figures.gate_plots import gate_artifacts
     from stockpred.tasks import task_for
 
-    config = PipelineConfig().with_overrides({"train.progress_bar": False})
+    # the return task, as the suite's tracked and flow jobs (--target return) and the published
+    # figures
+    config = PipelineConfig().with_overrides({"train.progress_bar": False, "target.kind": "return"})
     prepared = experiment.build(experiment.load_prices(config.data), config)
     diagnostics = experiment.gate_diagnostics(prepared, config.gates)
     assert diagnostics is not None

@@ -12,8 +12,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stockpred.cli import EXPECTED_ERRORS, add_config_options, add_predict_options, report_errors
+from stockpred.cli import (
+    EXPECTED_ERRORS,
+    add_config_options,
+    add_predict_options,
+    config_from_args,
+    report_errors,
+)
 from stockpred.resume.signals import Terminated
+from stockpred.symbols import check_ticker
 
 PREFECT_HOST, PREFECT_PORT = "127.0.0.1", 4200
 
@@ -195,9 +202,24 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
 
 
 def parse_early(module: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``python -m flows.<module>``'s options before Prefect is imported: ``--help`` and
-    a bad option exit here, in well under a second instead of after Prefect's import."""
-    return PARSERS[module]().parse_args(argv)
+    """Parse and check ``python -m flows.<module>``'s options before Prefect is imported:
+    ``--help``, a bad option and a bad config setting (``--set trian.epochs=3``) exit here, in
+    well under a second instead of after Prefect's, torch's and MLflow's imports."""
+    args = PARSERS[module]().parse_args(argv)
+    code = report_errors(check_early, module, args)
+    if code:
+        sys.exit(code)
+    return args
+
+
+def check_early(module: str, args: argparse.Namespace) -> None:
+    """Refuse what needs no heavy import: the config the options describe (a resume keeps the
+    run's own, checked once MLflow is up) and the tickers to ingest."""
+    if "set" in args and not getattr(args, "resume", None):
+        config_from_args(args)
+    if module == "ingest_flow":
+        for ticker in args.tickers:
+            check_ticker(ticker)
 
 
 class _ExpectedTracebacks(logging.Filter):

@@ -34,8 +34,9 @@ from prefect.schedules import Cron
 from flows.cli import PREFECT_HOST, PREFECT_PORT
 from flows.daily_flow import daily_flow
 from flows.train_flow import train_flow
-from stockpred.config import load_config
+from stockpred.config import PipelineConfig, load_config
 from stockpred.paths import project_root
+from stockpred.tasks import task_for
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -48,6 +49,20 @@ DEFAULT_HOST, DEFAULT_PORT = PREFECT_HOST, PREFECT_PORT
 # the weekly retrain's config: the defaults, without progress bars in the serving process's log,
 # registering its model (a run registers only when asked; the champion rule decides promotion)
 WEEKLY_OVERRIDES = {"train": {"progress_bar": False}, "evaluation": {"register_model": True}}
+WEEKLY_CONFIG = load_config(WEEKLY_OVERRIDES)
+
+
+def weekly_description(config: PipelineConfig) -> str:
+    """The weekly retrain's description, naming the metric its task promotes by."""
+    task = task_for(config)
+    better = "lower" if task.lower_is_better else "higher"
+    return (
+        f"Saturdays 06:00 {TIMEZONE}: train and evaluate a challenger on the configured data, register it and "
+        "move the champion alias to it if the champion is comparable (same task, tickers, "
+        f"source, horizon) and the challenger beats it on {task.selection_metric} (the "
+        f"{task.kind} task's selection metric; {better} is better), the champion re-scored on "
+        "the challenger's validation period."
+    )
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -57,7 +72,7 @@ def deployments() -> list[RunnerDeployment]:
         schedules=[Cron(DAILY_CRON, timezone=TIMEZONE)],
         parameters={"model": "stockpred-lstm", "max_stale_days": 5},
         tags=[*TAGS, "daily"],
-        description="Weekdays after the US close: ingest the champion's tickers from Yahoo, "
+        description=f"Weekdays 17:30 {TIMEZONE}, after the US close: ingest the champion's tickers from Yahoo, "
         "then forecast the next day with the champion. Fails, without forecasting, if the "
         "ingest fails; a champion trained on the embedded sample skips the day (Completed, "
         "saying why).",
@@ -65,12 +80,9 @@ def deployments() -> list[RunnerDeployment]:
     weekly = train_flow.to_deployment(
         name="weekly-retrain",
         schedules=[Cron(WEEKLY_CRON, timezone=TIMEZONE)],
-        parameters={"config": load_config(WEEKLY_OVERRIDES).model_dump(mode="json")},
+        parameters={"config": WEEKLY_CONFIG.model_dump(mode="json")},
         tags=[*TAGS, "weekly"],
-        description="Saturdays: train and evaluate a challenger on the configured data, register "
-        "it and move the champion alias to it if the champion is comparable (same task, tickers, "
-        "source, horizon) and the challenger beats it on val/rmse_vs_zero, the champion "
-        "re-scored on the challenger's validation period.",
+        description=weekly_description(WEEKLY_CONFIG),
     )
     return [daily, weekly]
 
@@ -109,6 +121,14 @@ def local_server(
     log = home / "server.log"
     env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
+    # the UI's page calls the API at this address: left unset it is 127.0.0.1:4200's, whatever
+    # --port says (a broken page, or another server's data)
+    env.update(
+        PREFECT_SERVER_UI_API_URL=api_url,
+        PREFECT_SERVER_API_HOST=host,
+        PREFECT_SERVER_API_PORT=str(port),
+    )
+    env.pop("PREFECT_UI_API_URL", None)  # an older alias would win over the one set here
     prefect = Path(sys.executable).with_name("prefect")
     command = [
         str(prefect) if prefect.exists() else "prefect",

@@ -22,7 +22,12 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
+from stockpred.predict import (
+    forecast_line,
+    forecast_table,
+    predict_next_warning_line,
+    save_predictions,
+)
 
 
 @task(
@@ -48,18 +53,13 @@ def predict_flow(
 
     rows = predict_task(model, as_of, max_stale_days)
     path = save_predictions(pd.DataFrame(rows))
-    create_table_artifact(
-        table=rows,
+    create_table_artifact(  # labelled, in the forecast's units (the file keeps full precision)
+        table=forecast_table(pd.DataFrame(rows)).to_dict("records"),
         key="predictions",
         description=f"{model} v{rows[0]['model_version']} forecasts as of {rows[0]['as_of']}",
     )
-    shown = forecast_columns(pd.DataFrame(rows[:1]))
     for row in rows:
-        values = " ".join(f"{row[c]:+.5g}" if isinstance(row[c], float) else row[c] for c in shown)
-        print(
-            f"{row['ticker']:<8} {values} for {row['target_date']} "
-            f"(as of {row['as_of']}, {model} v{row['model_version']})"
-        )
+        print(forecast_line(row))
     print(f"saved {path}")
     return str(path)
 

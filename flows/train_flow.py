@@ -21,11 +21,11 @@ if __name__ == "__main__":  # --help and bad options answer before Prefect loads
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import deployment
+from prefect.runtime import deployment, flow_run
 
 from flows.warm import warm_start
 from stockpred import tracking
-from stockpred.config import PipelineConfig
+from stockpred.config import PipelineConfig, load_config, override_fields
 from stockpred.pipeline import TrainingResult, load_data, run_training
 from stockpred.resume.interrupted import resumable_run
 from stockpred.text import printable
@@ -62,6 +62,7 @@ def train_flow(
     """
     tags = source_tags()
     if resume is None:
+        config = deployment_config(config)
         result = run_training(config, runner=as_task, tags=tags)
     else:
         print(f"resuming MLflow run {resume!r} with its own config; the config parameter is unused")
@@ -76,6 +77,26 @@ def train_flow(
         description=f"MLflow run {result.run_id}",
     )
     return result.as_dict()
+
+
+def deployment_config(config: PipelineConfig) -> PipelineConfig:
+    """In a deployment's run, the run's ``config`` overrides the deployment's field by field.
+
+    Prefect replaces a parameter whole, so a partial ``config`` passed to a run (``prefect
+    deployment run --param config='{"train": {...}}'``) would otherwise drop every setting of the
+    deployment's own config, such as the weekly retrain's registration. Outside a deployment
+    (a flow called directly) the config is used as given.
+    """
+    if not deployment.id:
+        return config
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        base = client.read_deployment(deployment.id).parameters.get("config")
+        given = client.read_flow_run(flow_run.id).parameters.get("config")
+    if not isinstance(base, dict) or not isinstance(given, dict):
+        return config
+    return load_config(override_fields(base, given))
 
 
 def source_tags() -> dict[str, str]:

@@ -14,6 +14,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from stockpred.config import PipelineConfig, load_config
 
 TINY = {
+    # the return task, said explicitly (the default is volatility): these tests are about the run,
+    # and the return task's baselines fit in a blink
+    "target": {"kind": "return"},
     "data": {"tickers": ["^GSPC", "^IXIC"], "start": "2012-01-01", "end": "2014-12-31"},
     "model": {"window": 10, "hidden_size": 8, "num_layers": 2, "dropout": 0.0},
     "train": {"max_epochs": 3, "batch_size": 64, "patience": 2, "progress_bar": False},

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stockpred.config import ConfigError, PipelineConfig, load_config
+from stockpred.config import ConfigError, PipelineConfig, load_config, override_fields
 
 
 def test_it_has_defaults_that_validate_and_derive_the_embargo() -> None:
@@ -121,13 +121,14 @@ def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path) -> None:
 
 
 def test_the_target_section_and_the_variance_features_follow_its_kind() -> None:
-    default = PipelineConfig()
+    default = load_config({"target": {"kind": "return"}})
     assert (default.target.kind, default.target.estimator, default.target.loss) == (
         "return",
         "parkinson",
         "qlike",
     )
     assert not default.features.variance
+    assert PipelineConfig().target.kind == "volatility" and PipelineConfig().features.variance
     vol = load_config({"target": {"kind": "volatility", "estimator": "yang_zhang"}})
     assert vol.features.variance
     switched = default.with_overrides({"target.kind": "volatility"})
@@ -225,3 +226,19 @@ def test_the_batch_limit_bound_is_never_below_the_real_batch_count() -> None:
     )
     train_windows = dates * (1 - config.split.val_fraction - config.split.test_fraction) * 2
     assert config.most_train_batches() >= train_windows / 256
+
+
+def test_a_partial_config_overrides_another_field_by_field() -> None:
+    base = load_config(
+        {"train": {"progress_bar": False}, "evaluation": {"register_model": True}}
+    ).model_dump(mode="json")
+    given = {"train": {"max_epochs": 3}, "tracking": {"report": False}}
+    merged = load_config(override_fields(base, given))
+    assert merged.train.max_epochs == 3 and merged.train.progress_bar is False
+    assert merged.evaluation.register_model and merged.tracking.report == "off"
+    assert base["train"]["max_epochs"] == 15  # the base is left as it was
+    # a new task brings its own features unless they are given too
+    returns = load_config(override_fields(base, {"target": {"kind": "return"}}))
+    assert returns.target.kind == "return" and not returns.features.variance
+    kept = {"target": {"kind": "return"}, "features": {"variance": True}}
+    assert load_config(override_fields(base, kept)).features.variance

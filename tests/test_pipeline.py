@@ -146,6 +146,8 @@ def test_a_run_registers_only_when_asked_and_its_page_leads_with_the_result(
         quiet.run_url.endswith(f"/runs/{quiet.run_id}?workflowType=machine_learning")
         and quiet.run_url in quiet.summary()
     )
+    assert "orderByKey=metrics.%60headline%2Flstm_vs_zero_rmse%60" in quiet.runs_url
+    assert f"runs table   {quiet.runs_url}" in quiet.summary()
 
 
 @pytest.mark.slow  # trains and tracks runs
@@ -308,3 +310,22 @@ def test_a_volatility_description_leads_with_the_verdict_and_its_table_renders()
     assert "| model | QLIKE | vs HAR | vol RMSE | mean vol | MZ R2 | DM t |" in lines
     assert result.summary().splitlines()[0].startswith("MLflow run")
     assert lines[0].removeprefix("**verdict**: ") in result.summary()
+
+
+def test_headline_names_say_what_each_value_is() -> None:
+    from stockpred.pipeline import headline_metrics
+    from stockpred.tasks import TASKS
+
+    returns = headline_metrics(
+        TASKS["return"], {"test/rmse_vs_zero": 0.98, "val/rmse_vs_zero": 0.99}
+    )
+    assert returns["headline/lstm_vs_zero_rmse"] == 0.98  # ratios, named as ratios
+    assert returns["headline/val_lstm_vs_zero_rmse"] == 0.99
+    volatility = TASKS["volatility"]
+    metrics = {volatility.metric_key("lstm", volatility.relative_name): 0.9, "val/qlike": 0.38}
+    shown = headline_metrics(volatility, metrics)
+    assert shown["headline/lstm_vs_har_qlike"] == 0.9
+    assert shown["headline/lstm_vs_har_qlike_gain_pct"] == pytest.approx(10.0)
+    # the validation QLIKE the registry selects by is the LSTM's own, not a ratio to HAR
+    assert shown["headline/val_lstm_qlike"] == 0.38
+    assert "headline/val_lstm_vs_har_qlike" not in shown

@@ -29,7 +29,9 @@ def test_it_refuses_a_range_too_short_for_the_embargo() -> None:
 
 
 def _prepared(prices: pd.DataFrame):
-    config = load_config({"model": {"window": 5}, "features": {"volatility_window": 5}})
+    config = load_config(
+        {"target": {"kind": "return"}, "model": {"window": 5}, "features": {"volatility_window": 5}}
+    )
     features = make_features(prices, config.features)
     return prepare(features, make_target(prices, config.features.horizon), config)
 
@@ -76,7 +78,13 @@ def test_targets_that_reach_past_their_part_are_purged() -> None:
 
 def test_a_feature_empty_on_every_training_date_is_a_clear_error() -> None:
     prices = synthetic_prices(8, 300)
-    config = load_config({"model": {"window": 5}, "features": {"volatility_window": 400}})
+    config = load_config(
+        {
+            "target": {"kind": "return"},
+            "model": {"window": 5},
+            "features": {"volatility_window": 400},
+        }
+    )
     features = make_features(prices, config.features)
     with pytest.raises(
         ValueError, match=r"feature\(s\) \['vol_400d'\] have no value on any training"

@@ -73,8 +73,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--target",
         choices=TASK_KINDS,
-        help="what is forecast: the log return (default) or the realised variance (volatility; "
-        "estimator and loss: --set target.estimator=... target.loss=...)",
+        help="what is forecast: the realised variance (volatility, the default; estimator and "
+        "loss: --set target.estimator=... target.loss=...) or the log return (return)",
     )
     model = parser.add_argument_group("model and training")
     model.add_argument("--window", type=int, help="input window in trading days (default 60)")
@@ -333,21 +333,20 @@ def report_errors(func: Any, *args: Any) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    # a bad option is one line at once: the config is checked before the imports below
+    # fast refusal: a bad option or setting fails here, before torch, Lightning or MLflow load
     config = None if args.resume else config_from_args(args)
     # cold start: training imports torch, Lightning and MLflow only when a run starts
     from stockpred.pipeline import run_training
     from stockpred.resume.checkpoints import checkpoint_epoch
     from stockpred.resume.lock import last_checkpoint
 
-    if args.resume:
+    if config is None:
         run_id = resume_run_id(args, may_set=True)
         last = last_checkpoint(run_id)
         where = f"after epoch {checkpoint_epoch(last)}" if last else "from epoch 0"
         print(f"resuming MLflow run {run_id} {where}", flush=True)
         result = run_training(resume_config(args, run_id), resume=run_id)
     else:
-        assert config is not None
         _note_interrupted(config.tracking.experiment)
         result = run_training(config)
     print(result.summary())
@@ -471,11 +470,11 @@ def _interrupted(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
+    config = config_from_args(args)  # fast refusal, before torch and MLflow load
     # cold start: walk-forward imports torch and MLflow only when it runs
     from stockpred.tasks import task_for
     from stockpred.walkforward import run_walk_forward, verdict_table
 
-    config = config_from_args(args)
     result = run_walk_forward(config)
     ev = config.evaluation
     print(
@@ -539,11 +538,10 @@ def _fetch(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
 
-    from stockpred.predict import forecast_columns, predict_next_warning_line, save_predictions
+    from stockpred.predict import forecast_table, predict_next_warning_line, save_predictions
 
     frame = predict_next_warning_line(args.model, args.as_of, args.max_stale_days)
-    shown = ["ticker", "as_of", "target_date", *forecast_columns(frame), "model_version"]
-    print(frame[shown].to_string(index=False))
+    print(forecast_table(frame).to_string(index=False))
     print(f"saved {save_predictions(frame)}")
 
 

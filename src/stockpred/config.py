@@ -194,13 +194,20 @@ class FeatureConfig(FrozenModel):
         return self
 
 
-class TargetConfig(FrozenModel):
-    """What is forecast: the forward log return, or the forward realised variance."""
+TargetKind = Literal["return", "volatility"]
+TARGET_KINDS: tuple[str, ...] = ("return", "volatility")
+# The one default task of every entry point (`make run`, `stockpred train`, load_config(), the
+# flows, the deployments, the notebooks); `--target return` (target.kind) switches everywhere.
+DEFAULT_TARGET: TargetKind = "volatility"
 
-    kind: Literal["return", "volatility"] = Field(
-        "return",
-        description="return: the log return over features.horizon days; volatility: the mean "
-        "daily variance over days t+1..t+horizon (learnt as log variance)",
+
+class TargetConfig(FrozenModel):
+    """What is forecast: the forward realised variance (the default), or the forward log return."""
+
+    kind: TargetKind = Field(
+        DEFAULT_TARGET,
+        description="volatility (the default): the mean daily variance over days t+1..t+horizon "
+        "(learnt as log variance); return: the log return over features.horizon days",
     )
     estimator: Literal[
         "parkinson", "garman_klass", "rogers_satchell", "yang_zhang", "squared_return"
@@ -362,6 +369,13 @@ ReportMode = Literal["background", "inline", "off"]
 REPORT_MODES: tuple[str, ...] = ("background", "inline", "off")
 
 
+def _also_boolean(schema: dict[str, Any]) -> None:
+    """JSON schema of a mode that also accepts true/false: Prefect validates a deployment run's
+    parameters against the schema, so ``"report": false`` must be allowed there too."""
+    choice = {key: schema.pop(key) for key in ("enum", "type") if key in schema}
+    schema["anyOf"] = [choice, {"type": "boolean"}]
+
+
 class TrackingConfig(FrozenModel):
     """Where and under which names the run is tracked in MLflow."""
 
@@ -374,6 +388,7 @@ class TrackingConfig(FrozenModel):
         "background (rendered by a separate process after the run has finished; the run's "
         "report.status tag says pending, attached or failed), inline (inside the run, before "
         "it returns), off; true/false (older configs) mean inline/off",
+        json_schema_extra=_also_boolean,
     )
 
     @field_validator("experiment", "run_name")
@@ -466,7 +481,7 @@ class PipelineConfig(FrozenModel):
         if not isinstance(values, dict):
             return values
         target = values.get("target") or {}
-        kind = target.get("kind", "return") if isinstance(target, dict) else target.kind
+        kind = target.get("kind", DEFAULT_TARGET) if isinstance(target, dict) else target.kind
         features = values.get("features")
         if features is None:
             features = {}
@@ -584,6 +599,29 @@ class PipelineConfig(FrozenModel):
         if "target.kind" in overrides and "features.variance" not in overrides:
             nested["features"].pop("variance", None)  # follow the new kind
         return load_config(nested)
+
+
+def override_fields(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with every field ``given`` sets replaced, section by section (a nested merge: a
+    partial config overrides only the fields it names, the rest keep ``base``'s values)."""
+    merged = _merge(base, given)
+    target, features = given.get("target"), given.get("features")
+    kind_given = isinstance(target, dict) and "kind" in target
+    variance_given = isinstance(features, dict) and "variance" in features
+    if kind_given and not variance_given and isinstance(merged.get("features"), dict):
+        # features.variance follows the new kind, as in with_overrides
+        merged["features"] = {k: v for k, v in merged["features"].items() if k != "variance"}
+    return merged
+
+
+def _merge(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in given.items():
+        old = merged.get(key)
+        merged[key] = (
+            _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        )
+    return merged
 
 
 class ConfigError(ValueError):

@@ -91,7 +91,9 @@ class OptimumCheck:
 
 def optimum_check(prices: pd.DataFrame, phi: float, config: PipelineConfig) -> OptimumCheck:
     """Train on ``prices`` with ``config`` and compare the LSTM with zero and the optimum."""
-    outcome = experiment.run(config.with_overrides({"features.horizon": 1}), prices)
+    # the optimum is that of a return forecast, whatever the default task
+    returns = config.with_overrides({"features.horizon": 1, "target.kind": "return"})
+    outcome = experiment.run(returns, prices)
     frame = outcome.evaluation.predictions
     today = np.log(prices["close"]).groupby(level="ticker").diff()  # r_t, known at t
     at = pd.MultiIndex.from_arrays([frame["date"], frame["ticker"]])

@@ -7,9 +7,9 @@ and the benchmarks all compose these steps instead of writing the sequence out a
     from stockpred.config import load_config
     from stockpred import experiment
 
-    config = load_config({"train": {"max_epochs": 3}})
+    config = load_config({"train": {"max_epochs": 3}})  # the volatility task, the default
     outcome = experiment.run(config)
-    print(outcome.evaluation.metrics["test/rmse_vs_zero"])
+    print(outcome.evaluation.metrics["test/qlike_vs_har"])
 """
 
 from __future__ import annotations

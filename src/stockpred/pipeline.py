@@ -26,7 +26,7 @@ import pandas as pd
 from pytorch_lightning.callbacks import Callback
 
 from stockpred import ablation, experiment, tracking
-from stockpred.config import PipelineConfig
+from stockpred.config import DEFAULT_TARGET, PipelineConfig
 from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
 from stockpred.figures.gate_plots import ablation_figure, gate_artifacts
@@ -89,12 +89,13 @@ class TrainingResult:
     metrics: dict[str, float]
     seconds: float
     ui_command: str = field(default="")
-    registry: str = ""  # e.g. "stockpred-lstm v3: promoted: val/rmse_vs_zero ... beats ..."
-    task: str = "return"
+    registry: str = ""  # e.g. "stockpred-lstm v3: promoted: val/qlike ... beats ..."
+    task: str = DEFAULT_TARGET
     experiment_id: str = ""
     run_url: str = ""  # the run's page in the MLflow UI
     best_epoch: int | None = None  # the epoch whose weights were kept (0-based, as logged)
     epochs: int | None = None  # epochs trained
+    runs_url: str = ""  # the experiment's runs table in the MLflow UI, sorted by the headline
 
     @property
     def weights(self) -> str:
@@ -155,6 +156,7 @@ class TrainingResult:
                 *([f"registry     {self.registry}"] if self.registry else []),
                 *([f"weights      {self.weights}"] if self.weights else []),
                 *([f"run page     {self.run_url}"] if self.run_url else []),
+                *([f"runs table   {self.runs_url}"] if self.runs_url else []),
                 "",
                 *([self.verdict, ""] if self.verdict else []),
                 *(
@@ -297,6 +299,9 @@ def _result(
         run_url=tracking.run_url(run.info.experiment_id, ctx.run_id),
         best_epoch=_int_or_none(run.data.metrics.get("train/best_epoch")),
         epochs=_int_or_none(run.data.metrics.get("train/epochs")),
+        runs_url=tracking.runs_url(
+            run.info.experiment_id, headline_key(ctx.task), ctx.task.lower_is_better
+        ),
     )
 
 
@@ -487,13 +492,21 @@ def on_scaling_of(prepared: Prepared, preprocessing: Mapping[str, Any], window: 
     )
 
 
+def headline_key(task: ForecastTask) -> str:
+    """The headline metric the runs table sorts by: the LSTM's test score over the reference's."""
+    return f"headline/{LSTM}_vs_{task.reference}_{task.relative_metric}"
+
+
 def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[str, float]:
     """A few metrics that read first and in human units, under ``headline/``: the LSTM's test
     score over the reference baseline's (``headline/lstm_vs_zero_rmse``, below 1 beats it), the
     same as a percentage gain (``..._gain_pct``, above 0 beats it) and the validation score the
-    registry selects by (``headline/val_lstm_vs_zero_rmse``). Copies of keys named by
-    ``metric_key``; none renamed."""
+    registry selects by, named for what it is: a ratio where the task selects by one
+    (``headline/val_lstm_vs_zero_rmse``), else the LSTM's own score (``headline/val_lstm_qlike``,
+    a raw QLIKE, not a ratio to HAR). Copies of keys named by ``metric_key``; none renamed."""
     name = f"{LSTM}_vs_{task.reference}_{task.relative_metric}"
+    selection = task.selection_metric.removeprefix("val/")
+    val_name = name if selection == task.relative_name else f"{LSTM}_{selection}"
     out: dict[str, float] = {}
     test = metrics.get(task.metric_key(LSTM, task.relative_name))
     if test is not None and math.isfinite(test):
@@ -502,7 +515,7 @@ def headline_metrics(task: ForecastTask, metrics: Mapping[str, float]) -> dict[s
         out[f"headline/{name}_gain_pct"] = 100.0 * gain
     val = metrics.get(task.selection_metric)
     if val is not None and math.isfinite(val):
-        out[f"headline/val_{name}"] = val
+        out[f"headline/val_{val_name}"] = val
     return out
 
 

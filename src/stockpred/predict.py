@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,8 +132,8 @@ def predict_next(
         if (as_of - last).days > max_stale_days:
             raise DataError(
                 f"{ticker}: the latest row is {last}, {(as_of - last).days} days before {as_of} "
-                f"(limit {max_stale_days}); refresh the data (`stockpred fetch`) or pass an "
-                "earlier as-of date"
+                f"(limit {max_stale_days}); refresh the data (`stockpred fetch`) or forecast as "
+                f"of that day: --as-of {last}"
             )
         values = np.array(part.to_numpy(dtype=np.float32)[-window:])  # writable copy for torch
         if len(values) < window or not np.isfinite(values).all():
@@ -192,3 +194,43 @@ def save_predictions(predictions: pd.DataFrame, folder: Path | None = None) -> P
     predictions.to_parquet(temp, index=False)
     temp.replace(path)
     return path
+
+
+# How each forecast column reads: its label and format (forecasts in a forecaster's units)
+COLUMN_FORMATS: dict[str, tuple[str, str]] = {
+    "predicted_log_return": ("log return", "{:+.4f}"),
+    "direction": ("direction", "{}"),
+    "predicted_variance": ("daily variance", "{:.3e}"),
+    "annual_vol_pct": ("annualised vol", "{:.1f}%"),
+}
+
+
+def _formatted(column: str, value: Any) -> str:
+    _, fmt = COLUMN_FORMATS.get(column, (column, "{:.4g}" if isinstance(value, float) else "{}"))
+    return fmt.format(value)
+
+
+def forecast_line(row: Mapping[str, Any]) -> str:
+    """One forecast as a log line, each value labelled in its units, e.g. ``^GSPC    for
+    2019-01-02: daily variance 8.584e-05, annualised vol 14.7% (as of 2018-12-31, stockpred-lstm
+    v1)``."""
+    shown = [c for c in row if c not in (*KEY_COLUMNS, *MODEL_COLUMNS)]
+    values = ", ".join(
+        f"{COLUMN_FORMATS.get(c, (c, ''))[0]} {_formatted(c, row[c])}" for c in shown
+    )
+    return (
+        f"{row['ticker']:<8} for {row['target_date']}: {values} "
+        f"(as of {row['as_of']}, {row['model']} v{row['model_version']})"
+    )
+
+
+def forecast_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The forecasts as printed: ticker, dates, then each forecast column formatted in its units
+    under its label (``daily variance``, ``annualised vol``), then the model version."""
+    shown = forecast_columns(predictions)
+    table = predictions[["ticker", "as_of", "target_date"]].copy()
+    for column in shown:
+        label = COLUMN_FORMATS.get(column, (column, ""))[0]
+        table[label] = [_formatted(column, v) for v in predictions[column]]
+    table["model_version"] = predictions["model_version"]
+    return table

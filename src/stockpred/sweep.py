@@ -4,8 +4,9 @@ A sweep is one parent MLflow run with one nested (child) run per trial. Each tri
 ``run_training`` of the base config with a few fields overridden; the parent records the search
 space, a comparison table and figure, and the best trial (``best.*`` params, ``best/...`` metrics).
 
-The best trial is the one with the lowest **validation** ``val/rmse_vs_zero`` (the LSTM's RMSE over
-the zero forecast's on the validation period, the metric the champion rule also uses). The test
+The best trial is the one with the best **validation** score of the task's selection metric
+(``val/qlike`` for volatility, the default task; ``val/rmse_vs_zero``, the LSTM's RMSE over the zero
+forecast's, for returns), the metric the champion rule also uses. The test
 metrics are shown beside it but never used to choose: picking by test score would make the test
 period part of model selection and its score an optimistic estimate.
 
@@ -34,7 +35,13 @@ import pandas as pd
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stockpred import tracking
-from stockpred.config import ConfigError, FrozenModel, PipelineConfig, describe_validation_error
+from stockpred.config import (
+    DEFAULT_TARGET,
+    ConfigError,
+    FrozenModel,
+    PipelineConfig,
+    describe_validation_error,
+)
 from stockpred.figures.comparison import sweep_trials_figure
 from stockpred.pipeline import register_run, run_training
 from stockpred.tasks import TASKS, ForecastTask, task_for
@@ -454,7 +461,7 @@ class SweepResult:
     table: pd.DataFrame
     best: TrialOutcome
     registry: str = ""
-    task: str = "return"
+    task: str = DEFAULT_TARGET
 
     @property
     def failed(self) -> list[TrialOutcome]:

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -80,6 +81,12 @@ def test_deployments_register_with_schedules_parameters_and_a_config_form(
     )
     data = schema["definitions"]["DataConfig"]["properties"]
     assert data["source"]["enum"] == ["sample", "yfinance", "files"]
+    # the documented trigger passes "report": false: the server checks runs against this schema
+    from prefect.utilities.schema_tools import is_valid
+
+    for report in (False, "off", "background"):
+        assert is_valid({"config": {"tracking": {"report": report}}}, schema), report
+    assert not is_valid({"config": {"tracking": {"report": "never"}}}, schema)
 
 
 def test_prefect_yaml_matches_the_served_deployments(by_name) -> None:
@@ -150,14 +157,17 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
     prefect_server: None, isolated_store: Path, tmp_path: Path
 ) -> None:
     run_name = f"deploy-{uuid.uuid4().hex[:8]}"
-    config = load_config(TINY).with_overrides(
-        {
-            "tracking.run_name": run_name,
-            "evaluation.registered_name": "deploy-test",
-            "evaluation.register_model": True,  # as the weekly retrain's own config asks
-            "gates.enabled": False,
-        }  # the gates are tested elsewhere; this is about the run
-    )
+    # a partial config, as the docs' trigger passes: it overrides the deployment's config field
+    # by field, so the retrain still registers (evaluation.register_model is the deployment's)
+    # and still trains its task (volatility); "report": false as the docs write it
+    partial = {
+        "data": TINY["data"],
+        "model": TINY["model"],
+        "train": TINY["train"],
+        "gates": {"enabled": False},  # the gates are tested elsewhere; this is about the run
+        "tracking": {"experiment": "tests", "run_name": run_name, "report": False},
+        "evaluation": {"registered_name": "deploy-test"},
+    }
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -171,7 +181,7 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
         _wait_until_served(server, log)
         flow_run = run_deployment(
             "train/weekly-retrain",
-            parameters={"config": config.model_dump(mode="json")},
+            parameters={"config": partial},
             timeout=0,  # created only: its state is awaited below, with a loaded machine's limit
         )
         state = _final_state(flow_run.id, server, log)
@@ -191,6 +201,10 @@ def test_a_run_triggered_by_hand_is_executed_by_the_serving_process(
     assert runs["status"].tolist() == ["FINISHED"]
     version = tracking.client().get_model_version_by_alias("deploy-test", "champion")
     assert version.run_id == runs["run_id"].iloc[0]  # registered and promoted by the retrain
+    trained = tracking.load_run_config(version.run_id)
+    assert trained.evaluation.register_model and trained.target.kind == "volatility"
+    assert trained.train.progress_bar is False and trained.model.hidden_size == 8
+    assert trained.tracking.report == "off"
     tags = tracking.run_tags(version.run_id)
     assert tags["mlflow.source.type"] == "JOB"  # a deployment's run: a job, not a local run
     assert tags["mlflow.source.name"] == "prefect flow train/weekly-retrain"
@@ -253,6 +267,9 @@ def test_the_local_server_keeps_its_database_in_the_project_and_stops(isolated_s
         port = probe.getsockname()[1]
     with deploy.local_server(port=port) as api_url:
         assert api_url == f"http://127.0.0.1:{port}/api" and deploy._healthy(api_url)
+        # the UI's page calls the API named in its settings: this server's, not port 4200's
+        ui = httpx.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()
+        assert ui["api_url"] == api_url
         with deploy.local_server(port=port) as again:  # a second `make serve` reuses it
             assert again == api_url
         assert deploy._healthy(api_url)

@@ -18,6 +18,8 @@ from stockpred.pipeline import run_training
 from stockpred.predict import (
     InSampleWarning,
     NoChampionError,
+    forecast_line,
+    forecast_table,
     predict_next,
     predict_next_warning_line,
     target_date,
@@ -62,6 +64,8 @@ def test_it_predicts_each_ticker_with_the_champion(
     rows = max(tables, key=lambda a: a.created).data  # newest; the server lists newest first
     rows = json.loads(rows) if isinstance(rows, str) else rows
     assert {r["ticker"] for r in rows} == {"^GSPC", "^IXIC"}
+    assert {"log return", "direction", "target_date"} <= set(rows[0])  # labelled, rounded
+    assert len(rows[0]["log return"]) == len("+0.0012")
 
 
 @pytest.mark.slow  # trains the champion (module fixture)
@@ -79,7 +83,8 @@ def test_no_champion_is_a_clear_error() -> None:
 
 @pytest.mark.slow  # trains the champion (module fixture)
 def test_stale_data_is_refused(champion) -> None:
-    with pytest.raises(DataError, match=r"latest row is 2018-12-31, 15 days before 2019-01-15"):
+    match = r"latest row is 2018-12-31, 15 days before 2019-01-15 .* --as-of 2018-12-31$"
+    with pytest.raises(DataError, match=match):
         predict_next("predict-test", dt.date(2019, 1, 15), max_stale_days=5)  # the sample ends
 
 
@@ -120,7 +125,8 @@ def test_a_failing_flow_ends_with_its_one_line_message(prefect_server, isolated_
     assert done.returncode == 1, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("stockpred: error: no 'champion' version of model 'nobody'"), last
-    assert last.endswith("train one first (`make run`), or check the model name")
+    assert last.endswith("`make run` alone does not register), or check the model name")
+    assert "`stockpred train --register`" in last
     assert "Traceback" not in done.stderr  # it went to the flow run's log only
 
 
@@ -181,3 +187,29 @@ def test_a_forecast_that_is_not_finite_is_an_error_never_a_result(
         assert state.is_failed() and expected in state.message, state.message
     after = sorted(folder.glob("*")) if folder.exists() else []
     assert after == before  # no parquet written
+
+
+def test_forecasts_read_in_a_forecasters_units() -> None:
+    from stockpred.tasks import TASKS
+
+    keys = {"ticker": "^GSPC", "as_of": "2018-12-31", "target_date": "2019-01-01"}
+    model = {"horizon_days": 1, "model": "stockpred-lstm", "model_version": "1", "run_id": "r"}
+    columns = TASKS["volatility"].forecast_columns([8.5841e-05])
+    row = {**keys, **{k: float(v[0]) for k, v in columns.items()}, **model}
+    assert forecast_line(row) == (
+        "^GSPC    for 2019-01-01: daily variance 8.584e-05, annualised vol 14.7% "
+        "(as of 2018-12-31, stockpred-lstm v1)"
+    )
+    table = forecast_table(pd.DataFrame([row]))
+    assert list(table.columns) == [
+        "ticker",
+        "as_of",
+        "target_date",
+        "daily variance",
+        "annualised vol",
+        "model_version",
+    ]
+    assert table.iloc[0]["annualised vol"] == "14.7%"
+    columns = TASKS["return"].forecast_columns(pd.Series([0.0024]).to_numpy())
+    row = {**keys, **{k: v[0] for k, v in columns.items()}, **model}
+    assert "log return +0.0024, direction up" in forecast_line(row)

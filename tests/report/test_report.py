@@ -77,7 +77,7 @@ def test_model_scores_skips_models_a_run_did_not_score_and_the_grid_keeps_run_or
 def test_the_best_run_is_picked_by_the_champion_rule_among_comparable_runs() -> None:
     def tracked(tickers: list[str], skill: float, val_loss: float) -> dict:
         config = PipelineConfig().with_overrides(
-            {"tracking.experiment": "best-run", "data.tickers": tickers}
+            {"tracking.experiment": "best-run", "data.tickers": tickers, "target.kind": "return"}
         )
         with tracking.tracked_run(config) as run_id:
             tracking.log_metrics(run_id, {"val/rmse_vs_zero": skill})

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockpred.config import PipelineConfig
+from stockpred.config import load_config
 from stockpred.tasks import TASKS, metric_key
 from stockpred.tasks.base import Part
 from stockpred.tasks.returns import RidgeOnFeatures
 
 TASK = TASKS["return"]
+RETURNS = load_config({"target": {"kind": "return"}})  # the default task is volatility
 
 
 def _part(x: np.ndarray, y: np.ndarray) -> Part:
@@ -47,9 +48,9 @@ def test_flat_metrics_add_each_models_skill_relative_to_zero() -> None:
 
 
 def test_the_ar_baseline_needs_the_one_day_return_feature() -> None:
-    names = [b.name for b in TASK.baselines(PipelineConfig())]
+    names = [b.name for b in TASK.baselines(RETURNS)]
     assert names == ["zero", "mean", "ridge", "ar"]
-    no_daily = PipelineConfig().with_overrides({"features.return_lags": [5, 20]})
+    no_daily = RETURNS.with_overrides({"features.return_lags": [5, 20]})
     assert "ar" not in [b.name for b in TASK.baselines(no_daily)]
 
 
@@ -61,7 +62,7 @@ def test_score_names_every_metric() -> None:
         actual=rng.normal(0, 0.01, 150),
         lstm=rng.normal(0, 0.01, 150),
     )
-    metrics = TASK.score(frame, "lstm", PipelineConfig())
+    metrics = TASK.score(frame, "lstm", RETURNS)
     for key in (
         "rmse",
         "mae",

@@ -135,8 +135,8 @@ def test_names_selection_and_forecast_columns() -> None:
         *("har_pooled", "log_har_pooled", "harx_pooled"),
     )
     columns = task.forecast_columns(np.array([1e-4]))
-    assert columns["predicted_annual_vol"][0] == pytest.approx(math.sqrt(252e-4))
-    assert list(columns) == ["predicted_variance", "predicted_annual_vol"]
+    assert columns["annual_vol_pct"][0] == pytest.approx(100 * math.sqrt(252e-4))  # 15.87%
+    assert list(columns) == ["predicted_variance", "annual_vol_pct"]
 
 
 def test_qlike_loss_unscales_to_log_variance() -> None:
@@ -154,7 +154,9 @@ def test_the_cli_selects_the_task() -> None:
     config = config_from_args(args)
     assert config.target.kind == "volatility" and config.features.variance
     assert task_for(config).kind == "volatility"
-    assert task_for(load_config()).kind == "return"
+    assert task_for(load_config()).kind == "volatility"  # the default task
+    back = config_from_args(build_parser().parse_args(["train", "--target", "return"]))
+    assert task_for(back).kind == "return" and not back.features.variance
 
 
 def test_market_memory_reads_persistence_and_har_weights_off_known_fits() -> None:

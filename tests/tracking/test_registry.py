@@ -15,7 +15,7 @@ from stockpred.models import LSTMForecaster
 from stockpred.tasks import TASKS
 
 METRIC = TASKS["return"].selection_metric
-BASE = PipelineConfig().with_overrides({"tracking.experiment": "registry"})
+BASE = PipelineConfig().with_overrides({"tracking.experiment": "registry", "target.kind": "return"})
 
 
 def _run_with_model(skill: float, config: PipelineConfig = BASE) -> tuple[str, str]:
@@ -78,6 +78,14 @@ def test_a_comparable_challenger_is_judged_against_the_champion_rescored_on_its_
     assert evidence["promoted"] is True and evidence["champion_version"] == "1"
     assert evidence["window"] == "2013-01-02..2013-06-28" and evidence["tickers"] == "^GSPC,^IXIC"
     assert version.current_stage == "None"  # aliases only, never the deprecated stages
+    # the registered model and each version say what they are, first thing in the UI
+    assert "`champion` alias" in client.get_registered_model(name).description
+    assert version.description.startswith("return task on ^GSPC,^IXIC (sample, horizon 1), from")
+    assert version.description.endswith(
+        ": val/rmse_vs_zero 0.98 (validation 2013-01-02..2013-06-28). Not promoted: "
+        "val/rmse_vs_zero 0.980000 does not beat champion v1's 0.970000 on this run's "
+        "validation period 2013-01-02..2013-06-28."
+    )
 
 
 @pytest.mark.parametrize(

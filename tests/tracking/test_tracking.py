@@ -102,3 +102,38 @@ def test_gate_stats_read_back_the_per_layer_statistics_only() -> None:
     assert stats.to_dict("records") == [
         {"epoch": 3, "layer": 0, "gate": "forget", "stat": "mean", "value": 0.5}
     ]
+
+
+def test_table_artifacts_keep_four_significant_digits() -> None:
+    import json
+
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"model": ["lstm", "har"], "qlike": [0.3812345678912, float("nan")], "mse": [1.23456e-5, 2]}
+    )
+    config = PipelineConfig().with_overrides({"tracking.experiment": "tables"})
+    with tracking.tracked_run(config) as run_id:
+        tracking.log_table(run_id, table, "evaluation/table.json")
+    logged = json.loads(tracking.download_artifact(run_id, "evaluation/table.json").read_text())
+    rows = [dict(zip(logged["columns"], row, strict=True)) for row in logged["data"]]
+    assert rows[0] == {"model": "lstm", "qlike": 0.3812, "mse": 1.235e-05}
+    assert rows[1]["mse"] == 2.0 and rows[1]["qlike"] is None  # NaN stays missing (null)
+
+
+def test_the_runs_table_link_sorts_by_the_headline_best_first() -> None:
+    from stockpred.pipeline import headline_key
+    from stockpred.tasks import TASKS
+
+    key = headline_key(TASKS["volatility"])
+    assert key == "headline/lstm_vs_har_qlike"
+    url = tracking.runs_url("7", key, ascending=True, uri="sqlite:///x.db")
+    # seen in MLflow 3.17's UI (headless Chromium): "Sort: headline/lstm_vs_har_qlike"
+    assert url == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+        "&orderByKey=metrics.%60headline%2Flstm_vs_har_qlike%60&orderByAsc=true"
+    )
+    remote = tracking.runs_url("7", "val/ic", ascending=False, uri="http://host:5000/")
+    assert (
+        remote.startswith("http://host:5000/#/experiments/7/runs?") and "orderByAsc=false" in remote
+    )

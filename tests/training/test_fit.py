@@ -78,3 +78,24 @@ def test_it_keeps_the_lowest_loss_epochs_outputs_and_nothing_it_cannot_vouch_for
     assert keeper.at(0, 6, exact=False) is None  # mixed precision
     net(torch.randn(2, 4))  # outside a validation step: no hook left behind
     assert keeper.at(0, 6, exact=True) is not None
+
+
+def test_the_bar_counts_epochs_from_one_and_the_summary_claims_no_flops(
+    prepared: Prepared, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from stockpred.training.fit import epoch_label
+
+    assert epoch_label(5, 6) == "Epoch 6/6" and epoch_label(0, -1) == "Epoch 1"
+    config = CONFIG.with_overrides(
+        {"train.max_epochs": 2, "train.patience": 3, "train.progress_bar": True}
+    )
+    with caplog.at_level(logging.INFO, logger="pytorch_lightning.callbacks.model_summary"):
+        experiment.fit(prepared, config)
+    captured = capfd.readouterr()
+    bar = captured.err + captured.out
+    assert "Epoch 1/2" in bar and "Epoch 2/2" in bar and "Epoch 0" not in bar
+    summary = "\n".join(r.getMessage() for r in caplog.records if "Total params" in r.getMessage())
+    assert "Total params" in summary  # the summary is still shown, without a FLOPs count
+    assert "Flops" not in summary and "FLOPs" not in summary

@@ -58,6 +58,28 @@ class Promotion:
         return f"{'promoted' if self.promoted else 'not promoted'}: {self.reason}"
 
 
+MODEL_DESCRIPTION = (
+    "stockpred's LSTM forecasters, one version per registered training run (`stockpred train "
+    "--register`, the weekly retrain). The `champion` alias marks the version that `stockpred "
+    "predict` and the daily flow forecast with; a new version takes it only if the champion is "
+    "comparable (same task, tickers, source, horizon) and the new one beats it on the task's "
+    "selection metric, the champion re-scored on the new version's validation period. Each "
+    "version's description and its `promotion` and `evidence` tags say what happened."
+)
+
+
+def version_description(promotion: Promotion, run_name: str) -> str:
+    """A model version's description: what it forecasts, its score, and the registry's decision."""
+    ev = promotion.evidence
+    window = f" (validation {ev['window']})" if ev.get("window") else ""
+    return (
+        f"{ev.get('task', LEGACY_TASK)} task on {ev.get('tickers', '?')} ({ev.get('source', '?')}"
+        f", horizon {ev.get('horizon', '?')}), from run {run_name}: {ev['metric']} "
+        f"{ev['challenger']:.6g}{window}. {promotion.decision[0].upper()}"
+        f"{promotion.decision[1:]}."
+    )
+
+
 def task_kind(config: PipelineConfig) -> str:
     """The task a config trains (``config.target.kind``; a config without one: ``LEGACY_TASK``)."""
     target = getattr(config, "target", None)
@@ -145,6 +167,7 @@ def register_model(
             metric,
             challenger,
             window,
+            run_name=run.info.run_name or run_id,
             challenger_config=challenger_config,
             rescore=rescore,
             lower_is_better=lower_is_better,
@@ -160,16 +183,19 @@ def _register_locked(
     challenger: float,
     window: str,
     *,
+    run_name: str,
     challenger_config: PipelineConfig,
     rescore: Rescore,
     lower_is_better: bool,
 ) -> Promotion:
     """Create the version and apply the champion rule; the caller holds ``registry_lock``."""
     try:
-        mlflow_client.create_registered_model(name)
+        mlflow_client.create_registered_model(name, description=MODEL_DESCRIPTION)
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
+        if not mlflow_client.get_registered_model(name).description:  # never overwrite a user's
+            mlflow_client.update_registered_model(name, description=MODEL_DESCRIPTION)
     try:
         champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -216,6 +242,9 @@ def _register_locked(
     evidence["promoted"] = promoted
     promotion = Promotion(name, version, promoted, reason, evidence)
     text = json.dumps(evidence, sort_keys=True, default=str)
+    mlflow_client.update_model_version(
+        name, version, description=version_description(promotion, run_name)
+    )
     mlflow_client.set_model_version_tag(name, version, "promotion", promotion.decision)
     mlflow_client.set_model_version_tag(name, version, "evidence", text)
     set_tags(
@@ -242,6 +271,7 @@ def champion_version(name: str) -> tuple[str, str]:
     except MlflowException as exc:
         raise NoChampionError(
             f"no '{CHAMPION}' version of model {name!r} in {tracking_uri()}: "
-            "train one first (`make run`), or check the model name"
+            "train and register one first (`stockpred train --register`; `make run` alone does "
+            "not register), or check the model name"
         ) from exc
     return str(version.version), str(version.run_id)

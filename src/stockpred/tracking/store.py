@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 import mlflow
 from filelock import FileLock
@@ -89,6 +90,20 @@ def run_url(experiment: str, run_id: str, uri: str | None = None) -> str:
     uri = uri or tracking_uri()
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment}/runs/{run_id}?{UI_MODE}"
+
+
+def runs_url(experiment: str, metric: str, ascending: bool = True, uri: str | None = None) -> str:
+    """The experiment's runs table in the MLflow UI, sorted by ``metric`` (best first).
+
+    MLflow 3's UI keeps the sort in the page's address (``orderByKey``, ``orderByAsc``) but the
+    table's columns and Compare's chosen metric only in the browser's storage: no project or
+    experiment setting chooses them, so the link sorts by the headline and the docs say how to
+    add its column."""
+    uri = uri or tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    key = quote(f"metrics.`{metric}`", safe="")
+    order = f"orderByKey={key}&orderByAsc={'true' if ascending else 'false'}"
+    return f"{base}/#/experiments/{experiment}/runs?{UI_MODE}&{order}"
 
 
 class TrackingUnavailableError(ConnectionError):

@@ -61,9 +61,22 @@ def log_figure(run_id: str, figure: Figure, artifact_file: str) -> None:
     plt.close(figure)  # a no-op for our figures (pyplot never holds them); frees a notebook's
 
 
+TABLE_DIGITS = 4  # significant digits of a float in a table artifact: read, not recomputed from
+
+
 def log_table(run_id: str, table: pd.DataFrame, artifact_file: str) -> None:
-    """Log a DataFrame as a table artifact (rendered by the MLflow UI)."""
-    client().log_table(run_id, table, artifact_file)
+    """Log a DataFrame as a table artifact (rendered by the MLflow UI), floats rounded to
+    ``TABLE_DIGITS`` significant digits (full precision is in the run's metrics)."""
+    client().log_table(run_id, rounded(table), artifact_file)
+
+
+def rounded(table: pd.DataFrame, digits: int = TABLE_DIGITS) -> pd.DataFrame:
+    """``table`` with every float rounded to ``digits`` significant digits (variances of 1e-4
+    keep their digits, unlike a fixed number of decimals)."""
+    out = table.copy()
+    for column in out.columns[[kind == "f" for kind in out.dtypes.map(lambda d: d.kind)]]:
+        out[column] = [float(f"{v:.{digits}g}") if v == v else v for v in out[column]]
+    return out
 
 
 def log_dataset(

@@ -7,6 +7,7 @@ generators' state) comes in through ``callbacks`` and ``resume_from`` (``stockpr
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -17,7 +18,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    ModelSummary,
+    TQDMProgressBar,
+)
 from pytorch_lightning.loggers import Logger
 from torch import nn
 
@@ -36,6 +43,59 @@ for _pattern in (
 ):
     warnings.filterwarnings("ignore", message=_pattern)
 quiet_lightning_notices()  # the litlogger tip and "GPU available: False, used: False" lines
+
+
+class EpochBar(TQDMProgressBar):
+    """Lightning's progress bar, counting epochs from 1 out of the maximum (``Epoch 6/6`` on the
+    last of 6; Lightning's own shows the 0-based index, ``Epoch 5``)."""
+
+    def init_train_tqdm(self) -> Any:
+        """The training bar, its ``Epoch N`` descriptions relabelled as they are set."""
+        bar = super().init_train_tqdm()
+        describe = bar.set_description
+
+        def relabel(desc: str | None = None, refresh: bool = True) -> None:
+            number = (desc or "").removeprefix("Epoch ")
+            if desc and desc != number and number.isdigit():
+                desc = epoch_label(int(number), self.trainer.max_epochs)
+            describe(desc, refresh)
+
+        bar.set_description = relabel
+        return bar
+
+
+def epoch_label(epoch: int, max_epochs: int | None) -> str:
+    """``Epoch 6/6`` for the 0-based ``epoch`` 5 of 6 (``Epoch 6`` with no maximum)."""
+    return f"Epoch {epoch + 1}" + (f"/{max_epochs}" if max_epochs and max_epochs > 0 else "")
+
+
+class UncountedFlops(logging.Filter):
+    """Lightning's model summary counts FLOPs only from an example input, which this model has
+    not: it printed ``0 Total Flops`` and a column of zeros. Drop both (unknown, not zero)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        lines = text.split("\n")
+        total = [line for line in lines if line.rstrip().endswith("Total Flops")]
+        if not total or total[0].split()[0] != "0":
+            return True
+        header = next((line.split(" | ") for line in lines if " | " in line), [])
+        column = [i for i, name in enumerate(header) if name.strip() == "FLOPs"]
+        kept = []
+        for line in lines:
+            if line in total:
+                continue
+            if column and " | " in line:
+                cells = line.split(" | ")
+                line = " | ".join(c for i, c in enumerate(cells) if i != column[0])
+            kept.append(line)
+        record.msg, record.args = "\n".join(kept), ()
+        return True
+
+
+_summary_log = logging.getLogger("pytorch_lightning.callbacks.model_summary")
+if not any(isinstance(f, UncountedFlops) for f in _summary_log.filters):
+    _summary_log.addFilter(UncountedFlops())
 
 
 @dataclass(frozen=True)
@@ -138,10 +198,17 @@ def _fit(
             max_epochs=train_config.max_epochs,
             limit_train_batches=train_config.limit_train_batches,
             gradient_clip_val=train_config.gradient_clip or None,
-            callbacks=[checkpoint, stopper, outputs, *callbacks],
+            callbacks=[
+                checkpoint,
+                stopper,
+                outputs,
+                # the plain summary (its log line can be cleaned: UncountedFlops), not the rich one
+                *([EpochBar(), ModelSummary()] if train_config.progress_bar else []),
+                *callbacks,
+            ],
             logger=logger,
             enable_progress_bar=train_config.progress_bar,
-            enable_model_summary=train_config.progress_bar,
+            enable_model_summary=False,  # ours above, with the progress bar
             log_every_n_steps=1,
             deterministic="warn",
             num_sanity_val_steps=0,

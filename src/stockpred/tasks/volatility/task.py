@@ -252,7 +252,8 @@ class VolatilityTask(ForecastTask):
 
     def forecast_columns(self, predicted: np.ndarray) -> dict[str, Any]:
         variance = np.asarray(predicted, dtype=np.float64)
-        return {"predicted_variance": variance, "predicted_annual_vol": annual_vol(variance)}
+        # annualised volatility in %, as every summary and table of this task shows it
+        return {"predicted_variance": variance, "annual_vol_pct": 100.0 * annual_vol(variance)}
 
 
 def dm_tests(
