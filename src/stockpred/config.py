@@ -310,6 +310,14 @@ class GateConfig(FrozenModel):
         description="memory-timescale band edges in trading days for the after-training ablation "
         "(units with tau < 2, 2-10, 10-50, > 50 by default); empty: no ablation",
     )
+    replay_mb: float = Field(
+        64.0,
+        gt=0.0,
+        le=1_000_000.0,
+        description="memory of one batch of every replay after training (the ablation, the "
+        "report's calm and turbulent windows), in MB: the windows are replayed that many at a "
+        "time, so the replay's memory does not grow with the universe",
+    )
 
     @field_validator("ablation_bands")
     @classmethod

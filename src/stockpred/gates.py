@@ -68,7 +68,8 @@ def lstm_gate_activations(
 
     ``ablate``: layer -> boolean (hidden,) mask of units whose c_t and h_t are forced to 0 at
     every step of that layer (so they reach neither the recurrence nor the layer above); the
-    recurrence is otherwise exact. An all-False mask changes nothing.
+    recurrence is otherwise exact. An all-False mask changes nothing. A (batch, hidden) mask
+    silences other units in each window (several ablations in one replay).
     """
     check_supported(lstm)
     weight = lstm.all_weights[0][0]  # weight_ih_l0, typed as a tensor
@@ -94,10 +95,10 @@ def lstm_gate_activations(
         keep = None
         if ablate is not None and layer in ablate:
             mask = torch.as_tensor(ablate[layer], dtype=torch.bool, device=x.device)
-            if mask.shape != (hidden,):
+            if mask.shape not in {(hidden,), (batch, hidden)}:
                 raise ValueError(
                     f"the ablation mask of layer {layer} has shape {tuple(mask.shape)}, "
-                    f"expected ({hidden},)"
+                    f"expected ({hidden},) or ({batch}, {hidden})"
                 )
             keep = (~mask).to(x.dtype)
         gate_steps, c_steps, h_steps = [], [], []
