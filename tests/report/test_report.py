@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -417,3 +418,40 @@ def test_the_calm_and_turbulent_windows_are_the_test_windows_of_least_and_most_v
     assert shocks.turbulent_path[0] == 100.0 and len(shocks.calm_path) == tiny_config.model.window
     # one units table over all test windows, so both heatmaps sort their rows alike
     pd.testing.assert_frame_equal(shocks.calm.units, shocks.turbulent.units)
+
+
+def test_window_volatility_is_each_windows_own_returns_and_nan_where_a_price_is_missing(
+    tiny_config,
+) -> None:
+    from stockpred.split import TEST
+
+    prepared = report.prepare_run_data(tiny_config)
+    ends = prepared.dataset(TEST).ends.numpy()
+    window = prepared.window
+    expected = [
+        np.sqrt(252 * np.mean(np.diff(np.log(prepared.close[e - window + 1 : e + 1])) ** 2))
+        for e in ends
+    ]
+    np.testing.assert_allclose(report.window_volatility(prepared, ends), expected, rtol=1e-9)
+    close = prepared.close.copy()
+    close[ends[3]] = np.nan  # the last day of window 3, inside the next few windows too
+    holed = dataclasses.replace(prepared, close=close)
+    vol = report.window_volatility(holed, ends)
+    assert np.isnan(vol[3]) and np.isfinite(vol[0])
+
+
+def test_the_shock_windows_are_the_same_replayed_in_small_batches(tiny_config) -> None:
+    from stockpred.models import LSTMForecaster
+
+    prepared = report.prepare_run_data(tiny_config)
+    torch.manual_seed(0)
+    model = LSTMForecaster(len(prepared.feature_names), hidden_size=4, num_layers=2).eval()
+    whole = report.shock_windows(model, prepared, epoch=2, replay_mb=1000)
+    batched = report.shock_windows(model, prepared, epoch=2, replay_mb=0.01)  # a few windows
+    assert batched.calm_label == whole.calm_label
+    pd.testing.assert_frame_equal(batched.calm.units, whole.calm.units, atol=1e-5)
+    for gate, sample in whole.turbulent.sample.items():
+        np.testing.assert_allclose(batched.turbulent.sample[gate], sample, atol=1e-6)
+        np.testing.assert_allclose(
+            batched.calm.histograms[gate], whole.calm.histograms[gate], atol=1e-4
+        )

@@ -22,7 +22,9 @@ import pandas as pd
 import torch
 
 from stockpred import tracking
-from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations, snapshot
+from stockpred.config import GateConfig
+from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations
+from stockpred.replay import GateAccumulator, replay_batch, window_batches
 from stockpred.split import TEST
 from stockpred.tasks import TASKS, ForecastTask
 from stockpred.tasks.base import LSTM
@@ -415,22 +417,31 @@ class ShockWindows:
 
 def window_volatility(prepared: Prepared, ends: np.ndarray) -> np.ndarray:
     """(S,) the annualised volatility of the daily close-to-close returns inside each window
-    ending at ``ends`` (what a reader sees in the window's price path)."""
+    ending at ``ends`` (what a reader sees in the window's price path); NaN where a price in the
+    window is missing. From running sums: one pass over the rows, whatever the universe."""
     window = prepared.window
-    close = np.asarray(prepared.close, dtype=np.float64)
-    out = np.full(len(ends), np.nan)
-    for i, end in enumerate(ends):
-        path = close[end - window + 1 : end + 1]
-        returns = np.diff(np.log(path))
-        if len(returns) and np.isfinite(returns).all():
-            out[i] = float(np.sqrt(252 * np.mean(returns**2)))
-    return out
+    ends = np.asarray(ends, dtype=np.int64)
+    if window < 2 or len(ends) == 0:
+        return np.full(len(ends), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.diff(np.log(np.asarray(prepared.close, dtype=np.float64)), prepend=np.nan)
+    bad = ~np.isfinite(returns)
+    squares = np.cumsum(np.where(bad, 0.0, returns**2))
+    missing = np.cumsum(bad)
+    first = ends - window + 1  # the window's first row: its return reaches before the window
+    total = squares[ends] - squares[first]
+    gaps = missing[ends] - missing[first]
+    return np.where(gaps == 0, np.sqrt(252 * np.maximum(total, 0.0) / (window - 1)), np.nan)
 
 
-def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> ShockWindows:
-    """Replay ``model``'s gates on every test window; pick the calmest and the most turbulent
-    window by the volatility of the returns inside it. The units table (and so the heatmaps' row
-    order) is over all test windows, the same for both."""
+def shock_windows(
+    model: torch.nn.Module, prepared: Prepared, epoch: int, replay_mb: float | None = None
+) -> ShockWindows:
+    """Replay ``model``'s gates on every test window in batches of ``replay_mb`` (default:
+    ``gates.replay_mb``'s), keeping only the per-unit statistics; pick the calmest and the most
+    turbulent window by the volatility of the returns inside it and replay those two again to
+    draw them. The units table (and so the heatmaps' row order) is over all test windows, the
+    same for both."""
     test = prepared.dataset(TEST)
     if len(test) == 0:
         raise ValueError("the test period holds no complete window")
@@ -439,8 +450,16 @@ def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> Sho
     if not np.isfinite(vol).any():
         raise ValueError("no test window has finite close prices to measure its volatility")
     calm, turbulent = int(np.nanargmin(vol)), int(np.nanargmax(vol))
-    x, _ = test.__getitems__(torch.arange(len(test)))
-    acts = lstm_gate_activations(find_lstm(model), x)
+    lstm = find_lstm(model)
+    budget = GateConfig().replay_mb if replay_mb is None else replay_mb
+    size = replay_batch(
+        budget, lstm.num_layers, prepared.window, lstm.hidden_size, prepared.features.shape[1]
+    )
+    stats = GateAccumulator()
+    for x, _ in window_batches(prepared, TEST, size):
+        stats.add(lstm_gate_activations(lstm, x))
+    drawn, _ = test.__getitems__(torch.tensor([calm, turbulent]))
+    acts = lstm_gate_activations(lstm, drawn)
 
     def label(i: int, mood: str) -> str:
         end = ends[i]
@@ -450,8 +469,8 @@ def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> Sho
         )
 
     return ShockWindows(
-        calm=snapshot(acts, epoch, sample=calm),
-        turbulent=snapshot(acts, epoch, sample=turbulent),
+        calm=stats.snapshot(epoch, acts, index=0),
+        turbulent=stats.snapshot(epoch, acts, index=1),
         calm_path=prepared.price_path(int(ends[calm])),
         turbulent_path=prepared.price_path(int(ends[turbulent])),
         calm_label=label(calm, "calmest"),
