@@ -351,6 +351,22 @@ class TrackingConfig(FrozenModel):
         "report.status tag says pending, attached or failed), inline (inside the run, before "
         "it returns), off; true/false (older configs) mean inline/off",
     )
+    report_memory_gb: float = Field(
+        4.0,
+        gt=0.0,
+        le=65536.0,
+        description="the background report's memory bound in GB: the private memory "
+        "(RLIMIT_DATA) of its renderer process and of the notebook kernel it starts (each); a "
+        "render that needs "
+        "more ends with report.status = failed: out of memory",
+    )
+    report_timeout_s: int = Field(
+        1800,
+        ge=1,
+        description="the background report's time bound in seconds, from the start of its "
+        "render (not its wait in the queue); a render that takes longer ends with "
+        "report.status = failed: over the time bound",
+    )
 
     @field_validator("report", mode="before")
     @classmethod

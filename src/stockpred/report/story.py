@@ -22,7 +22,9 @@ import pandas as pd
 import torch
 
 from stockpred import tracking
+from stockpred.ablation import primary_loss
 from stockpred.config import GateConfig
+from stockpred.figures.common import new_figure
 from stockpred.gates import GateSnapshot, find_lstm, lstm_gate_activations
 from stockpred.replay import GateAccumulator, replay_batch, window_batches
 from stockpred.split import TEST
@@ -77,7 +79,7 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
     rows = [
         ("run", f"{record.get('run_name')} ({run_id})"),
         ("task", f"{task.kind}: {_TASK_WORDS.get(task.kind, task.kind)}"),
-        ("data", f"{', '.join(config.data.tickers)}, {config.data.start} to {config.data.end}"),
+        ("data", f"{tickers_text(config.data.tickers)}, {config.data.start} to {config.data.end}"),
         (
             "model",
             f"LSTM, {model.num_layers} layer(s) x {model.hidden_size} units, input window "
@@ -91,6 +93,15 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
         for k, v in rows
     )
     return f'<table style="{TABLE_STYLE}">{body}</table>'
+
+
+def tickers_text(tickers: Sequence[str], shown: int = 8) -> str:
+    """A universe in one line: every ticker up to ``shown`` of them, else the first few and how
+    many more (a header of 500 names says nothing)."""
+    tickers = list(tickers)
+    if len(tickers) <= shown:
+        return ", ".join(tickers)
+    return f"{len(tickers)} tickers ({', '.join(tickers[:shown])} and {len(tickers) - shown} more)"
 
 
 _TASK_WORDS = {
@@ -326,6 +337,73 @@ def evaluation_figures(run_id: str, kind: str) -> str:
         )
         for path in ordered
     )
+
+
+def ticker_scores(predictions: pd.DataFrame, task: ForecastTask) -> pd.DataFrame:
+    """Per ticker: test windows, the LSTM's primary loss, the reference baseline's and their
+    ratio (below 1: the LSTM is better there), best ratio first. One group-by over the logged
+    forecasts: a summary per ticker, whatever the universe."""
+    reference = task.reference
+    rows = []
+    for ticker, part in predictions.groupby("ticker", sort=True):
+        actual = part["actual"].to_numpy()
+        lstm = primary_loss(task.kind, actual, part[LSTM].to_numpy())
+        other = (
+            primary_loss(task.kind, actual, part[reference].to_numpy())
+            if reference in part
+            else np.nan
+        )
+        rows.append((str(ticker), len(part), lstm, other))
+    table = pd.DataFrame(rows, columns=["ticker", "windows", LSTM, reference])
+    table["ratio"] = table[LSTM] / table[reference]
+    return table.sort_values(["ratio", "ticker"], ignore_index=True)
+
+
+def tickers_html(predictions: pd.DataFrame | None, task: ForecastTask, k: int = 5) -> str:
+    """How the LSTM fares per ticker against the reference baseline: the distribution of the
+    loss ratio over every ticker in a sentence (and a histogram when there are many), then the
+    ``k`` best and ``k`` worst tickers (every ticker when there are at most ``2k``)."""
+    if predictions is None or not len(predictions) or "ticker" not in predictions:
+        return "<p><i>This run logged no test forecasts per ticker.</i></p>"
+    table = ticker_scores(predictions, task)
+    label, reference = PRIMARY[task.kind][1], task.reference
+    ratios = table["ratio"].to_numpy(dtype=float)
+    finite = ratios[np.isfinite(ratios)]
+    if not len(finite):
+        return f"<p><i>No ticker has both an LSTM and a {reference} {label}.</i></p>"
+    q10, median, q90 = np.quantile(finite, [0.1, 0.5, 0.9])
+    parts = [
+        f"<p><b>The LSTM's {label} is below {html.escape(reference)}'s on "
+        f"{int((finite < 1).sum())} of {len(finite)} tickers.</b> Its {label} relative to "
+        f"{html.escape(reference)}'s, per ticker: median {median:.3f}, from {q10:.3f} (10th "
+        f"percentile) to {q90:.3f} (90th); below 1 the LSTM is better.</p>"
+    ]
+    if len(table) > 2 * k:
+        parts.append(figure_html(_ratio_histogram(finite, label, reference), _ratio_caption(k)))
+        shown = pd.concat([table.head(k), table.tail(k)], ignore_index=True)
+        shown.insert(0, "rank", [*range(1, k + 1), *range(len(table) - k + 1, len(table) + 1)])
+    else:
+        shown = table
+    parts.append(html_table(shown))
+    return "".join(parts)
+
+
+def _ratio_caption(k: int) -> str:
+    return (
+        "<b>Per-ticker loss ratio, every ticker.</b> The LSTM's test loss over the reference "
+        "baseline's on each ticker's own windows (dashed: 1, the two equal). The table lists the "
+        f"{k} tickers where the LSTM fares best and the {k} where it fares worst."
+    )
+
+
+def _ratio_histogram(ratios: np.ndarray, label: str, reference: str) -> Figure:
+    fig = new_figure(6.5, 3.2)
+    ax = fig.subplots()
+    ax.hist(ratios, bins=min(50, max(10, len(ratios) // 5)), color="C0", alpha=0.8)
+    ax.axvline(1.0, color="k", ls="--", lw=0.9)
+    ax.set_xlabel(f"test {label}: LSTM / {reference} (per ticker)")
+    ax.set_ylabel("tickers")
+    return fig
 
 
 def network_memory(metrics: Mapping[str, float]) -> dict[int, float]:

@@ -35,6 +35,7 @@ from stockpred.tracking.readback import (
     load_run_config,
     load_run_record,
     recorded_data,
+    runs_tagged,
     search_runs,
 )
 from stockpred.tracking.registry import (
@@ -132,6 +133,7 @@ __all__ = [
     "reopen_run",
     "run_tags",
     "run_url",
+    "runs_tagged",
     "search_runs",
     "set_description",
     "set_tags",
