@@ -156,3 +156,24 @@ def test_the_next_renderer_marks_silent_renders_failed_and_leaves_live_ones_pend
     assert silent in background.mark_dead_renders()
     assert _status(silent).startswith("failed: the renderer (host:pid another-host:1234)")
     assert _status(live) == background.PENDING
+
+
+@pytest.mark.slow  # trains on 50 tickers and renders their report
+def test_the_report_of_a_50_ticker_universe_renders_within_2_gb(tmp_path: Path) -> None:
+    from stockpred.universe import synthetic_universe, write_universe
+
+    write_universe(synthetic_universe(50, 400, seed=1), tmp_path / "universe")
+    config = {
+        "data": {"source": "files", "path": str(tmp_path / "universe"), "tickers": ["*"]},
+        "model": {"window": 20, "hidden_size": 16, "num_layers": 2, "dropout": 0.0},
+        "train": {"max_epochs": 1, "limit_train_batches": 4, "progress_bar": False},
+        "tracking": {"experiment": "report-50", "report": "off"},
+    }
+    run_id = run_training(load_config(config)).run_id
+    done = _renderer(run_id, "--memory-gb", "2", "--timeout", "1200", timeout=1300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _status(run_id) == background.ATTACHED
+    html = tracking.download_artifact(run_id, background.ARTIFACT).read_text()
+    assert "50 tickers (S000, S001" in html  # the header names the universe in one line
+    assert "of 50 tickers" in html  # the per-ticker spread over every ticker
+    assert "most turbulent test window" in html and "Traceback" not in html
