@@ -84,11 +84,12 @@ def test_the_kernels_memory_bound_is_a_real_limit() -> None:
 
 
 @pytest.mark.slow  # starts a kernel
+@pytest.mark.timeout(900)  # a loaded 2-core machine
 def test_a_render_over_its_memory_bound_fails_with_its_reason_and_the_run_is_kept(
     trained_run: str,
 ) -> None:
     # the time bound too: a kernel starved of memory may hang rather than die
-    done = _renderer(trained_run, "--memory-gb", "0.5", "--timeout", "300")
+    done = _renderer(trained_run, "--memory-gb", "0.5", "--timeout", "300", timeout=800)
     assert done.returncode == 1
     status = _status(trained_run)
     assert status.startswith("failed: ") and "tracking.report_memory_gb = 0.5 GB" in status
@@ -159,6 +160,7 @@ def test_the_next_renderer_marks_silent_renders_failed_and_leaves_live_ones_pend
 
 
 @pytest.mark.slow  # trains on 50 tickers and renders their report
+@pytest.mark.timeout(1800)  # a loaded 2-core machine
 def test_the_report_of_a_50_ticker_universe_renders_within_2_gb(tmp_path: Path) -> None:
     from stockpred.universe import synthetic_universe, write_universe
 
