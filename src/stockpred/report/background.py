@@ -79,7 +79,8 @@ def attach(run_id: str, memory_gb: float | None = None) -> str:
     return ARTIFACT
 
 
-# what an allocation past RLIMIT_AS looks like from numpy, torch, the kernel that died of it
+# what an allocation past the memory bound looks like: numpy, torch, a library mapping, a kernel
+# that died of it
 _OUT_OF_MEMORY = (
     "MemoryError",
     "can't allocate memory",
