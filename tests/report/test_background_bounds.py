@@ -179,3 +179,48 @@ def test_the_report_of_a_50_ticker_universe_renders_within_2_gb(tmp_path: Path) 
     assert "50 tickers (S000, S001" in html  # the header names the universe in one line
     assert "of 50 tickers" in html  # the per-ticker spread over every ticker
     assert "most turbulent test window" in html and "Traceback" not in html
+
+
+def _kernels_of(pid: int) -> list[int]:
+    """The ipykernel processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            if b"ipykernel" in (stat.parent / "cmdline").read_bytes():
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.slow  # starts a renderer and its kernel
+@pytest.mark.timeout(900)  # a loaded 2-core machine
+def test_a_kernel_does_not_outlive_its_renderer_killed_by_a_signal(trained_run: str) -> None:
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    command = [sys.executable, "-m", "stockpred.report.background", trained_run]
+    renderer = subprocess.Popen(
+        [*command, "--memory-gb", "2", "--timeout", "600"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 600
+    kernels: list[int] = []
+    while not kernels and renderer.poll() is None and time.monotonic() < deadline:
+        kernels = _kernels_of(renderer.pid)
+        time.sleep(0.2)
+    assert kernels, "the renderer started no kernel"
+    renderer.kill()  # SIGKILL: no cleanup of its own
+    renderer.wait()
+    deadline = time.monotonic() + 60
+    while any(background._pid_alive(p) for p in kernels) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(background._pid_alive(p) for p in kernels)
+    assert background.report_status(trained_run).startswith("failed: the renderer")

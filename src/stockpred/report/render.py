@@ -5,11 +5,15 @@ In JupyterLab the same notebook shows its code."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
+import ctypes.util
 import functools
 import logging
 import os
 import resource
+import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -103,7 +107,23 @@ def _kernel_limits(memory_gb: float | None) -> dict[str, Any]:
     # jupyter_client hands extra keywords of start_kernel to the kernel's Popen
     if memory_gb is None:
         return {}
-    return {"preexec_fn": functools.partial(limit_memory, memory_gb)}
+    libc = None  # loaded here: loading a library between fork and exec can deadlock
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return {"preexec_fn": functools.partial(_bounded_kernel, memory_gb, libc)}
+
+
+def _bounded_kernel(memory_gb: float, libc: ctypes.CDLL | None) -> None:
+    """In the kernel's process before it starts: the memory bound, and (Linux) SIGKILL when the
+    process that started it dies: a kernel starved of memory can hang rather than exit, and must
+    not outlive a renderer killed by a signal."""
+    limit_memory(memory_gb)
+    if libc is not None:
+        with contextlib.suppress(AttributeError):  # not Linux: no prctl
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 # cells the exported report leaves out: the parameters, papermill's injection, notes on using
