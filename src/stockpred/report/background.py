@@ -265,9 +265,9 @@ def _deadline(seconds: float | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _heartbeat(run_id: str) -> Iterator[None]:
-    """Record this process as the run's renderer and refresh its heartbeat tag every
-    ``HEARTBEAT_S`` from a daemon thread (it stops with the process, however that ends)."""
-    tags = {PID_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+    """Mark the report pending with this process as its renderer and refresh its heartbeat tag
+    every ``HEARTBEAT_S`` from a daemon thread (it stops with the process, however that ends)."""
+    tags = {STATUS_TAG: PENDING, PID_TAG: f"{socket.gethostname()}:{os.getpid()}"}
     tracking.set_tags(run_id, {**tags, HEARTBEAT_TAG: f"{time.time():.0f}"})
     stop = threading.Event()
 
