@@ -64,8 +64,16 @@ class Comparison:
         return 100.0 * (self.lstm / self.other - 1.0)
 
 
-def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, float]) -> str:
-    """Who the report is about: the run, its task and data, the model and how training ended."""
+def run_header_html(
+    run_id: str,
+    config: PipelineConfig,
+    metrics: Mapping[str, float],
+    tickers: Sequence[str] | None = None,
+) -> str:
+    """Who the report is about: the run, its task and data, the model and how training ended.
+
+    ``tickers``: those the run scored (default: the config's, which may be a pattern such as
+    ``*`` for a folder of files)."""
     record = tracking.load_run_record(run_id)
     task = task_of(config)
     model, train = config.model, config.train
@@ -79,7 +87,11 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
     rows = [
         ("run", f"{record.get('run_name')} ({run_id})"),
         ("task", f"{task.kind}: {_TASK_WORDS.get(task.kind, task.kind)}"),
-        ("data", f"{tickers_text(config.data.tickers)}, {config.data.start} to {config.data.end}"),
+        (
+            "data",
+            f"{tickers_text(config.data.tickers if tickers is None else tickers)}, "
+            f"{config.data.start} to {config.data.end}",
+        ),
         (
             "model",
             f"LSTM, {model.num_layers} layer(s) x {model.hidden_size} units, input window "
