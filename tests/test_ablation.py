@@ -76,3 +76,28 @@ def test_ablation_bands_must_increase() -> None:
     with pytest.raises(ValueError, match="increasing"):
         load_config({"gates": {"ablation_bands": [10, 2]}})
     assert load_config({"gates": {"ablation_bands": []}}).gates.ablation_bands == ()
+
+
+def test_one_replay_of_every_band_equals_one_replay_per_band() -> None:
+    net = _net(3)
+    x = torch.randn(7, 9, 3)
+    taus = np.array([[1.2, 1.5, 3.0, 12.0, 1.44, 0.9], [1.1, 1.3, 1.4, 1.6, 4.0, 60.0]])
+    chosen = [ablation.masks(taus, band) for band in ablation.bands((2, 10, 50))]
+    together = ablation.band_replay(net, x, chosen)
+    assert together.shape == (4, 7)
+    for row, masks in zip(together, chosen, strict=True):
+        np.testing.assert_allclose(row, ablation.replay_forecast(net, x, masks), atol=1e-6)
+
+
+def test_the_ablation_is_the_same_in_small_batches_as_in_one() -> None:
+    config = load_config(TINY)
+    prepared = experiment.build(garch_prices(400, 0.95, alpha=0.1), config)
+    net = _net(len(prepared.feature_names))
+    taus = np.array([[1.2, 1.5, 3.0, 12.0, 1.44, 0.9], [1.1, 1.3, 1.4, 1.6, 4.0, 1.0]])
+    whole = ablation.ablate(net, prepared, config, timescales=taus).table
+    # ~2 KB per window here: 0.01 MB holds a few windows, so the test period takes many batches
+    small = load_config({**TINY, "gates": {"batch_size": 32, "replay_mb": 0.01}})
+    batched = ablation.ablate(net, prepared, small, timescales=taus).table
+    assert list(batched["units"]) == list(whole["units"])
+    np.testing.assert_allclose(batched["loss"], whole["loss"], rtol=1e-5)
+    np.testing.assert_allclose(batched["delta_loss"], whole["delta_loss"], atol=1e-6)

@@ -28,6 +28,7 @@ from stockpred.config import PipelineConfig
 from stockpred.gates import diagnostic_indices, unit_timescales
 from stockpred.models import Forecaster
 from stockpred.prepare import Prepared
+from stockpred.replay import replay_batch, window_batches
 from stockpred.split import TEST, VAL
 from stockpred.tasks import task_for
 
@@ -130,6 +131,24 @@ def windows_to_ablate(prepared: Prepared) -> tuple[torch.Tensor, np.ndarray]:
     return x, prepared.actual[test.ends.numpy()]
 
 
+def band_replay(
+    model: Forecaster, x: torch.Tensor, chosen: Sequence[dict[int, torch.Tensor]]
+) -> np.ndarray:
+    """(bands, B) the replayed (scaled) outputs on ``x`` with each band's units silenced: one
+    replay of every band at once (the windows repeated band after band, a (bands x B, hidden)
+    mask per layer), not one pass per band."""
+    if not chosen:
+        return np.empty((0, len(x)))
+    batch = len(x)
+    stacked = {
+        layer: torch.cat([masks[layer].expand(batch, -1) for masks in chosen])
+        for layer in chosen[0]
+    }
+    repeated = x.repeat(len(chosen), 1, 1)  # (bands x B, T, F), band-major
+    outputs = replay_forecast(model, repeated, stacked, batch_size=max(1, len(repeated)))
+    return outputs.reshape(len(chosen), batch)
+
+
 def ablate(
     model: Forecaster,
     prepared: Prepared,
@@ -139,6 +158,8 @@ def ablate(
     """Ablate ``model``'s units band by band on the test windows (see the module docstring).
 
     ``timescales``: (layers, hidden) tau per unit; default: measured on the validation windows.
+    The test windows stream in batches that fit ``gates.replay_mb`` with every band in the same
+    pass (``band_replay``): the memory does not grow with the universe, only the forecasts do.
     """
     model = model.eval()
     if timescales is None:
@@ -146,20 +167,44 @@ def ablate(
     taus = np.asarray(timescales, dtype=np.float64)
     if taus.shape != (model.num_layers, model.hidden_size):
         raise ValueError(f"expected (layers, hidden) timescales, got shape {taus.shape}")
-    x, actual = windows_to_ablate(prepared)
     task = task_for(config)
+    every = [(band, masks(taus, band)) for band in bands(config.gates.ablation_bands)]
+    units = {band.name: int(sum(int(m.sum()) for m in chosen.values())) for band, chosen in every}
+    # a band without units is the intact model, so it is not replayed
+    replayed = [(band, chosen) for band, chosen in every if units[band.name]]
+    rows_per_batch = replay_batch(
+        config.gates.replay_mb,
+        model.num_layers,
+        prepared.window,
+        model.hidden_size,
+        prepared.features.shape[1],
+    )
+    windows = max(1, rows_per_batch // max(1, len(replayed)))
+    actual, intact, ablated = [], [], []
+    for x, ends in window_batches(prepared, TEST, windows):
+        actual.append(prepared.actual[ends])
+        # the intact forecast through the model's own fused kernels (equal to the replay to
+        # float rounding, several times faster)
+        intact.append(model_forecast(model, x, batch_size=windows))
+        ablated.append(band_replay(model, x, [chosen for _, chosen in replayed]))
+    if not actual:
+        raise ValueError("the test period holds no complete window to ablate on")
+    realised = np.concatenate(actual)
 
     def loss(forecast: np.ndarray) -> float:
-        return task.ablation_loss(actual, prepared.unscale(forecast))
+        return task.ablation_loss(realised, prepared.unscale(forecast))
 
-    # The intact forecast through the model's own LSTM (equal to the replay to float rounding,
-    # several times faster); a band without units is the intact model, so it is not replayed.
-    base = loss(model_forecast(model, x))
+    base = loss(np.concatenate(intact))
+    losses = dict(
+        zip(
+            [band.name for band, _ in replayed],
+            [loss(row) for row in np.concatenate(ablated, axis=1)],
+            strict=True,
+        )
+    )
     rows = []
-    for band in bands(config.gates.ablation_bands):
-        chosen = masks(taus, band)
-        units = int(sum(int(m.sum()) for m in chosen.values()))
-        ablated = loss(replay_forecast(model, x, chosen)) if units else base
-        rows.append((band.name, band.low, band.high, units, ablated, ablated - base))
+    for band, _ in every:
+        value = losses.get(band.name, base)
+        rows.append((band.name, band.low, band.high, units[band.name], value, value - base))
     table = pd.DataFrame(rows, columns=["band", "low", "high", "units", "loss", "delta_loss"])
     return Ablation(table, base, taus, task.ablation_loss_name)

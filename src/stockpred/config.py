@@ -349,6 +349,14 @@ class GateConfig(FrozenModel):
         description="memory-timescale band edges in trading days for the after-training ablation "
         "(units with tau < 2, 2-10, 10-50, > 50 by default); empty: no ablation",
     )
+    replay_mb: float = Field(
+        64.0,
+        gt=0.0,
+        le=1_000_000.0,
+        description="memory of one batch of every replay after training (the ablation, the "
+        "report's calm and turbulent windows), in MB: the windows are replayed that many at a "
+        "time, so the replay's memory does not grow with the universe",
+    )
 
     @field_validator("ablation_bands")
     @classmethod
@@ -389,6 +397,22 @@ class TrackingConfig(FrozenModel):
         "report.status tag says pending, attached or failed), inline (inside the run, before "
         "it returns), off; true/false (older configs) mean inline/off",
         json_schema_extra=_also_boolean,
+    )
+    report_memory_gb: float = Field(
+        4.0,
+        gt=0.0,
+        le=65536.0,
+        description="the background report's memory bound in GB: the private memory "
+        "(RLIMIT_DATA) of its renderer process and of the notebook kernel it starts (each); a "
+        "render that needs "
+        "more ends with report.status = failed: out of memory",
+    )
+    report_timeout_s: int = Field(
+        1800,
+        ge=1,
+        description="the background report's time bound in seconds, from the start of its "
+        "render (not its wait in the queue); a render that takes longer ends with "
+        "report.status = failed: over the time bound",
     )
 
     @field_validator("experiment", "run_name")

@@ -552,7 +552,11 @@ def _report_note(config: PipelineConfig, run_id: str, artifact: str | None) -> s
     if config.tracking.report == "inline":
         return f"{artifact} (attached)"
     try:
-        log_file = background.launch(run_id)
+        log_file = background.launch(
+            run_id,
+            memory_gb=config.tracking.report_memory_gb,
+            timeout_s=config.tracking.report_timeout_s,
+        )
     except Exception as exc:  # the run is finished and fine; only its report is missing
         log.warning("diagnostics report not started: %s: %s", type(exc).__name__, exc)
         return f"not started ({type(exc).__name__}: {exc})"

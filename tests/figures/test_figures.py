@@ -175,7 +175,7 @@ def test_the_timescale_spectrum_has_labelled_log_axes_and_marks_1_44_and_the_win
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["epoch 0", "epoch 7"]
 
 
-def test_the_ablation_bars_are_each_bands_loss_change() -> None:
+def test_the_ablation_bars_are_each_bands_loss_change_per_unit() -> None:
     from stockpred.figures.gate_plots import ablation_figure
 
     table = pd.DataFrame(
@@ -188,9 +188,11 @@ def test_the_ablation_bars_are_each_bands_loss_change() -> None:
         }
     )
     ax = ablation_figure(table, "qlike").axes[0]
-    assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.01, 0.2, 0.0])
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.002, 0.2 / 3, 0.0])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["< 2", "2–10", "> 10"]
-    assert "qlike" in ax.get_ylabel() and ax.get_xlabel()
+    assert "qlike" in ax.get_ylabel() and "per unit" in ax.get_ylabel() and ax.get_xlabel()
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["5 units\nΔ +0.01", "3 units\nΔ +0.2", "0 units"]
 
 
 def _units(sat_left: float = 0.0, sat_right: float = 0.0, layers: int = 2) -> pd.DataFrame:

@@ -62,6 +62,9 @@ def test_background_returns_a_finished_run_and_the_report_then_appears() -> None
         time.sleep(1)
         status = tracking.get_run(result.run_id).data.tags[background.STATUS_TAG]
     log_file = run.data.tags[background.LOG_TAG]
+    # the log and the queue's lock sit in the project's store, not the machine's temp folder
+    assert Path(log_file).parent == background.reports_dir() == tracking.store_dir() / "reports"
+    assert (background.reports_dir() / background.QUEUE_FILE).is_file()
     assert status == background.ATTACHED, Path(log_file).read_text()[-2000:]
     assert _report_files(result.run_id) == [background.ARTIFACT]
     html = tracking.download_artifact(result.run_id, background.ARTIFACT).read_text()

@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -456,3 +457,90 @@ def test_the_calm_and_turbulent_windows_are_the_test_windows_of_least_and_most_v
     assert shocks.turbulent_path[0] == 100.0 and len(shocks.calm_path) == tiny_config.model.window
     # one units table over all test windows, so both heatmaps sort their rows alike
     pd.testing.assert_frame_equal(shocks.calm.units, shocks.turbulent.units)
+
+
+def test_window_volatility_is_each_windows_own_returns_and_nan_where_a_price_is_missing(
+    tiny_config,
+) -> None:
+    from stockpred.split import TEST
+
+    prepared = report.prepare_run_data(tiny_config)
+    ends = prepared.dataset(TEST).ends.numpy()
+    window = prepared.window
+    expected = [
+        np.sqrt(252 * np.mean(np.diff(np.log(prepared.close[e - window + 1 : e + 1])) ** 2))
+        for e in ends
+    ]
+    np.testing.assert_allclose(report.window_volatility(prepared, ends), expected, rtol=1e-9)
+    close = prepared.close.copy()
+    close[ends[3]] = np.nan  # the last day of window 3, inside the next few windows too
+    holed = dataclasses.replace(prepared, close=close)
+    vol = report.window_volatility(holed, ends)
+    assert np.isnan(vol[3]) and np.isfinite(vol[0])
+
+
+def test_the_shock_windows_are_the_same_replayed_in_small_batches(tiny_config) -> None:
+    from stockpred.models import LSTMForecaster
+
+    prepared = report.prepare_run_data(tiny_config)
+    torch.manual_seed(0)
+    model = LSTMForecaster(len(prepared.feature_names), hidden_size=4, num_layers=2).eval()
+    whole = report.shock_windows(model, prepared, epoch=2, replay_mb=1000)
+    batched = report.shock_windows(model, prepared, epoch=2, replay_mb=0.01)  # a few windows
+    assert batched.calm_label == whole.calm_label
+    pd.testing.assert_frame_equal(batched.calm.units, whole.calm.units, atol=1e-5)
+    for gate, sample in whole.turbulent.sample.items():
+        np.testing.assert_allclose(batched.turbulent.sample[gate], sample, atol=1e-6)
+        np.testing.assert_allclose(
+            batched.calm.histograms[gate], whole.calm.histograms[gate], atol=1e-4
+        )
+
+
+def test_a_large_universe_is_named_in_one_line() -> None:
+    assert report.tickers_text(["A", "B"]) == "A, B"
+    names = [f"S{i:03d}" for i in range(50)]
+    assert report.tickers_text(names, shown=3) == "50 tickers (S000, S001, S002 and 47 more)"
+
+
+def _per_ticker_forecasts(tickers: int, rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(tickers):
+        actual = rng.normal(0, 0.01, rows)
+        # ticker i: the LSTM's error grows 1.3x a ticker, the reference (zero) is alike everywhere
+        frames.append(
+            pd.DataFrame(
+                {
+                    "date": pd.bdate_range("2020-01-01", periods=rows),
+                    "ticker": f"T{i:02d}",
+                    "actual": actual,
+                    "lstm": actual + rng.normal(0, 0.001 * 1.3**i, rows),
+                    "zero": 0.0,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_per_ticker_table_ranks_every_ticker_by_its_loss_ratio() -> None:
+    task = TASKS["return"]
+    table = report.ticker_scores(_per_ticker_forecasts(4), task)
+    assert list(table["ticker"]) == ["T00", "T01", "T02", "T03"]  # best ratio first
+    assert list(table["windows"]) == [60] * 4
+    part = _per_ticker_forecasts(4).query("ticker == 'T02'")
+    mse = float(np.mean((part["lstm"] - part["actual"]) ** 2))
+    assert table.loc[2, "lstm"] == pytest.approx(mse)
+    assert table.loc[2, "ratio"] == pytest.approx(mse / float(np.mean(part["actual"] ** 2)))
+
+
+def test_the_report_shows_the_k_best_and_worst_of_a_large_universe_and_every_one_of_a_small() -> (
+    None
+):
+    task = TASKS["return"]
+    small = report.tickers_html(_per_ticker_forecasts(4), task, k=3)
+    assert all(f"T0{i}" in small for i in range(4)) and "<img" not in small
+    large = report.tickers_html(_per_ticker_forecasts(40), task, k=3)
+    shown = set(re.findall(r">(T\d\d)<", large))  # the table cells, not the image data
+    assert shown == {"T00", "T01", "T02", "T37", "T38", "T39"}
+    assert large.count("<img") == 1 and "of 40 tickers" in large
+    assert "no test forecasts" in report.tickers_html(None, task)

@@ -352,22 +352,29 @@ def timescale_spectrum_figure(units: pd.DataFrame, window: int) -> Figure:
 
 
 def ablation_figure(table: pd.DataFrame, loss_name: str = "loss") -> Figure:
-    """One bar per timescale band: the change of the test loss when its units are ablated,
-    labelled with how many units the band holds."""
+    """One bar per timescale band: the change of the test loss per unit silenced (a band of many
+    units is not taller for its size alone), labelled with the band's units and total change."""
     fig = new_figure(6.5, 4)
     ax = fig.subplots()
     positions = np.arange(len(table))
     deltas = table["delta_loss"].to_numpy(dtype=float)
-    colors = ["C3" if d > 0 else "C0" for d in deltas]
-    bars = ax.bar(positions, deltas, color=colors)
-    ax.bar_label(bars, labels=[f"{u} units" for u in table["units"]], fontsize=8)
+    units = table["units"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_unit = np.where(units > 0, deltas / units, 0.0)
+    colors = ["C3" if d > 0 else "C0" for d in per_unit]
+    bars = ax.bar(positions, per_unit, color=colors)
+    labels = [
+        f"{int(u)} units\nΔ {d:+.2g}" if u > 0 else "0 units"
+        for u, d in zip(units, deltas, strict=True)
+    ]
+    ax.bar_label(bars, labels=labels, fontsize=8)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(
         positions, [_band_label(lo, hi) for lo, hi in zip(table["low"], table["high"], strict=True)]
     )
     ax.set_xlabel("units ablated: memory-timescale band τ (trading days)")
-    ax.set_ylabel(f"Δ test {loss_name} (ablated − intact)")
-    ax.set_title("Ablation by memory timescale (above 0: the band's memory is used)")
+    ax.set_ylabel(f"Δ test {loss_name} per unit silenced")
+    ax.set_title("Ablation by memory timescale, per unit (above 0: the band's memory is used)")
     return fig
 
 

@@ -144,13 +144,17 @@ def find_forecaster(module: nn.Module) -> Forecaster:
 def ablation_mask(
     ablate: Mapping[int, torch.Tensor] | None, layer: int, hidden: int, like: torch.Tensor
 ) -> torch.Tensor | None:
-    """The (hidden,) keep factor (1 kept, 0 silenced) of ``layer`` in ``ablate``, or None."""
+    """The keep factor (1 kept, 0 silenced) of ``layer`` in ``ablate``, or None: (hidden,) for
+    every window alike, or (batch, hidden) to silence other units in each window (several
+    ablations in one replay); ``like`` is the batch-first (B, T, ...) input of the layer."""
     if ablate is None or layer not in ablate:
         return None
     mask = torch.as_tensor(ablate[layer], dtype=torch.bool, device=like.device)
-    if mask.shape != (hidden,):
+    batch = like.shape[0]
+    if mask.shape not in {(hidden,), (batch, hidden)}:
         raise ValueError(
-            f"the ablation mask of layer {layer} has shape {tuple(mask.shape)}, expected ({hidden},)"
+            f"the ablation mask of layer {layer} has shape {tuple(mask.shape)}, expected "
+            f"({hidden},) or ({batch}, {hidden})"
         )
     return (~mask).to(like.dtype)
 

@@ -5,9 +5,15 @@ In JupyterLab the same notebook shows its code."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
+import resource
+import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,12 +63,29 @@ def inject_parameters(nb: NotebookNode, parameters: Mapping[str, Any]) -> Notebo
     return nb
 
 
+def limit_memory(gigabytes: float) -> None:
+    """Bound this process's private writable memory to ``gigabytes`` (``RLIMIT_DATA``; children
+    inherit it): an allocation past it fails (MemoryError) instead of the machine paging. Not
+    ``RLIMIT_AS``: torch maps GBs of address space for its libraries and threads that never
+    become memory, so an address-space bound fails a kernel that uses little."""
+    limit = int(gigabytes * 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
 def execute_notebook(
-    path: Path, parameters: Mapping[str, Any] | None = None, *, timeout: int = 600
+    path: Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    timeout: int = 600,
+    memory_gb: float | None = None,
 ) -> NotebookNode:
     """Run a notebook headless in its folder on this interpreter; raises at the first cell error.
 
-    The kernel sees the same tracking store as this process (``MLFLOW_TRACKING_URI``).
+    The kernel sees the same tracking store as this process (``MLFLOW_TRACKING_URI``);
+    ``memory_gb`` bounds the kernel's memory (``limit_memory``), not this process's.
     """
     nb = nbformat.read(path, as_version=4)
     if parameters:
@@ -76,8 +99,31 @@ def execute_notebook(
         startup_timeout=120,
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP notice on our stderr
         resources={"metadata": {"path": str(Path(path).parent)}},
-    ).execute(env=env)
+    ).execute(env=env, **_kernel_limits(memory_gb))
     return nb
+
+
+def _kernel_limits(memory_gb: float | None) -> dict[str, Any]:
+    # jupyter_client hands extra keywords of start_kernel to the kernel's Popen
+    if memory_gb is None:
+        return {}
+    libc = None  # loaded here: loading a library between fork and exec can deadlock
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return {"preexec_fn": functools.partial(_bounded_kernel, memory_gb, libc)}
+
+
+def _bounded_kernel(memory_gb: float, libc: ctypes.CDLL | None) -> None:
+    """In the kernel's process before it starts: the memory bound, and (Linux) SIGKILL when the
+    process that started it dies: a kernel starved of memory can hang rather than exit, and must
+    not outlive a renderer killed by a signal."""
+    limit_memory(memory_gb)
+    if libc is not None:
+        with contextlib.suppress(AttributeError):  # not Linux: no prctl
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 # cells the exported report leaves out: the parameters, papermill's injection, notes on using
@@ -132,14 +178,21 @@ def notebook_html(nb: NotebookNode, title: str) -> str:
     return body
 
 
-def render_report(run_id: str, output_dir: Path | None = None, *, timeout: int = 600) -> Path:
+def render_report(
+    run_id: str,
+    output_dir: Path | None = None,
+    *,
+    timeout: int = 600,
+    memory_gb: float | None = None,
+) -> Path:
     """Execute the gate-diagnostics notebook for ``run_id`` and write it as HTML; returns the file.
 
-    A failing cell raises ``ReportError`` naming the cell's error.
+    A failing cell raises ``ReportError`` naming the cell's error; ``memory_gb`` bounds the
+    kernel's memory.
     """
     notebook = notebooks_dir() / REPORT_NOTEBOOK
     try:
-        nb = execute_notebook(notebook, {"run_id": run_id}, timeout=timeout)
+        nb = execute_notebook(notebook, {"run_id": run_id}, timeout=timeout, memory_gb=memory_gb)
     except CellExecutionError as exc:
         raise ReportError(f"{notebook.name} failed: {exc.ename}: {exc.evalue}") from exc
     name = tracking.load_run_record(run_id)["run_name"]

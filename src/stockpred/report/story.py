@@ -22,8 +22,12 @@ import pandas as pd
 import torch
 
 from stockpred import tracking
+from stockpred.config import GateConfig
+from stockpred.figures.common import new_figure
 from stockpred.forecast_tests import diebold_mariano
-from stockpred.gates import GateSnapshot, replay, snapshot
+from stockpred.gates import GateSnapshot, replay
+from stockpred.models import find_forecaster
+from stockpred.replay import GateAccumulator, replay_batch, window_batches
 from stockpred.split import TEST
 from stockpred.tasks import TASKS, ForecastTask
 from stockpred.tasks.base import LSTM, Verdict
@@ -58,8 +62,16 @@ class Comparison:
         return 100.0 * (self.lstm / self.other - 1.0)
 
 
-def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, float]) -> str:
-    """Who the report is about: the run, its task and data, the model and how training ended."""
+def run_header_html(
+    run_id: str,
+    config: PipelineConfig,
+    metrics: Mapping[str, float],
+    tickers: Sequence[str] | None = None,
+) -> str:
+    """Who the report is about: the run, its task and data, the model and how training ended.
+
+    ``tickers``: those the run scored (default: the config's, which may be a pattern such as
+    ``*`` for a folder of files)."""
     record = tracking.load_run_record(run_id)
     task = task_of(config)
     model, train = config.model, config.train
@@ -73,7 +85,11 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
     rows = [
         ("run", f"{record.get('run_name')} ({run_id})"),
         ("task", f"{task.kind}: {task.target_description}"),
-        ("data", f"{', '.join(config.data.tickers)}, {config.data.start} to {config.data.end}"),
+        (
+            "data",
+            f"{tickers_text(config.data.tickers if tickers is None else tickers)}, "
+            f"{config.data.start} to {config.data.end}",
+        ),
         (
             "model",
             f"{model.arch.upper()}, {model.num_layers} layer(s) x {model.hidden_size} units, input window "
@@ -87,6 +103,15 @@ def run_header_html(run_id: str, config: PipelineConfig, metrics: Mapping[str, f
         for k, v in rows
     )
     return f'<table style="{TABLE_STYLE}">{body}</table>'
+
+
+def tickers_text(tickers: Sequence[str], shown: int = 8) -> str:
+    """A universe in one line: every ticker up to ``shown`` of them, else the first few and how
+    many more (a header of 500 names says nothing)."""
+    tickers = list(tickers)
+    if len(tickers) <= shown:
+        return ", ".join(tickers)
+    return f"{len(tickers)} tickers ({', '.join(tickers[:shown])} and {len(tickers) - shown} more)"
 
 
 def task_of(config: PipelineConfig) -> ForecastTask:
@@ -310,6 +335,74 @@ def evaluation_figures(run_id: str, kind: str) -> str:
     )
 
 
+def ticker_scores(predictions: pd.DataFrame, task: ForecastTask) -> pd.DataFrame:
+    """Per ticker: test windows, the LSTM's primary loss, the reference baseline's and their
+    ratio (below 1: the LSTM is better there), best ratio first. One group-by over the logged
+    forecasts: a summary per ticker, whatever the universe."""
+    reference = task.reference
+    rows = []
+    for ticker, part in predictions.groupby("ticker", sort=True):
+        actual = part["actual"].to_numpy()
+        lstm = task.ablation_loss(actual, part[LSTM].to_numpy())
+        other = (
+            task.ablation_loss(actual, part[reference].to_numpy()) if reference in part else np.nan
+        )
+        rows.append((str(ticker), len(part), lstm, other))
+    table = pd.DataFrame(rows, columns=["ticker", "windows", LSTM, reference])
+    table["ratio"] = table[LSTM] / table[reference]
+    return table.sort_values(["ratio", "ticker"], ignore_index=True)
+
+
+def tickers_html(predictions: pd.DataFrame | None, task: ForecastTask, k: int = 5) -> str:
+    """How the LSTM fares per ticker against the reference baseline: the distribution of the
+    loss ratio over every ticker in a sentence (and a histogram when there are many), then the
+    ``k`` best and ``k`` worst tickers (every ticker when there are at most ``2k``)."""
+    if predictions is None or not len(predictions) or "ticker" not in predictions:
+        return "<p><i>This run logged no test forecasts per ticker.</i></p>"
+    table = ticker_scores(predictions, task)
+    label, reference = (
+        task.ablation_loss_name.upper(),
+        task.reference,
+    )  # what ticker_scores computes
+    ratios = table["ratio"].to_numpy(dtype=float)
+    finite = ratios[np.isfinite(ratios)]
+    if not len(finite):
+        return f"<p><i>No ticker has both an LSTM and a {reference} {label}.</i></p>"
+    q10, median, q90 = np.quantile(finite, [0.1, 0.5, 0.9])
+    parts = [
+        f"<p><b>The LSTM's {label} is below {html.escape(reference)}'s on "
+        f"{int((finite < 1).sum())} of {len(finite)} tickers.</b> Its {label} relative to "
+        f"{html.escape(reference)}'s, per ticker: median {median:.3f}, from {q10:.3f} (10th "
+        f"percentile) to {q90:.3f} (90th); below 1 the LSTM is better.</p>"
+    ]
+    if len(table) > 2 * k:
+        parts.append(figure_html(_ratio_histogram(finite, label, reference), _ratio_caption(k)))
+        shown = pd.concat([table.head(k), table.tail(k)], ignore_index=True)
+        shown.insert(0, "rank", [*range(1, k + 1), *range(len(table) - k + 1, len(table) + 1)])
+    else:
+        shown = table
+    parts.append(html_table(shown))
+    return "".join(parts)
+
+
+def _ratio_caption(k: int) -> str:
+    return (
+        "<b>Per-ticker loss ratio, every ticker.</b> The LSTM's test loss over the reference "
+        "baseline's on each ticker's own windows (dashed: 1, the two equal). The table lists the "
+        f"{k} tickers where the LSTM fares best and the {k} where it fares worst."
+    )
+
+
+def _ratio_histogram(ratios: np.ndarray, label: str, reference: str) -> Figure:
+    fig = new_figure(6.5, 3.2)
+    ax = fig.subplots()
+    ax.hist(ratios, bins=min(50, max(10, len(ratios) // 5)), color="C0", alpha=0.8)
+    ax.axvline(1.0, color="k", ls="--", lw=0.9)
+    ax.set_xlabel(f"test {label}: LSTM / {reference} (per ticker)")
+    ax.set_ylabel("tickers")
+    return fig
+
+
 def network_memory(metrics: Mapping[str, float]) -> dict[int, float]:
     """Per layer, the median unit's memory timescale tau at the last epoch (days)."""
     out = {}
@@ -395,22 +488,31 @@ class ShockWindows:
 
 def window_volatility(prepared: Prepared, ends: np.ndarray) -> np.ndarray:
     """(S,) the annualised volatility of the daily close-to-close returns inside each window
-    ending at ``ends`` (what a reader sees in the window's price path)."""
+    ending at ``ends`` (what a reader sees in the window's price path); NaN where a price in the
+    window is missing. From running sums: one pass over the rows, whatever the universe."""
     window = prepared.window
-    close = np.asarray(prepared.close, dtype=np.float64)
-    out = np.full(len(ends), np.nan)
-    for i, end in enumerate(ends):
-        path = close[end - window + 1 : end + 1]
-        returns = np.diff(np.log(path))
-        if len(returns) and np.isfinite(returns).all():
-            out[i] = float(np.sqrt(252 * np.mean(returns**2)))
-    return out
+    ends = np.asarray(ends, dtype=np.int64)
+    if window < 2 or len(ends) == 0:
+        return np.full(len(ends), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.diff(np.log(np.asarray(prepared.close, dtype=np.float64)), prepend=np.nan)
+    bad = ~np.isfinite(returns)
+    squares = np.cumsum(np.where(bad, 0.0, returns**2))
+    missing = np.cumsum(bad)
+    first = ends - window + 1  # the window's first row: its return reaches before the window
+    total = squares[ends] - squares[first]
+    gaps = missing[ends] - missing[first]
+    return np.where(gaps == 0, np.sqrt(252 * np.maximum(total, 0.0) / (window - 1)), np.nan)
 
 
-def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> ShockWindows:
-    """Replay ``model``'s gates on every test window; pick the calmest and the most turbulent
-    window by the volatility of the returns inside it. The units table (and so the heatmaps' row
-    order) is over all test windows, the same for both."""
+def shock_windows(
+    model: torch.nn.Module, prepared: Prepared, epoch: int, replay_mb: float | None = None
+) -> ShockWindows:
+    """Replay ``model``'s gates on every test window in batches of ``replay_mb`` (default:
+    ``gates.replay_mb``'s), keeping only the per-unit statistics; pick the calmest and the most
+    turbulent window by the volatility of the returns inside it and replay those two again to
+    draw them. The units table (and so the heatmaps' row order) is over all test windows, the
+    same for both."""
     test = prepared.dataset(TEST)
     if len(test) == 0:
         raise ValueError("the test period holds no complete window")
@@ -419,8 +521,20 @@ def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> Sho
     if not np.isfinite(vol).any():
         raise ValueError("no test window has finite close prices to measure its volatility")
     calm, turbulent = int(np.nanargmin(vol)), int(np.nanargmax(vol))
-    x, _ = test.__getitems__(torch.arange(len(test)))
-    acts = replay(model, x)
+    forecaster = find_forecaster(model)
+    budget = GateConfig().replay_mb if replay_mb is None else replay_mb
+    size = replay_batch(
+        budget,
+        forecaster.num_layers,
+        prepared.window,
+        forecaster.hidden_size,
+        prepared.features.shape[1],
+    )
+    stats = GateAccumulator()
+    for x, _ in window_batches(prepared, TEST, size):
+        stats.add(replay(forecaster, x))
+    drawn, _ = test.__getitems__(torch.tensor([calm, turbulent]))
+    acts = replay(forecaster, drawn)
 
     def label(i: int, mood: str) -> str:
         end = ends[i]
@@ -430,8 +544,8 @@ def shock_windows(model: torch.nn.Module, prepared: Prepared, epoch: int) -> Sho
         )
 
     return ShockWindows(
-        calm=snapshot(acts, epoch, sample=calm),
-        turbulent=snapshot(acts, epoch, sample=turbulent),
+        calm=stats.snapshot(epoch, acts, index=0),
+        turbulent=stats.snapshot(epoch, acts, index=1),
         calm_path=prepared.price_path(int(ends[calm])),
         turbulent_path=prepared.price_path(int(ends[turbulent])),
         calm_label=label(calm, "calmest"),

@@ -38,6 +38,7 @@ from stockpred.tracking.readback import (
     load_run_record,
     load_version_run,
     recorded_data,
+    runs_tagged,
     search_runs,
 )
 from stockpred.tracking.registry import (
@@ -143,6 +144,7 @@ __all__ = [
     "reopen_run",
     "run_tags",
     "run_url",
+    "runs_tagged",
     "runs_url",
     "search_runs",
     "set_description",

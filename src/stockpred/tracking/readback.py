@@ -125,6 +125,18 @@ def search_runs(
     return pd.DataFrame([_run_record(run) for run in runs], columns=None if runs else columns)
 
 
+def runs_tagged(key: str, value: str, max_results: int = 1000) -> list[str]:
+    """Ids of the runs of every experiment in the store whose tag ``key`` equals ``value``."""
+    mlflow_client = client()
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    if not experiments:
+        return []
+    runs = mlflow_client.search_runs(
+        experiments, filter_string=f"tags.`{key}` = '{value}'", max_results=max_results
+    )
+    return [run.info.run_id for run in runs]
+
+
 def _run_record(run: Any) -> dict[str, Any]:
     models = run.outputs.model_outputs if run.outputs else []
     return {
