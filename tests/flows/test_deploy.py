@@ -82,7 +82,7 @@ def test_deployments_register_with_schedules_parameters_and_a_config_form(
     data = schema["definitions"]["DataConfig"]["properties"]
     assert data["source"]["enum"] == ["sample", "yfinance", "files"]
     # the documented trigger passes "report": false: the server checks runs against this schema
-    from prefect.utilities.schema_tools import is_valid
+    from prefect.utilities.schema_tools.validation import is_valid
 
     for report in (False, "off", "background"):
         assert is_valid({"config": {"tracking": {"report": report}}}, schema), report
