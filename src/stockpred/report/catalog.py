@@ -60,9 +60,12 @@ FILTER_PARAMS = {
 
 def metrics_table(metrics: Mapping[str, float], task: ForecastTask | None = None) -> pd.DataFrame:
     """A run's test metrics as a table: one row per model, the task's scores and its relative
-    score (for the return task: rmse, mae, dir_acc, rmse_vs_zero); default task: the
-    default config's."""
-    task = task or TASKS[TargetConfig().kind]
+    score (for the return task: rmse, mae, dir_acc, rmse_vs_zero); no task given: the one whose
+    primary score the metrics hold (else the default config's)."""
+    task = task or next(
+        (t for t in TASKS.values() if t.metric_key(LSTM, t.relative_metric) in metrics),
+        TASKS[TargetConfig().kind],
+    )
     scores = {
         model: {score: metrics[task.metric_key(model, score)] for score in task.table_scores}
         for model in task.models
