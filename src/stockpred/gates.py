@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
-from stockpred.models.base import Forecaster, GateActivations, GateSpec, find_forecaster
+from stockpred.models.forecaster import Forecaster, GateActivations, GateSpec, find_forecaster
 from stockpred.models.lstm import LSTM_GATES, check_supported, lstm_gate_activations
 
 # The LSTM's gates, as before models other than the LSTM existed; a replay carries its own

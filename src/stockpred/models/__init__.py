@@ -6,7 +6,7 @@ save/load (``architecture()``, with the ``arch`` name) and the gate replay it su
 
 from typing import Any
 
-from stockpred.models.base import Forecaster, GateActivations, GateSpec, find_forecaster
+from stockpred.models.forecaster import Forecaster, GateActivations, GateSpec, find_forecaster
 from stockpred.models.gru import GRUForecaster, gru_gate_activations
 from stockpred.models.lstm import INITS, LSTMForecaster, chrono_init, lstm_gate_activations
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stockpred.models.base import (
+from stockpred.models.forecaster import (
     Forecaster,
     GateActivations,
     GateSpec,
