@@ -118,7 +118,9 @@ def test_the_lstm_beats_the_random_walk_on_a_garch_market() -> None:
 
 
 def test_the_return_task_still_runs_on_the_same_prices() -> None:
-    config = load_config({**TINY, "train": {**TINY["train"], "max_epochs": 1}})
+    config = load_config(
+        {**TINY, "target": {"kind": "return"}, "train": {**TINY["train"], "max_epochs": 1}}
+    )
     outcome = experiment.run(config, garch_market(600, ("AAA",)))
     assert outcome.prepared.target_transform == "identity"
     assert "test/rmse_vs_zero" in outcome.evaluation.metrics
