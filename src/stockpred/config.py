@@ -172,6 +172,14 @@ class FeatureConfig(FrozenModel):
         "estimator, their 5/22-day means, 5-day downside semivariance); default: on when "
         "target.kind is volatility",
     )
+    include: tuple[str, ...] = Field(
+        ("all",),
+        description="the network's inputs: feature names and named sets (all; daily: the "
+        "same-day quantities only); baselines read every feature whatever is chosen",
+    )
+    exclude: tuple[str, ...] = Field(
+        (), description="feature names or named sets removed from include"
+    )
 
     @field_validator("return_lags")
     @classmethod
@@ -179,6 +187,20 @@ class FeatureConfig(FrozenModel):
         if not value or any(lag < 1 for lag in value):
             raise ValueError("must be a non-empty list of positive day counts, e.g. [1, 5, 20]")
         return tuple(sorted(set(value)))
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set features.include=daily,ret_5d
+            value = [n for n in value.replace(",", " ").split() if n]
+        return value
+
+    @field_validator("include")
+    @classmethod
+    def _check_include(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one feature or set, e.g. ['all'] or ['daily']")
+        return value
 
     @model_validator(mode="after")
     def _check_ema(self) -> FeatureConfig:

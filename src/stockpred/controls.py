@@ -189,7 +189,8 @@ def garch_prices(
 
 
 def keep_features(prepared: Prepared, names: Sequence[str]) -> Prepared:
-    """``prepared`` with only the feature columns ``names`` (scaled as before)."""
+    """``prepared`` with only the feature columns ``names`` as the network's inputs (scaled as
+    before); the baselines still read every feature."""
     missing = [n for n in names if n not in prepared.feature_names]
     if missing:
         raise ValueError(
@@ -203,6 +204,7 @@ def keep_features(prepared: Prepared, names: Sequence[str]) -> Prepared:
         feature_names=tuple(names),
         feature_mean=prepared.feature_mean[cols],
         feature_scale=prepared.feature_scale[cols],
+        full_features=prepared.baseline_features,
     )
 
 

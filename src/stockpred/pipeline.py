@@ -29,6 +29,7 @@ from stockpred import ablation, experiment, tracking
 from stockpred.config import PipelineConfig
 from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
+from stockpred.features import check_selection
 from stockpred.figures.gate_plots import ablation_figure, gate_artifacts
 from stockpred.prepare import Prepared
 from stockpred.report import background
@@ -230,6 +231,7 @@ def run_training(
     config = config or PipelineConfig()
     prices = runner(load_data)(config)
     task_for(config).check_data(prices, config)  # e.g. stale opens: refused before the run exists
+    check_selection(prices, config.features)  # an unknown feature name, before the run exists
     record = data_record(config, prices)
     with (
         open_run(config, record, prices, tags=tags, resume_id=resume_id) as run,
