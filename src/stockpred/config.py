@@ -327,6 +327,11 @@ class GateConfig(FrozenModel):
     artifact_epochs: tuple[int, ...] = Field(
         (0,), description="epochs whose tables and figures are logged (the last one always is)"
     )
+    memory: bool = Field(
+        True,
+        description="memory measured by use on the diagnostic windows, untrained and every "
+        "epoch: the truncation curve (memory/k90) and saliency by lag (memory/saliency_tau)",
+    )
     ablation_bands: tuple[float, ...] = Field(
         (2, 10, 50),
         description="memory-timescale band edges in trading days for the after-training ablation "

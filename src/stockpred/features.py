@@ -79,12 +79,12 @@ def feature_set(name: str, config: FeatureConfig, columns: Sequence[str]) -> lis
     return None
 
 
-def select_features(config: FeatureConfig, columns: Sequence[str]) -> list[str]:
-    """The network's inputs among the features computed from ``columns``: ``config.include``
-    minus ``config.exclude`` (names or sets), in ``feature_names`` order; a ``ValueError``
-    naming any unknown name and what is allowed, or saying the selection is empty."""
+def select_features(config: FeatureConfig, computed: Sequence[str]) -> list[str]:
+    """The network's inputs among the ``computed`` features: ``config.include`` minus
+    ``config.exclude`` (names or sets), in ``computed`` order; a ``ValueError`` naming any
+    unknown name and what is allowed, or saying the selection is empty."""
     known = feature_names(config)  # every name this config can compute (all OHLCV columns)
-    available = feature_names(config, columns)
+    available = list(computed)
     chosen: dict[str, set[str]] = {"include": set(), "exclude": set()}
     for field, names in (("include", config.include), ("exclude", config.exclude)):
         unknown = [n for n in names if n not in FEATURE_SETS and n not in known]
@@ -94,7 +94,7 @@ def select_features(config: FeatureConfig, columns: Sequence[str]) -> list[str]:
                 f"{list(FEATURE_SETS)} or feature names {known}"
             )
         for name in names:
-            members = feature_set(name, config, available)
+            members = feature_set(name, config, PRICE_COLUMNS)  # then kept if computed
             chosen[field].update(members if members is not None else [name])
     selected = [n for n in available if n in chosen["include"] - chosen["exclude"]]
     if not selected:

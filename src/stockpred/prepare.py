@@ -93,9 +93,14 @@ class Prepared:
         )
 
     def groups(self, part: int) -> np.ndarray:
-        """Row group ids for ``part``: one per ticker, -1 for rows outside the part."""
+        """Row group ids for ``part``: one per ticker, -1 for rows outside the part and rows
+        where any computed feature is missing (so the windows, and the baselines scored on them,
+        are the same whatever the network's feature selection)."""
         _, codes = np.unique(self.tickers, return_inverse=True)
-        return np.where(self.labels == part, codes, EMBARGO).astype(np.int64)
+        inside = self.labels == part
+        if self.full_features is not None and self.full_features.values is not self.features:
+            inside &= np.isfinite(self.full_features.values.sum(axis=1, dtype=np.float64))
+        return np.where(inside, codes, EMBARGO).astype(np.int64)
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
         """Model outputs back in target units (log return; variance, for a log target)."""

@@ -162,6 +162,14 @@ class ForecastTask(ABC):
         and scale, for losses defined in target units)."""
         return nn.MSELoss()
 
+    def memory_proxy(
+        self, prepared: Prepared, config: PipelineConfig
+    ) -> tuple[np.ndarray, str] | None:
+        """The daily quantity an exponential memory of the target averages (every row, from
+        ``prepared.baseline_features``) and the loss it is scored with (``qlike`` | ``mse``), for
+        the memory-value curve (``stockpred.memory.ewma_value_curve``); None: not defined."""
+        return None
+
     def extra_metrics(
         self,
         predictions: pd.DataFrame,

@@ -37,6 +37,7 @@ from torch import nn
 
 from stockpred.config import PipelineConfig
 from stockpred.data.prices import require_fresh_open
+from stockpred.features import variance_feature
 from stockpred.tasks.base import LSTM, ForecastTask
 from stockpred.tasks.base import fmt_cell as _fmt
 from stockpred.tasks.volatility.baselines import Ewma, Garch, Har, RandomWalk
@@ -117,6 +118,15 @@ class VolatilityTask(ForecastTask):
             Garch(estimator, horizon, asymmetric=False),
             Garch(estimator, horizon, asymmetric=True),
         ]
+
+    def memory_proxy(
+        self, prepared: Prepared, config: PipelineConfig
+    ) -> tuple[np.ndarray, str] | None:
+        """The target estimator's daily variance (an EWMA of it is RiskMetrics), by QLIKE."""
+        feature = variance_feature(config.target.estimator)
+        if feature not in prepared.baseline_features.names:
+            return None
+        return np.exp(prepared.baseline_features.raw(feature)), "qlike"
 
     def loss(self, prepared: Prepared, config: PipelineConfig) -> nn.Module:
         if config.target.loss == "mse":
