@@ -107,6 +107,7 @@ def test_k90_is_the_shortest_window_from_which_all_are_within_one_percent() -> N
 
 def test_a_non_decaying_saliency_is_capped_and_a_nan_is_reported() -> None:
     assert decay_timescale(np.ones(10)) == 1e6
+    assert decay_timescale(np.arange(1.0, 11.0)) == 1e6  # the oldest step matters most
     assert math.isnan(decay_timescale(np.zeros(10)))
 
 

@@ -281,6 +281,19 @@ class TrainConfig(FrozenModel):
         1.0, description="training batches per epoch: a fraction in (0, 1] or a count >= 1"
     )
     progress_bar: bool = True
+    loss_steps: Literal["last", "all"] = Field(
+        "last",
+        description="the training loss on each window's last step, or on every step after "
+        "train.burn_in (each step's own target, inside its part); validation stays last-step",
+    )
+    burn_in: int = Field(0, ge=0, description="steps of each window left out of an all-steps loss")
+    gate_bias_lr: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="a learning rate of its own for the gate biases (the forget gate's sets the "
+        "memory timescale; Adam moves a bias ~lr per step); None: train.learning_rate",
+    )
     num_threads: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
         "auto",
         description="torch CPU threads while training; auto: 1 on machines with <= 2 cores "
@@ -426,6 +439,15 @@ class PipelineConfig(FrozenModel):
         if isinstance(features, dict) and "variance" not in features:
             values = {**values, "features": {**features, "variance": kind == "volatility"}}
         return values
+
+    @model_validator(mode="after")
+    def _check_burn_in(self) -> PipelineConfig:
+        if self.train.loss_steps == "all" and self.train.burn_in >= self.model.window:
+            raise ValueError(
+                f"train.burn_in ({self.train.burn_in}) must be < model.window "
+                f"({self.model.window}): the all-steps loss needs steps after the burn-in"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_embargo(self) -> PipelineConfig:

@@ -137,7 +137,7 @@ def fit(
 ) -> FitResult:
     """Train the LSTM on the training windows with early stopping on the validation windows."""
     return fit_forecaster(
-        prepared.dataset(TRAIN),
+        prepared.dataset(TRAIN, sequence=config.train.loss_steps == "all"),
         prepared.dataset(VAL),
         config.model,
         config.train,

@@ -97,14 +97,16 @@ def saliency_by_lag(forward: Forward, x: torch.Tensor) -> np.ndarray:
 def decay_timescale(saliency: np.ndarray, floor: float = SALIENCY_FLOOR) -> float:
     """tau of the exponential fit ln s(k) = a - k / tau from the peak lag to the last lag before
     s falls below ``floor`` x peak (least squares); 0 when only one lag matters,
-    ``TIMESCALE_CAP`` when s does not decay."""
+    ``TIMESCALE_CAP`` when s does not decay (or peaks at the oldest lag)."""
     s = np.asarray(saliency, dtype=np.float64)
     if not np.isfinite(s).all() or s.max() <= 0:
         return math.nan
     peak = int(np.argmax(s))
+    if peak == len(s) - 1:  # the oldest step matters most: no decay inside the window
+        return TIMESCALE_CAP
     below = np.flatnonzero(s[peak:] < floor * s[peak])
     end = peak + (int(below[0]) if len(below) else len(s) - peak)  # exclusive
-    if end - peak < 2:
+    if end - peak < 2:  # the next lag already falls below the floor: a one-step memory
         return 0.0
     lags = np.arange(peak, end, dtype=np.float64)
     slope = np.polyfit(lags, np.log(s[peak:end]), 1)[0]

@@ -86,10 +86,13 @@ class Prepared:
             self.features, self.feature_names, self.feature_mean, self.feature_scale
         )
 
-    def dataset(self, part: int, window: int | None = None) -> WindowDataset:
-        """Windows whose every row lies in ``part`` of one ticker (no straddling)."""
+    def dataset(
+        self, part: int, window: int | None = None, *, sequence: bool = False
+    ) -> WindowDataset:
+        """Windows whose every row lies in ``part`` of one ticker (no straddling); ``sequence``:
+        with every step's target (for the all-steps loss)."""
         return WindowDataset.from_arrays(
-            self.features, self.target, self.groups(part), window or self.window
+            self.features, self.target, self.groups(part), window or self.window, sequence=sequence
         )
 
     def groups(self, part: int) -> np.ndarray:

@@ -7,6 +7,7 @@ or in a DDP worker.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -62,6 +63,28 @@ class LSTMForecaster(nn.Module):
         out, _ = self.lstm(x)  # (B, T, H), the top layer's hidden states
         return self.head(out[:, -1]).squeeze(-1)  # (B,)
 
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, F) -> the prediction at every step (B, T) (the last column is ``forward``'s)."""
+        out, _ = self.lstm(x)  # (B, T, H)
+        return self.head(out).squeeze(-1)  # (B, T)
+
+    def gate_biases(self) -> list[nn.Parameter]:
+        """The gate bias vectors (``bias_ih``/``bias_hh`` of every layer: i, f, g, o slices)."""
+        return [p for name, p in self.lstm.named_parameters() if name.startswith("bias_")]
+
+    def forget_bias(self) -> torch.Tensor:
+        """(layers * hidden,) the effective forget-gate bias of every unit (both biases added),
+        the one that sets a unit's memory timescale."""
+        hidden = self.lstm.hidden_size
+        return torch.cat(
+            [
+                (getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}"))[
+                    hidden : 2 * hidden
+                ]
+                for k in range(self.lstm.num_layers)
+            ]
+        ).detach()
+
 
 @torch.no_grad()
 def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = None) -> None:
@@ -89,7 +112,15 @@ def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = N
 
 class LitForecaster(pl.LightningModule):
     """Trains an injected ``LSTMForecaster`` with the task's loss (default MSE); logs
-    ``train/loss`` and ``val/loss``."""
+    ``train/loss`` and ``val/loss``.
+
+    A training batch whose target is (B, T) (``WindowDataset(sequence=True)``) is scored on
+    every step after ``burn_in`` with known targets (``forward_sequence``); validation stays on
+    the last step. ``gate_bias_lr``: the gate biases train in their own optimizer group at that
+    rate; every epoch logs the largest forget-bias move so far (``train/forget_bias_move_max``)
+    beside the largest Adam could make (``train/forget_bias_move_possible``, ~lr per step for
+    each of the two bias vectors).
+    """
 
     def __init__(
         self,
@@ -97,15 +128,33 @@ class LitForecaster(pl.LightningModule):
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         loss: nn.Module | None = None,
+        *,
+        burn_in: int = 0,
+        gate_bias_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.loss = loss if loss is not None else nn.MSELoss()
+        self.burn_in = burn_in
+        self.gate_bias_lr = gate_bias_lr
+        self._bias_start: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def on_fit_start(self) -> None:
+        if self._bias_start is None:  # a resumed fit keeps counting from the first start
+            self._bias_start = self.model.forget_bias().cpu().clone()
+
+    def on_train_epoch_end(self) -> None:
+        if self._bias_start is None:
+            return
+        moved = (self.model.forget_bias().cpu() - self._bias_start).abs().max()
+        lr = self.gate_bias_lr or self.learning_rate
+        self.log("train/forget_bias_move_max", float(moved), sync_dist=True)
+        self.log("train/forget_bias_move_possible", 2.0 * lr * self.trainer.global_step)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -121,10 +170,29 @@ class LitForecaster(pl.LightningModule):
         return self(batch[0])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.gate_bias_lr is None:
+            return torch.optim.AdamW(
+                self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            )
+        biases = self.model.gate_biases()
+        own = {id(p) for p in biases}
+        rest = [p for p in self.parameters() if id(p) not in own]
+        groups: list[dict[str, Any]] = [
+            {"params": rest},
+            # no decay: it would pull the forget bias, i.e. the memory, towards tau ~ 1.4 d
+            {"params": biases, "lr": self.gate_bias_lr, "weight_decay": 0.0},
+        ]
         return torch.optim.AdamW(
-            self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            groups,
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
         )
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        return self.loss(self(x).float(), y.float())
+        if y.ndim == 1:
+            return self.loss(self(x).float(), y.float())
+        predicted = self.model.forward_sequence(x)[:, self.burn_in :].float()  # (B, T - burn)
+        target = y[:, self.burn_in :].float()
+        known = torch.isfinite(target)  # a step whose target is unknown does not count
+        return self.loss(predicted[known], target[known])

@@ -125,7 +125,14 @@ def _fit(
         init=model_config.init,
         chrono_max=model_config.chrono_max or model_config.window,
     )
-    module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay, loss)
+    module = LitForecaster(
+        net,
+        train_config.learning_rate,
+        train_config.weight_decay,
+        loss,
+        burn_in=train_config.burn_in,
+        gate_bias_lr=train_config.gate_bias_lr,
+    )
     with _checkpoint_folder(checkpoint_dir) as ckpt_dir:
         checkpoint = ModelCheckpoint(
             dirpath=ckpt_dir,
