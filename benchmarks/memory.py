@@ -125,7 +125,9 @@ def fit(
     from stockpred.tasks.volatility.task import QLikeLoss
 
     started = time.perf_counter()
-    data = shuffle_train_target(prepared, args.seed) if shuffled else prepared
+    # across tickers: a within-ticker shuffle keeps each series' mean level, which a long window
+    # estimates (it showed a 17-day memory in A); pooled, nothing is left to remember
+    data = shuffle_train_target(prepared, args.seed, across_tickers=True) if shuffled else prepared
     loss = torch.nn.MSELoss() if arm == "A" else QLikeLoss(data.target_mean, data.target_scale)
     pl.seed_everything(args.seed, verbose=False)
     train, val = data.dataset(TRAIN), data.dataset(VAL)

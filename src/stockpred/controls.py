@@ -258,15 +258,20 @@ def keep_features(prepared: Prepared, names: Sequence[str]) -> Prepared:
     )
 
 
-def shuffle_train_target(prepared: Prepared, seed: int = 0) -> Prepared:
+def shuffle_train_target(
+    prepared: Prepared, seed: int = 0, *, across_tickers: bool = False
+) -> Prepared:
     """``prepared`` with each ticker's training targets permuted in time (model target and
-    realised value alike); features, validation and test rows untouched."""
+    realised value alike); features, validation and test rows untouched.
+
+    ``across_tickers``: one permutation over every ticker's training rows. Within a ticker a
+    permutation keeps that ticker's mean target, which a long window of its inputs can estimate:
+    on pooled persistent series that still rewards memory (measured in ``benchmarks.memory``)."""
     rng = np.random.default_rng(seed)
     target, actual = prepared.target.copy(), prepared.actual.copy()
-    for ticker in np.unique(prepared.tickers):
-        rows = np.flatnonzero(
-            (prepared.tickers == ticker) & (prepared.labels == TRAIN) & np.isfinite(target)
-        )
+    pools = [prepared.tickers == t for t in np.unique(prepared.tickers)]
+    for pool in [np.ones(len(target), dtype=bool)] if across_tickers else pools:
+        rows = np.flatnonzero(pool & (prepared.labels == TRAIN) & np.isfinite(target))
         order = rng.permutation(rows)
         target[rows], actual[rows] = target[order], actual[order]
     return replace(prepared, target=target, actual=actual)
