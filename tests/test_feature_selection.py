@@ -9,7 +9,7 @@ import pytest
 from stockpred import experiment, tracking
 from stockpred.config import PipelineConfig, load_config
 from stockpred.features import daily_features, feature_names, select_features
-from stockpred.pipeline import run_training
+from stockpred.pipeline import on_scaling_of, run_training
 from stockpred.split import TEST, TRAIN, VAL
 from stockpred.tasks import Part, task_for
 
@@ -77,6 +77,10 @@ def test_selection_changes_the_lstm_inputs_and_no_baseline_forecast(
     np.testing.assert_array_equal(
         daily.features[:, daily.feature_names.index("ret_1d")], every.features[:, column]
     )
+    # a champion trained on every feature is rescored on a daily-only challenger's data
+    rescaled = on_scaling_of(daily, every.preprocessing(), every.window)
+    assert rescaled.feature_names == every.feature_names
+    np.testing.assert_allclose(rescaled.features, every.features, atol=1e-5)
     task = task_for(config)
     for a, b in zip(task.baselines(config), task.baselines(config), strict=True):
         a.fit(Part.of(every, TRAIN), Part.of(every, VAL))

@@ -345,6 +345,14 @@ class GateConfig(FrozenModel):
         description="memory measured by use on the diagnostic windows, untrained and every "
         "epoch: the truncation curve (memory/k90) and saliency by lag (memory/saliency_tau)",
     )
+    memory_windows: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="diagnostic windows the memory measures use (evenly spaced validation "
+        "windows): the truncation curve runs window x this many windows each epoch, so it "
+        "sets their cost (32: ~1.1x an epoch with the default model on the sample)",
+    )
     ablation_bands: tuple[float, ...] = Field(
         (2, 10, 50),
         description="memory-timescale band edges in trading days for the after-training ablation "

@@ -105,12 +105,13 @@ def gate_diagnostics(prepared: Prepared, gates: GateConfig) -> Diagnostics | Non
 
 
 def memory_diagnostics(prepared: Prepared, config: PipelineConfig) -> MemoryMonitor | None:
-    """A monitor of the memory the network uses on the gate monitor's validation windows, with
-    their targets and the task's loss (None when gates or ``gates.memory`` are off)."""
+    """A monitor of the memory the network uses on ``gates.memory_windows`` evenly spaced
+    validation windows, with their targets and the task's loss (None when gates or
+    ``gates.memory`` are off)."""
     if not (config.gates.enabled and config.gates.memory):
         return None
     val = prepared.dataset(VAL)
-    x, y = val.__getitems__(diagnostic_indices(len(val), config.gates.batch_size))
+    x, y = val.__getitems__(diagnostic_indices(len(val), config.gates.memory_windows))
     return MemoryMonitor(x, y, task_for(config).loss(prepared, config))
 
 

@@ -474,11 +474,12 @@ def on_scaling_of(prepared: Prepared, preprocessing: Mapping[str, Any], window: 
     """``prepared``'s rows (same dates, same split) with the features, target scale and window of
     another run's ``preprocessing.json``; ``ValueError`` if it uses a feature ``prepared`` lacks."""
     names = list(preprocessing["feature_names"])
-    missing = [n for n in names if n not in prepared.feature_names]
+    table = prepared.baseline_features  # every computed feature: the champion may select others
+    missing = [n for n in names if n not in table.names]
     if missing:
         raise ValueError(f"it uses feature(s) {missing} that this run does not compute")
-    raw = prepared.features.astype(np.float64) * prepared.feature_scale + prepared.feature_mean
-    columns = [prepared.feature_names.index(n) for n in names]
+    raw = table.values.astype(np.float64) * table.scale + table.mean
+    columns = [table.names.index(n) for n in names]
     mean = np.asarray(preprocessing["feature_mean"], dtype=np.float64)
     scale = np.asarray(preprocessing["feature_scale"], dtype=np.float64)
     return dataclasses.replace(
