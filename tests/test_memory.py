@@ -163,3 +163,15 @@ def test_the_memory_value_curve_finds_the_planted_timescale_on_training_rows_onl
 def test_the_ewma_restarts_per_group() -> None:
     values = np.array([1.0, 1.0, 5.0, 5.0])
     np.testing.assert_allclose(ewma(values, np.array([0, 0, 1, 1]), 3.0), [1.0, 1.0, 5.0, 5.0])
+
+
+def test_a_chunked_truncation_curve_equals_the_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stockpred.memory as memory
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(16, 12, 2, generator=gen)
+    target = torch.randn(16, generator=gen)
+    net = LSTMForecaster(2, 4, 1).eval()
+    whole = truncation_curve(net, x, target, mse)
+    monkeypatch.setattr(memory, "CHUNK_ELEMENTS", 5 * 16 * 12 * 2)  # five cuts per forward
+    np.testing.assert_allclose(truncation_curve(net, x, target, mse), whole, rtol=1e-5)
