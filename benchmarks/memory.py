@@ -130,7 +130,8 @@ def fit(
     data = shuffle_train_target(prepared, args.seed, across_tickers=True) if shuffled else prepared
     loss = torch.nn.MSELoss() if arm == "A" else QLikeLoss(data.target_mean, data.target_scale)
     pl.seed_everything(args.seed, verbose=False)
-    train, val = data.dataset(TRAIN), data.dataset(VAL)
+    train = data.dataset(TRAIN, sequence=args.loss_steps == "all")
+    val = data.dataset(VAL)
     net = LSTMForecaster(
         train.num_features,
         args.hidden,
@@ -150,7 +151,9 @@ def fit(
     bias0 = forget_bias(net.lstm).clone()
     x, y = val.__getitems__(diagnostic_indices(len(val), args.diagnostic))
     monitor = MemoryMonitor(x, y, loss)
-    module = LitForecaster(net, args.lr, 0.0, loss)
+    module = LitForecaster(
+        net, args.lr, 0.0, loss, burn_in=args.burn_in, gate_bias_lr=args.gate_bias_lr
+    )
     with tempfile.TemporaryDirectory() as logs:
         trainer = pl.Trainer(
             max_epochs=args.epochs,
@@ -186,7 +189,8 @@ def fit(
         "val_loss": float(trainer.callback_metrics["val/loss"]),
         "bias_move_max": float(moved.max()),
         "bias_move_mean": float(moved.mean()),
-        "bias_move_possible": 2 * args.lr * trainer.global_step,  # bias_ih and bias_hh each ~lr
+        # bias_ih and bias_hh each move ~lr per Adam step
+        "bias_move_possible": 2 * (args.gate_bias_lr or args.lr) * trainer.global_step,
         "seconds": time.perf_counter() - started,
     }
 
@@ -299,6 +303,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS))
     parser.add_argument("--inits", nargs="+", default=list(INITS))
     parser.add_argument("--frozen", nargs="*", type=float, default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--loss-steps", choices=("last", "all"), default="last")
+    parser.add_argument("--burn-in", type=int, default=0, help="with --loss-steps all")
+    parser.add_argument("--gate-bias-lr", type=float, default=None)
     parser.add_argument("--no-sweep", action="store_true", help="skip the beta sweep")
     parser.add_argument("--no-shuffled", action="store_true", help="skip the shuffled control")
     args = parser.parse_args()
