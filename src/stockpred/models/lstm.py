@@ -154,7 +154,9 @@ class LitForecaster(pl.LightningModule):
         moved = (self.model.forget_bias().cpu() - self._bias_start).abs().max()
         lr = self.gate_bias_lr or self.learning_rate
         self.log("train/forget_bias_move_max", float(moved), sync_dist=True)
-        self.log("train/forget_bias_move_possible", 2.0 * lr * self.trainer.global_step)
+        self.log(
+            "train/forget_bias_move_possible", 2.0 * lr * self.trainer.global_step, sync_dist=True
+        )
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         loss = self._loss(batch)
