@@ -21,7 +21,7 @@ export PREFECT_LOGGING_LEVEL ?= INFO
 export MPLBACKEND ?= Agg
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup run test test-fast lint format docs lock ui serve notebooks bench bench-scale bench-gates bench-cache bench-synthetic bench-volatility gpu-check
+.PHONY: setup run test test-fast lint format docs lock ui serve notebooks bench bench-scale bench-gates bench-cache bench-synthetic bench-volatility bench-memory gpu-check
 
 setup: $(VENV)/.installed
 
@@ -95,6 +95,9 @@ bench-cache: setup  ## reading 50 tickers x 20 years from the Parquet price cach
 
 bench-synthetic: setup  ## the known-optimum check at full size (AR(1) and noise, 3 seeds)
 	$(BIN)/python -m benchmarks.synthetic_optimum --days 8000 --seeds 3
+
+bench-memory: setup  ## planted-memory recovery: arms A-D x inits x beta, controls, one verdict line per criterion (ARGS="--series 16 --days 1500 --epochs 6" for a reduced grid)
+	$(BIN)/python -m benchmarks.memory $(ARGS)
 
 bench-volatility: setup  ## the volatility task on the sample: LSTM and baselines' QLIKE vs HAR and DM t per index (horizons 1, 5; 3 seeds)
 	$(BIN)/python -m benchmarks.volatility --seeds 3 $(ARGS)

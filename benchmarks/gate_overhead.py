@@ -7,7 +7,10 @@ the figure is the median of the paired ratios. Drawing the figures and the ablat
 band (``stockpred.ablation.ablate`` on the test windows) happen once after training and are
 reported separately, relative to one epoch.
 
-    .venv/bin/python -m benchmarks.gate_overhead [--repeats 5] [--epochs 4]
+    .venv/bin/python -m benchmarks.gate_overhead [--repeats 5] [--epochs 4] [--memory]
+
+``--memory`` adds a third arm, the gate monitor plus ``stockpred.memory.MemoryMonitor`` (the
+truncation curve and saliency by lag, untrained and every epoch), timed in the same rotation.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument(
+        "--memory", action="store_true", help="a third arm: gates plus the memory measures"
+    )
     args = parser.parse_args()
     os.environ["STOCKPRED_HOME"] = tempfile.mkdtemp(prefix="stockpred-bench-")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -59,36 +65,41 @@ def main() -> None:
 
     fitted: list[Any] = []
 
-    def fit(with_gates: bool) -> tuple[float, GateMonitor | None]:
+    def fit(with_gates: bool, with_memory: bool = False) -> tuple[float, GateMonitor | None]:
         monitor = (
             GateMonitor(batch, artifact_epochs=config.gates.artifact_epochs) if with_gates else None
         )
+        memory = experiment.memory_diagnostics(prepared, config) if with_memory else None
         with tracking.tracked_run(config) as run_id:
             started = time.perf_counter()
             result = experiment.fit(
                 prepared,
                 config,
                 logger=tracking.lightning_logger(run_id),
-                callbacks=[monitor] if monitor else [],
+                callbacks=[c for c in (monitor, memory) if c is not None],
             )
             seconds = time.perf_counter() - started
             fitted[:] = [result]
             return seconds, monitor
 
-    fit(True)  # warm-up: imports, first-touch allocations
-    pairs, monitor = [], None
+    fit(True, args.memory)  # warm-up: imports, first-touch allocations
+    pairs, monitor, memory_ratios = [], None, []
+    arms = ("none", "gates", "memory") if args.memory else ("none", "gates")
     for repeat in range(args.repeats):
-        order = (False, True) if repeat % 2 == 0 else (True, False)
+        order = arms[repeat % len(arms) :] + arms[: repeat % len(arms)]  # rotate who goes first
         seconds = {}
-        for with_gates in order:
-            seconds[with_gates], mon = fit(with_gates)
+        for arm in order:
+            seconds[arm], mon = fit(arm != "none", arm == "memory")
             monitor = mon or monitor
-        pairs.append((seconds[False], seconds[True]))
-        print(
-            f"repeat {repeat}: without {seconds[False]:.2f} s, with {seconds[True]:.2f} s, "
-            f"ratio {seconds[True] / seconds[False]:.3f}",
-            flush=True,
+        pairs.append((seconds["none"], seconds["gates"]))
+        line = (
+            f"repeat {repeat}: without {seconds['none']:.2f} s, with {seconds['gates']:.2f} s, "
+            f"ratio {seconds['gates'] / seconds['none']:.3f}"
         )
+        if args.memory:
+            memory_ratios.append(seconds["memory"] / seconds["none"])
+            line += f"; gates + memory {seconds['memory']:.2f} s, ratio {memory_ratios[-1]:.3f}"
+        print(line, flush=True)
     assert monitor is not None
     started = time.perf_counter()
     rendered = list(gate_artifacts(monitor, None))
@@ -123,6 +134,8 @@ def main() -> None:
         "ablation_seconds": ablate_seconds,
         "ablation_in_epochs": ablate_seconds / epoch,
         "ablation_bands": bands.table.to_dict(orient="records"),
+        "memory_ratio_median": statistics.median(memory_ratios) if memory_ratios else None,
+        "memory_ratios": memory_ratios,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
@@ -131,6 +144,12 @@ def main() -> None:
         f"(min {result['ratio_min']:.3f}, max {result['ratio_max']:.3f}) over {args.repeats} pairs; "
         f"target <= 1.05"
     )
+    if memory_ratios:
+        print(
+            f"gate + memory diagnostics (truncation curve and saliency, one pass each), training "
+            f"time with / without: median {statistics.median(memory_ratios):.3f} over "
+            f"{len(memory_ratios)} repeats; target <= 1.10"
+        )
     print(
         f"artifacts drawn after training: {render:.1f} s = {result['render_in_epochs']:.1f} epochs "
         f"of {epoch:.2f} s"

@@ -197,3 +197,27 @@ def test_more_planted_persistence_gives_a_longer_dominant_timescale() -> None:
     (short, short_filter), (long, long_filter) = median_dominant(0.8), median_dominant(0.99)
     assert short_filter < 2.0 < 16.0 < long_filter
     assert long > short
+
+
+def test_a_shuffle_across_tickers_mixes_the_series_levels() -> None:
+    from stockpred.controls import garch_series
+
+    config = load_config({"target": {"kind": "volatility"}, "model": {"window": 10}})
+    low, _ = garch_series(400, 0.95, 0.1, seed=1, ticker="LOW")
+    high, _ = garch_series(400, 0.95, 0.1, seed=2, ticker="HIGH")
+    high[["open", "high", "low", "close"]] = (
+        100 * (high[["open", "high", "low", "close"]] / 100) ** 3
+    )
+    prepared = experiment.build(
+        pd.concat([low, high]), config.with_overrides({"data.tickers": ["LOW", "HIGH"]})
+    )
+    train = (prepared.labels == TRAIN) & np.isfinite(prepared.target)
+    within = shuffle_train_target(prepared, 0)
+    across = shuffle_train_target(prepared, 0, across_tickers=True)
+    for ticker in ("LOW", "HIGH"):
+        rows = train & (prepared.tickers == ticker)
+        assert within.target[rows].mean() == pytest.approx(prepared.target[rows].mean())
+        assert np.sort(within.target[rows]).tolist() == np.sort(prepared.target[rows]).tolist()
+    high_rows = train & (prepared.tickers == "HIGH")
+    assert across.target[high_rows].mean() < prepared.target[high_rows].mean() - 0.5
+    assert np.sort(across.target[train]).tolist() == np.sort(prepared.target[train]).tolist()

@@ -179,6 +179,14 @@ class FeatureConfig(FrozenModel):
         "estimator, their 5/22-day means, 5-day downside semivariance); default: on when "
         "target.kind is volatility",
     )
+    include: tuple[str, ...] = Field(
+        ("all",),
+        description="the network's inputs: feature names and named sets (all; daily: the "
+        "same-day quantities only); baselines read every feature whatever is chosen",
+    )
+    exclude: tuple[str, ...] = Field(
+        (), description="feature names or named sets removed from include"
+    )
 
     @field_validator("return_lags")
     @classmethod
@@ -186,6 +194,20 @@ class FeatureConfig(FrozenModel):
         if not value or any(lag < 1 for lag in value):
             raise ValueError("must be a non-empty list of positive day counts, e.g. [1, 5, 20]")
         return tuple(sorted(set(value)))
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set features.include=daily,ret_5d
+            value = [n for n in value.replace(",", " ").split() if n]
+        return value
+
+    @field_validator("include")
+    @classmethod
+    def _check_include(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one feature or set, e.g. ['all'] or ['daily']")
+        return value
 
     @model_validator(mode="after")
     def _check_ema(self) -> FeatureConfig:
@@ -298,6 +320,19 @@ class TrainConfig(FrozenModel):
         1.0, description="training batches per epoch: a fraction in (0, 1] or a count >= 1"
     )
     progress_bar: bool = True
+    loss_steps: Literal["last", "all"] = Field(
+        "last",
+        description="the training loss on each window's last step, or on every step after "
+        "train.burn_in (each step's own target, inside its part); validation stays last-step",
+    )
+    burn_in: int = Field(0, ge=0, description="steps of each window left out of an all-steps loss")
+    gate_bias_lr: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="a learning rate of its own for the gate biases (the forget gate's sets the "
+        "memory timescale; Adam moves a bias ~lr per step); None: train.learning_rate",
+    )
     num_threads: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
         "auto",
         description="torch CPU threads while training; auto: 1 on machines with <= 2 cores "
@@ -343,6 +378,19 @@ class GateConfig(FrozenModel):
     batch_size: int = Field(128, ge=1, le=100_000, description="diagnostic windows")
     artifact_epochs: tuple[int, ...] = Field(
         (0,), description="epochs whose tables and figures are logged (the last one always is)"
+    )
+    memory: bool = Field(
+        True,
+        description="memory measured by use on the diagnostic windows, untrained and every "
+        "epoch: the truncation curve (memory/k90) and saliency by lag (memory/saliency_tau)",
+    )
+    memory_windows: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="diagnostic windows the memory measures use (evenly spaced validation "
+        "windows): the truncation curve runs window x this many windows each epoch, so it "
+        "sets their cost (32: ~1.1x an epoch with the default model on the sample)",
     )
     ablation_bands: tuple[float, ...] = Field(
         (2, 10, 50),
@@ -512,6 +560,15 @@ class PipelineConfig(FrozenModel):
         if isinstance(features, dict) and "variance" not in features:
             values = {**values, "features": {**features, "variance": kind == "volatility"}}
         return values
+
+    @model_validator(mode="after")
+    def _check_burn_in(self) -> PipelineConfig:
+        if self.train.loss_steps == "all" and self.train.burn_in >= self.model.window:
+            raise ValueError(
+                f"train.burn_in ({self.train.burn_in}) must be < model.window "
+                f"({self.model.window}): the all-steps loss needs steps after the burn-in"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_embargo(self) -> PipelineConfig:

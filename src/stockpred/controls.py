@@ -189,8 +189,59 @@ def garch_prices(
     return pd.DataFrame(columns, index=index)
 
 
+def garch_series(
+    days: int,
+    persistence: float,
+    alpha: float = 0.05,
+    seed: int = 0,
+    ticker: str = "GARCH",
+    steps: int = 16,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """One ticker's daily OHLCV whose close-to-close return *is* the GARCH(1,1) shock,
+    r_t = sigma_t z_t with sigma2_{t+1} = omega + alpha r_t^2 + beta sigma2_t (unconditional
+    variance 1e-4), and the next day's true variance sigma2_{t+1} (known at t) per row.
+
+    Unlike ``garch_prices`` (whose variance is driven by shocks the prices never show), the
+    one-day forecast here is exactly omega / (1 - beta) + alpha sum_k beta^k r2_{t-k}: an EWMA of
+    the observed squared returns with decay beta, so a perfect filter of the returns needs a
+    memory of -1 / ln(beta) days. The intraday path is a ``steps``-step Gaussian bridge from
+    the previous close to the close, so the day's range carries its variance too."""
+    half_life(persistence)
+    if not 0.0 < alpha < persistence:
+        raise ValueError(f"alpha must lie in (0, persistence={persistence}), got {alpha}")
+    if days < 2 or steps < 1:
+        raise ValueError(f"need at least 2 days and 1 intraday step, got {days} and {steps}")
+    rng = np.random.default_rng(seed)
+    beta = persistence - alpha
+    omega = 1e-4 * (1 - persistence)
+    variance = np.empty(days + 1)  # variance[t]: day t's, known at the close of day t - 1
+    returns = np.empty(days)
+    variance[0] = 1e-4
+    shocks = rng.standard_normal(days)
+    for t in range(days):
+        returns[t] = math.sqrt(variance[t]) * shocks[t]
+        variance[t + 1] = omega + alpha * returns[t] ** 2 + beta * variance[t]
+    moves = rng.standard_normal((days, steps + 1)) * np.sqrt(variance[:-1] / (steps + 1))[:, None]
+    moves += ((returns - moves.sum(axis=1)) / (steps + 1))[:, None]  # the bridge ends at r_t
+    previous_close = np.concatenate([[0.0], np.cumsum(returns)[:-1]])
+    path = previous_close[:, None] + np.cumsum(moves, axis=1)  # (days, steps + 1) log price
+    index = pd.MultiIndex.from_arrays(
+        [pd.bdate_range("2000-01-03", periods=days).astype("datetime64[ns]"), [ticker] * days],
+        names=["date", "ticker"],
+    )
+    columns = {
+        "open": 100 * np.exp(path[:, 0]),
+        "high": 100 * np.exp(path.max(axis=1)),
+        "low": 100 * np.exp(path.min(axis=1)),
+        "close": 100 * np.exp(path[:, -1]),
+        "volume": rng.integers(1000, 10_000, days),
+    }
+    return pd.DataFrame(columns, index=index), pd.Series(variance[1:], index=index, name="variance")
+
+
 def keep_features(prepared: Prepared, names: Sequence[str]) -> Prepared:
-    """``prepared`` with only the feature columns ``names`` (scaled as before)."""
+    """``prepared`` with only the feature columns ``names`` as the network's inputs (scaled as
+    before); the baselines still read every feature."""
     missing = [n for n in names if n not in prepared.feature_names]
     if missing:
         raise ValueError(
@@ -204,18 +255,24 @@ def keep_features(prepared: Prepared, names: Sequence[str]) -> Prepared:
         feature_names=tuple(names),
         feature_mean=prepared.feature_mean[cols],
         feature_scale=prepared.feature_scale[cols],
+        full_features=prepared.baseline_features,
     )
 
 
-def shuffle_train_target(prepared: Prepared, seed: int = 0) -> Prepared:
+def shuffle_train_target(
+    prepared: Prepared, seed: int = 0, *, across_tickers: bool = False
+) -> Prepared:
     """``prepared`` with each ticker's training targets permuted in time (model target and
-    realised value alike); features, validation and test rows untouched."""
+    realised value alike); features, validation and test rows untouched.
+
+    ``across_tickers``: one permutation over every ticker's training rows. Within a ticker a
+    permutation keeps that ticker's mean target, which a long window of its inputs can estimate:
+    on pooled persistent series that still rewards memory (measured in ``benchmarks.memory``)."""
     rng = np.random.default_rng(seed)
     target, actual = prepared.target.copy(), prepared.actual.copy()
-    for ticker in np.unique(prepared.tickers):
-        rows = np.flatnonzero(
-            (prepared.tickers == ticker) & (prepared.labels == TRAIN) & np.isfinite(target)
-        )
+    pools = [prepared.tickers == t for t in np.unique(prepared.tickers)]
+    for pool in [np.ones(len(target), dtype=bool)] if across_tickers else pools:
+        rows = np.flatnonzero(pool & (prepared.labels == TRAIN) & np.isfinite(target))
         order = rng.permutation(rows)
         target[rows], actual[rows] = target[order], actual[order]
     return replace(prepared, target=target, actual=actual)

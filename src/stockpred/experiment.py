@@ -29,6 +29,7 @@ from stockpred.config import DataConfig, GateConfig, PipelineConfig
 from stockpred.data import load_prices as load_source
 from stockpred.features import TARGET, make_features
 from stockpred.gates import GateMonitor, diagnostic_indices
+from stockpred.memory import MemoryMonitor, ewma_value_curve
 from stockpred.models import model_class
 from stockpred.prepare import Prepared, prepare
 from stockpred.split import TEST, TRAIN, VAL, SplitDates
@@ -121,6 +122,29 @@ def gate_diagnostics(prepared: Prepared, gates: GateConfig) -> Diagnostics | Non
     return Diagnostics(monitor, int(val.ends[diagnostic[monitor.sample_index]]))
 
 
+def memory_diagnostics(prepared: Prepared, config: PipelineConfig) -> MemoryMonitor | None:
+    """A monitor of the memory the network uses on ``gates.memory_windows`` evenly spaced
+    validation windows, with their targets and the task's loss (None when gates or
+    ``gates.memory`` are off)."""
+    if not (config.gates.enabled and config.gates.memory):
+        return None
+    val = prepared.dataset(VAL)
+    x, y = val.__getitems__(diagnostic_indices(len(val), config.gates.memory_windows))
+    return MemoryMonitor(x, y, task_for(config).loss(prepared, config))
+
+
+def memory_value(prepared: Prepared, config: PipelineConfig) -> tuple[pd.Series, str] | None:
+    """The memory-value curve of the run's own target on its training windows, and its loss
+    name (None where the task defines no daily proxy)."""
+    proxy = task_for(config).memory_proxy(prepared, config)
+    if proxy is None:
+        return None
+    daily, loss = proxy
+    _, groups = np.unique(prepared.tickers, return_inverse=True)
+    rows = Part.of(prepared, TRAIN).rows
+    return ewma_value_curve(daily, prepared.actual, groups, rows, loss), loss
+
+
 def fit(
     prepared: Prepared,
     config: PipelineConfig,
@@ -133,7 +157,7 @@ def fit(
     """Train the ``model.arch`` network on the training windows with early stopping on the
     validation windows."""
     return fit_forecaster(
-        prepared.dataset(TRAIN),
+        prepared.dataset(TRAIN, sequence=config.train.loss_steps == "all"),
         prepared.dataset(VAL),
         config.model,
         config.train,

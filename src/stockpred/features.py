@@ -23,6 +23,7 @@ VARIANCE_MEANS = (5, 22)  # the HAR's weekly and monthly means of each daily var
 DOWNSIDE = "dsv_5d"  # log 5-day downside semivariance (mean of r^2 on down days, else 0)
 
 TARGET = "target"
+FEATURE_SETS = ("all", "daily")  # named sets of features.include / features.exclude
 
 
 def _needs(config: FeatureConfig) -> dict[str, tuple[str, ...]]:
@@ -58,6 +59,56 @@ def feature_names(config: FeatureConfig, columns: Sequence[str] = PRICE_COLUMNS)
     (default all of OHLCV; ``present_columns(prices)`` gives those of a frame)."""
     have = set(columns)
     return [name for name, needs in _needs(config).items() if have.issuperset(needs)]
+
+
+def daily_features(config: FeatureConfig, columns: Sequence[str] = PRICE_COLUMNS) -> list[str]:
+    """The same-day quantities among ``feature_names``: each a function of that day's prices and
+    the previous close only (one-day return, range, open-to-close, each daily variance), so any
+    memory beyond a day must be built by the network itself."""
+    same_day = {"ret_1d", "hl_range", "oc_return"}
+    same_day |= {variance_feature(estimator) for estimator in ESTIMATOR_NEEDS}
+    return [name for name in feature_names(config, columns) if name in same_day]
+
+
+def feature_set(name: str, config: FeatureConfig, columns: Sequence[str]) -> list[str] | None:
+    """The features of the named set ``name`` (``all``, ``daily``), None if it is not a set."""
+    if name == "all":
+        return feature_names(config, columns)
+    if name == "daily":
+        return daily_features(config, columns)
+    return None
+
+
+def select_features(config: FeatureConfig, computed: Sequence[str]) -> list[str]:
+    """The network's inputs among the ``computed`` features: ``config.include`` minus
+    ``config.exclude`` (names or sets), in ``computed`` order; a ``ValueError`` naming any
+    unknown name and what is allowed, or saying the selection is empty."""
+    known = feature_names(config)  # every name this config can compute (all OHLCV columns)
+    available = list(computed)
+    chosen: dict[str, set[str]] = {"include": set(), "exclude": set()}
+    for field, names in (("include", config.include), ("exclude", config.exclude)):
+        unknown = [n for n in names if n not in FEATURE_SETS and n not in known]
+        if unknown:
+            raise ValueError(
+                f"features.{field} names unknown feature(s) {unknown}: use the sets "
+                f"{list(FEATURE_SETS)} or feature names {known}"
+            )
+        for name in names:
+            members = feature_set(name, config, PRICE_COLUMNS)  # then kept if computed
+            chosen[field].update(members if members is not None else [name])
+    selected = [n for n in available if n in chosen["include"] - chosen["exclude"]]
+    if not selected:
+        raise ValueError(
+            f"features.include {list(config.include)} minus features.exclude "
+            f"{list(config.exclude)} leaves no input among {available}: keep at least one"
+        )
+    return selected
+
+
+def check_selection(prices: pd.DataFrame, config: FeatureConfig) -> list[str]:
+    """``select_features`` for ``prices``' columns, before anything is computed (a bad name is
+    refused before a run exists)."""
+    return select_features(config, feature_names(config, present_columns(prices)))
 
 
 def make_features(prices: pd.DataFrame, config: FeatureConfig | None = None) -> pd.DataFrame:

@@ -29,7 +29,10 @@ from stockpred import ablation, experiment, tracking
 from stockpred.config import DEFAULT_TARGET, PipelineConfig
 from stockpred.data.lineage import data_record, prices_digest
 from stockpred.experiment import Evaluation
+from stockpred.features import check_selection
 from stockpred.figures.gate_plots import ablation_figure, gate_artifacts
+from stockpred.figures.memory_plots import memory_figure, memory_value_figure
+from stockpred.memory import value_metrics
 from stockpred.prepare import Prepared
 from stockpred.report import background
 from stockpred.resume import checkpoints as resume_checkpoints
@@ -251,6 +254,7 @@ def run_training(
     split = config.split
     dates = prices.index.get_level_values("date").unique()
     chronological_split(dates, split.val_fraction, split.test_fraction, config.embargo)
+    check_selection(prices, config.features)  # an unknown feature name, before the run exists
     record = data_record(config, prices)
     with (
         open_run(config, record, prices, tags=tags, resume_id=resume_id) as run,
@@ -336,6 +340,9 @@ def train_model(ctx: RunContext, prepared: Prepared) -> FitResult:
     )
     diagnostics = experiment.gate_diagnostics(prepared, ctx.config.gates)
     callbacks: list[Callback] = [diagnostics.monitor] if diagnostics else []
+    memory = experiment.memory_diagnostics(prepared, ctx.config)
+    callbacks += [memory] if memory else []
+    log_memory_value(ctx, prepared)
     resume_from = None
     if ctx.checkpoints is not None:
         callbacks += resume_checkpoints.callbacks(ctx.checkpoints)
@@ -352,6 +359,11 @@ def train_model(ctx: RunContext, prepared: Prepared) -> FitResult:
         price_path, label = diagnostics.window(prepared)
         for artifact_file, item in gate_artifacts(diagnostics.monitor, price_path, label):
             tracking.log_artifact_object(ctx.run_id, item, artifact_file)
+    if memory is not None and memory.profiles:
+        tracking.log_artifact_object(
+            ctx.run_id, memory_figure(memory.profiles.values()), "memory/memory.png"
+        )
+        tracking.log_artifact_object(ctx.run_id, memory.frame(), "memory/curves.parquet")
     tracking.log_metrics(
         ctx.run_id,
         {
@@ -374,6 +386,20 @@ def train_model(ctx: RunContext, prepared: Prepared) -> FitResult:
             "train.weight_decay, or check the data for extreme values"
         )
     return fitted
+
+
+def log_memory_value(ctx: RunContext, prepared: Prepared) -> None:
+    """Before training: the memory-value curve of the target on the training windows (metrics
+    ``memory/best_ewma_tau``, ``memory/ewma_excess_1_5d``; a figure and the curve)."""
+    value = experiment.memory_value(prepared, ctx.config) if ctx.config.gates.memory else None
+    if value is None:
+        return
+    curve, loss = value
+    tracking.log_metrics(ctx.run_id, value_metrics(curve))
+    tracking.log_artifact_object(
+        ctx.run_id, memory_value_figure(curve, loss.upper()), "memory/value.png"
+    )
+    tracking.log_artifact_object(ctx.run_id, curve.reset_index(), "memory/value.parquet")
 
 
 def evaluate_model(ctx: RunContext, prepared: Prepared, fitted: FitResult) -> Evaluation:
@@ -473,11 +499,12 @@ def on_scaling_of(prepared: Prepared, preprocessing: Mapping[str, Any], window: 
     """``prepared``'s rows (same dates, same split) with the features, target scale and window of
     another run's ``preprocessing.json``; ``ValueError`` if it uses a feature ``prepared`` lacks."""
     names = list(preprocessing["feature_names"])
-    missing = [n for n in names if n not in prepared.feature_names]
+    table = prepared.baseline_features  # every computed feature: the champion may select others
+    missing = [n for n in names if n not in table.names]
     if missing:
         raise ValueError(f"it uses feature(s) {missing} that this run does not compute")
-    raw = prepared.features.astype(np.float64) * prepared.feature_scale + prepared.feature_mean
-    columns = [prepared.feature_names.index(n) for n in names]
+    raw = table.values.astype(np.float64) * table.scale + table.mean
+    columns = [table.names.index(n) for n in names]
     mean = np.asarray(preprocessing["feature_mean"], dtype=np.float64)
     scale = np.asarray(preprocessing["feature_scale"], dtype=np.float64)
     return dataclasses.replace(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stockpred.config import PipelineConfig
-from stockpred.features import TARGET
+from stockpred.features import TARGET, select_features
 from stockpred.split import (
     EMBARGO,
     SPLIT_NAMES,
@@ -24,6 +24,35 @@ from stockpred.split import (
 from stockpred.windows import WindowDataset
 
 CLOSE = "_close"  # a column name no feature can take
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Every computed feature, scaled with training statistics: what baselines read, the same
+    whatever ``features.include`` / ``exclude`` give the network."""
+
+    values: np.ndarray  # (N, F_all) float32, scaled
+    names: tuple[str, ...]
+    mean: np.ndarray  # (F_all,)
+    scale: np.ndarray  # (F_all,)
+
+    def scaled(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The scaled feature ``name`` at ``rows`` (any index shape) or every row."""
+        column = self._column(name)
+        return self.values[:, column] if rows is None else self.values[rows, column]
+
+    def raw(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The feature ``name`` in its own units (unscaled, float64), at ``rows`` or every row."""
+        column = self._column(name)
+        values = np.asarray(self.scaled(name, rows), dtype=np.float64)
+        return values * self.scale[column] + self.mean[column]
+
+    def _column(self, name: str) -> int:
+        if name not in self.names:
+            raise ValueError(
+                f"no feature {name!r} was computed; the features are {list(self.names)}"
+            )
+        return self.names.index(name)
 
 
 @dataclass(frozen=True)
@@ -45,17 +74,36 @@ class Prepared:
     window: int  # the input window length the datasets serve
     close: np.ndarray  # (N,) float64 close price (for figures); NaN when not given
     target_transform: str = "identity"  # the model learns transform(actual): identity or log
+    # every computed feature, for baselines (None: ``features`` are all of them)
+    full_features: FeatureTable | None = None
 
-    def dataset(self, part: int, window: int | None = None) -> WindowDataset:
-        """Windows whose every row lies in ``part`` of one ticker (no straddling)."""
+    @property
+    def baseline_features(self) -> FeatureTable:
+        """Every computed feature whatever the network's selection: what baselines read."""
+        if self.full_features is not None:
+            return self.full_features
+        return FeatureTable(
+            self.features, self.feature_names, self.feature_mean, self.feature_scale
+        )
+
+    def dataset(
+        self, part: int, window: int | None = None, *, sequence: bool = False
+    ) -> WindowDataset:
+        """Windows whose every row lies in ``part`` of one ticker (no straddling); ``sequence``:
+        with every step's target (for the all-steps loss)."""
         return WindowDataset.from_arrays(
-            self.features, self.target, self.groups(part), window or self.window
+            self.features, self.target, self.groups(part), window or self.window, sequence=sequence
         )
 
     def groups(self, part: int) -> np.ndarray:
-        """Row group ids for ``part``: one per ticker, -1 for rows outside the part."""
+        """Row group ids for ``part``: one per ticker, -1 for rows outside the part and rows
+        where any computed feature is missing (so the windows, and the baselines scored on them,
+        are the same whatever the network's feature selection)."""
         _, codes = np.unique(self.tickers, return_inverse=True)
-        return np.where(self.labels == part, codes, EMBARGO).astype(np.int64)
+        inside = self.labels == part
+        if self.full_features is not None and self.full_features.values is not self.features:
+            inside &= np.isfinite(self.full_features.values.sum(axis=1, dtype=np.float64))
+        return np.where(inside, codes, EMBARGO).astype(np.int64)
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
         """Model outputs back in target units (log return; variance, for a log target)."""
@@ -96,9 +144,10 @@ def prepare(
     transform: str = "identity",
 ) -> Prepared:
     """Split by date with an embargo (or use ``split``), fit the scalers on training rows only,
-    scale everything. ``transform``: what the model learns of the target, the task's
-    ``target_transform`` (``identity``, or ``log`` for a variance); ``experiment.prepare_frame``
-    passes it.
+    scale everything; the network's inputs are ``config.features``' selection (include /
+    exclude), and every feature stays in ``full_features`` for the baselines. ``transform``: what
+    the model learns of the target, the task's ``target_transform`` (``identity``, or ``log`` for
+    a variance); ``experiment.prepare_frame`` passes it.
 
     Targets whose horizon ends past their own part are purged (NaN): so nothing fitted on the
     training part - scalers, model, baselines - depends on a price after its last date.
@@ -132,17 +181,26 @@ def prepare(
     train_target = model_target[(labels == 0) & np.isfinite(model_target)]
     target_mean = float(train_target.mean())
     target_scale = float(train_target.std()) or 1.0
+    every = FeatureTable(
+        scaler.transform(raw).astype(np.float32),
+        tuple(features.columns),
+        scaler.mean_.copy(),
+        scaler.scale_.copy(),
+    )
+    selected = select_features(config.features, list(features.columns))
+    columns = [every.names.index(name) for name in selected]
+    inputs = every.values if len(columns) == len(every.names) else every.values[:, columns]
     return Prepared(
-        features=scaler.transform(raw).astype(np.float32),
+        features=np.ascontiguousarray(inputs),
         target=((model_target - target_mean) / target_scale).astype(np.float32),
         actual=actual,
         labels=labels,
         dates=dates.to_numpy(dtype="datetime64[ns]"),
         tickers=frame.index.get_level_values("ticker").to_numpy(dtype=str),
-        feature_names=tuple(features.columns),
+        feature_names=tuple(selected),
         split=split,
-        feature_mean=scaler.mean_.copy(),
-        feature_scale=scaler.scale_.copy(),
+        feature_mean=every.mean[columns],
+        feature_scale=every.scale[columns],
         target_mean=target_mean,
         target_scale=target_scale,
         window=config.model.window,
@@ -150,6 +208,7 @@ def prepare(
         if close is not None
         else np.full(len(frame), np.nan),
         target_transform=transform,
+        full_features=every,
     )
 
 

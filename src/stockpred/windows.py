@@ -21,7 +21,13 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """
 
     def __init__(
-        self, features: torch.Tensor, target: torch.Tensor, ends: torch.Tensor, window: int
+        self,
+        features: torch.Tensor,
+        target: torch.Tensor,
+        ends: torch.Tensor,
+        window: int,
+        *,
+        sequence: bool = False,
     ) -> None:
         if features.ndim != 2 or target.ndim != 1 or len(features) != len(target):
             raise ValueError(
@@ -32,6 +38,9 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.target = target  # (N,)
         self.ends = ends.long()  # (S,)
         self.window = window
+        # sequence: y is (B, W), every step's own target (NaN where it is unknown), gathered
+        # like the windows; the rows of a window all lie in one part, so do their targets
+        self.sequence = sequence
         # (N - W + 1, W, F): row i is the window starting at row i, a view sharing storage with
         # ``features`` (gathering from it yields a contiguous (B, W, F) batch in one copy)
         rows, width = features.shape
@@ -43,15 +52,23 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     @classmethod
     def from_arrays(
-        cls, features: np.ndarray, target: np.ndarray, groups: np.ndarray, window: int
+        cls,
+        features: np.ndarray,
+        target: np.ndarray,
+        groups: np.ndarray,
+        window: int,
+        *,
+        sequence: bool = False,
     ) -> WindowDataset:
-        """Build from row arrays; ``groups`` labels contiguous runs of rows (-1 = never used)."""
+        """Build from row arrays; ``groups`` labels contiguous runs of rows (-1 = never used);
+        ``sequence``: targets of every step of a window (see ``__getitems__``)."""
         ends = valid_window_ends(features, target, groups, window)
         return cls(
             torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
             torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
             torch.from_numpy(ends),
             window,
+            sequence=sequence,
         )
 
     @property
@@ -67,10 +84,15 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return x[0], y[0]
 
     def __getitems__(self, indices: list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A whole batch in one gather: x (B, W, F), y (B,)."""
+        """A whole batch in one gather: x (B, W, F), y (B,) - or y (B, W) with ``sequence``,
+        each step's target (row t's target is NaN where its horizon reaches past its part)."""
         assert self._view is not None, "features must be contiguous and hold at least one window"
         ends = self.ends[torch.as_tensor(indices, dtype=torch.long)]
-        return self._view[ends - (self.window - 1)], self.target[ends]  # (B, W, F), (B,)
+        starts = ends - (self.window - 1)
+        if self.sequence:
+            steps = starts[:, None] + torch.arange(self.window)  # (B, W) rows
+            return self._view[starts], self.target[steps]
+        return self._view[starts], self.target[ends]  # (B, W, F), (B,)
 
     def loader(
         self,

@@ -20,7 +20,7 @@ NOTEBOOKS = sorted(path.name for path in report.notebooks_dir().glob("*.ipynb"))
 MIN_IMAGES = {  # the figures each notebook draws
     "01-data-and-features.ipynb": 4,
     "02-train-from-notebook.ipynb": 2,
-    "03-gate-diagnostics.ipynb": 11,
+    "03-gate-diagnostics.ipynb": 13,  # with memory by use and the memory-value curve
     "04-compare-runs.ipynb": 3,
 }
 
@@ -109,6 +109,7 @@ def test_the_notebook_runs_headless_and_shows_its_figures(
     assert len(shown) == len(set(shown)), "a figure is shown twice"  # e.g. pyplot + the return
     if name.startswith("03"):
         assert runs[0] in _text(nb)  # it reports on the run it was given
+        assert "By use, the forecast looks back about" in _text(nb)
         _check_report(report.notebook_html(nb, "report"), nb)
     if name.startswith("04"):
         assert "2 finished run(s) in experiment 'notebook-tests'" in _text(nb)

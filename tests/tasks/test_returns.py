@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from stockpred.config import load_config
+from stockpred.prepare import FeatureTable
 from stockpred.tasks import TASKS, metric_key
 from stockpred.tasks.base import Part
 from stockpred.tasks.returns import RidgeOnFeatures
@@ -16,7 +17,11 @@ RETURNS = load_config({"target": {"kind": "return"}})  # the default task is vol
 
 
 def _part(x: np.ndarray, y: np.ndarray) -> Part:
-    prepared = SimpleNamespace(features=x, target=y, unscale=lambda v: np.asarray(v, float))
+    width = x.shape[1]
+    table = FeatureTable(x, tuple(f"f{i}" for i in range(width)), np.zeros(width), np.ones(width))
+    prepared = SimpleNamespace(
+        features=x, baseline_features=table, target=y, unscale=lambda v: np.asarray(v, float)
+    )
     return Part(prepared, np.arange(len(y)))  # type: ignore[arg-type]
 
 

@@ -90,6 +90,28 @@ class GRUForecaster(Forecaster):
         out, _ = self.gru(x)  # (B, T, H), the top layer's hidden states
         return self.head(out[:, -1]).squeeze(-1)  # (B,)
 
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, F) -> the prediction at every step (B, T) (the last column is ``forward``'s)."""
+        out, _ = self.gru(x)  # (B, T, H)
+        return self.head(out).squeeze(-1)  # (B, T)
+
+    def gate_biases(self) -> list[nn.Parameter]:
+        """The gate bias vectors (``bias_ih``/``bias_hh`` of every layer: r, z, n slices)."""
+        return [p for name, p in self.gru.named_parameters() if name.startswith("bias_")]
+
+    def forget_bias(self) -> torch.Tensor:
+        """(layers * hidden,) the effective update-gate bias of every unit (both biases added):
+        the memory gate's, the one that sets a unit's memory timescale."""
+        hidden = self.gru.hidden_size
+        return torch.cat(
+            [
+                (getattr(self.gru, f"bias_ih_l{k}") + getattr(self.gru, f"bias_hh_l{k}"))[
+                    hidden : 2 * hidden
+                ]
+                for k in range(self.gru.num_layers)
+            ]
+        ).detach()
+
     def gate_activations(
         self, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
     ) -> GateActivations:

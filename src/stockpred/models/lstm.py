@@ -124,6 +124,28 @@ class LSTMForecaster(Forecaster):
         """The exact replay of the LSTM's gates (``lstm_gate_activations``)."""
         return lstm_gate_activations(self.lstm, x, ablate)
 
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, F) -> the prediction at every step (B, T) (the last column is ``forward``'s)."""
+        out, _ = self.lstm(x)  # (B, T, H)
+        return self.head(out).squeeze(-1)  # (B, T)
+
+    def gate_biases(self) -> list[nn.Parameter]:
+        """The gate bias vectors (``bias_ih``/``bias_hh`` of every layer: i, f, g, o slices)."""
+        return [p for name, p in self.lstm.named_parameters() if name.startswith("bias_")]
+
+    def forget_bias(self) -> torch.Tensor:
+        """(layers * hidden,) the effective forget-gate bias of every unit (both biases added),
+        the one that sets a unit's memory timescale."""
+        hidden = self.lstm.hidden_size
+        return torch.cat(
+            [
+                (getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}"))[
+                    hidden : 2 * hidden
+                ]
+                for k in range(self.lstm.num_layers)
+            ]
+        ).detach()
+
 
 @torch.no_grad()
 def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = None) -> None:

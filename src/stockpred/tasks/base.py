@@ -59,8 +59,9 @@ class Part:
 
     @property
     def last_row(self) -> np.ndarray:
-        """(S, F) the scaled features on the forecast date."""
-        return self.prepared.features[self.rows]
+        """(S, F_all) every scaled feature on the forecast date (whatever the network's
+        selection: a baseline's forecast does not depend on ``features.include``)."""
+        return self.prepared.baseline_features.values[self.rows]
 
     @property
     def target(self) -> np.ndarray:
@@ -74,9 +75,10 @@ class Part:
 
     def lags(self, feature: str, count: int) -> np.ndarray:
         """(S, count) the scaled feature ``feature`` on the forecast date and ``count - 1`` days
-        before it, newest first (inside the window, so nothing later than the forecast date)."""
-        column = self.prepared.feature_names.index(feature)
-        return self.prepared.features[self.rows[:, None] - np.arange(count), column]
+        before it, newest first (inside the window, so nothing later than the forecast date);
+        read from every computed feature, whatever the network's selection."""
+        table = self.prepared.baseline_features
+        return table.scaled(feature, self.rows[:, None] - np.arange(count))
 
 
 class Baseline(Protocol):
@@ -232,6 +234,14 @@ class ForecastTask(ABC):
     def run_scores(self) -> tuple[str, ...]:
         """The per-model test scores a run table lists: ``table_scores`` and the relative one."""
         return (*self.table_scores, self.relative_name)
+
+    def memory_proxy(
+        self, prepared: Prepared, config: PipelineConfig
+    ) -> tuple[np.ndarray, str] | None:
+        """The daily quantity an exponential memory of the target averages (every row, from
+        ``prepared.baseline_features``) and the loss it is scored with (``qlike`` | ``mse``), for
+        the memory-value curve (``stockpred.memory.ewma_value_curve``); None: not defined."""
+        return None
 
     def extra_metrics(
         self,

@@ -179,7 +179,14 @@ def _fit(
         accelerator
     )  # page-locked batches: Lightning copies non_blocking
     net = build_model(train.num_features, model_config)
-    module = LitForecaster(net, train_config.learning_rate, train_config.weight_decay, loss)
+    module = LitForecaster(
+        net,
+        train_config.learning_rate,
+        train_config.weight_decay,
+        loss,
+        burn_in=train_config.burn_in,
+        gate_bias_lr=train_config.gate_bias_lr,
+    )
     with _checkpoint_folder(checkpoint_dir) as ckpt_dir:
         checkpoint = ModelCheckpoint(
             dirpath=ckpt_dir,

@@ -28,6 +28,7 @@ from stockpred.metrics import (
 from stockpred.tasks.base import LSTM, ForecastTask
 from stockpred.tasks.base import fmt_cell as _fmt
 from stockpred.tasks.returns.baselines import (
+    ONE_DAY_RETURN,
     AutoRegression,
     Mean,
     RidgeOnFeatures,
@@ -36,6 +37,8 @@ from stockpred.tasks.returns.baselines import (
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from stockpred.prepare import Prepared
 
 
 class ReturnTask(ForecastTask):
@@ -76,6 +79,14 @@ class ReturnTask(ForecastTask):
 
     def target(self, prices: pd.DataFrame, config: PipelineConfig) -> pd.Series:
         return make_target(prices, config.features.horizon)
+
+    def memory_proxy(
+        self, prepared: Prepared, config: PipelineConfig
+    ) -> tuple[np.ndarray, str] | None:
+        """The one-day return (an EWMA of it is a momentum signal), scored by MSE."""
+        if ONE_DAY_RETURN not in prepared.baseline_features.names:
+            return None
+        return prepared.baseline_features.raw(ONE_DAY_RETURN), "mse"
 
     def baselines(self, config: PipelineConfig) -> Sequence[Any]:
         out: list[Any] = [Zero(), Mean(), RidgeOnFeatures()]

@@ -30,11 +30,9 @@ MIN_GARCH_RETURNS = 100  # fewer training returns than this and GARCH is not fit
 
 
 def raw_feature(prepared: Prepared, feature: str, rows: np.ndarray | None = None) -> np.ndarray:
-    """A feature in its own units (unscaled), at ``rows`` or every row."""
-    column = prepared.feature_names.index(feature)
-    values = prepared.features[:, column] if rows is None else prepared.features[rows, column]
-    scaled = np.asarray(values, dtype=np.float64)
-    return scaled * prepared.feature_scale[column] + prepared.feature_mean[column]
+    """A feature in its own units (unscaled), at ``rows`` or every row: from every computed
+    feature (``Prepared.baseline_features``), whatever the network's selection."""
+    return prepared.baseline_features.raw(feature, rows)
 
 
 def _ticker_blocks(prepared: Prepared) -> list[np.ndarray]:

@@ -44,6 +44,7 @@ from torch import nn
 
 from stockpred.config import PipelineConfig
 from stockpred.data.prices import require_fresh_open
+from stockpred.features import variance_feature
 from stockpred.forecast_tests import panel_dm
 from stockpred.tasks.base import LSTM, ForecastTask, mcs_pvalues
 from stockpred.tasks.base import fmt_cell as _fmt
@@ -159,6 +160,15 @@ class VolatilityTask(ForecastTask):
             Har(estimator, horizon, log=True, pooled=True),
             Har(estimator, horizon, log=True, extra=True, pooled=True),
         ]
+
+    def memory_proxy(
+        self, prepared: Prepared, config: PipelineConfig
+    ) -> tuple[np.ndarray, str] | None:
+        """The target estimator's daily variance (an EWMA of it is RiskMetrics), by QLIKE."""
+        feature = variance_feature(config.target.estimator)
+        if feature not in prepared.baseline_features.names:
+            return None
+        return np.exp(prepared.baseline_features.raw(feature)), "qlike"
 
     def loss(self, prepared: Prepared, config: PipelineConfig) -> nn.Module:
         if config.target.loss == "mse":
