@@ -120,9 +120,10 @@ def fit(
     from stockpred.controls import shuffle_train_target
     from stockpred.gates import diagnostic_indices, lstm_gate_activations, unit_timescales
     from stockpred.memory import MemoryMonitor
-    from stockpred.models import LitForecaster, LSTMForecaster
+    from stockpred.models import LSTMForecaster
     from stockpred.split import TRAIN, VAL
     from stockpred.tasks.volatility.task import QLikeLoss
+    from stockpred.training import LitForecaster
 
     started = time.perf_counter()
     # across tickers: a within-ticker shuffle keeps each series' mean level, which a long window

@@ -26,7 +26,8 @@ from stockpred.memory import (
     truncation_curve,
     value_metrics,
 )
-from stockpred.models import LitForecaster, LSTMForecaster
+from stockpred.models import LSTMForecaster
+from stockpred.training import LitForecaster
 
 EPS = 1e-3  # the cell candidate's input weight: tanh(EPS x) ~ EPS x, so the cell is linear
 

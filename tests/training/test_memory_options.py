@@ -11,8 +11,9 @@ from pytorch_lightning.callbacks import Callback
 
 from stockpred import experiment
 from stockpred.config import ConfigError, PipelineConfig, load_config
-from stockpred.models import LitForecaster, LSTMForecaster
+from stockpred.models import LSTMForecaster
 from stockpred.split import TEST, TRAIN, VAL
+from stockpred.training import LitForecaster
 from tests.conftest import TINY
 
 
