@@ -175,18 +175,7 @@ def garch_prices(
         previous = math.sqrt(var) * rng.standard_normal()
     moves = rng.standard_normal((days, steps + 1)) * np.sqrt(variance / (steps + 1))[:, None]
     path = np.cumsum(moves.reshape(-1)).reshape(days, steps + 1)  # (days, steps + 1) log price
-    index = pd.MultiIndex.from_arrays(
-        [pd.bdate_range("2000-01-03", periods=days).astype("datetime64[ns]"), [ticker] * days],
-        names=["date", "ticker"],
-    )
-    columns = {
-        "open": 100 * np.exp(path[:, 0]),
-        "high": 100 * np.exp(path.max(axis=1)),
-        "low": 100 * np.exp(path.min(axis=1)),
-        "close": 100 * np.exp(path[:, -1]),
-        "volume": rng.integers(1000, 10_000, days),
-    }
-    return pd.DataFrame(columns, index=index)
+    return _daily_bars(path, ticker, rng)
 
 
 def garch_series(
@@ -225,18 +214,8 @@ def garch_series(
     moves += ((returns - moves.sum(axis=1)) / (steps + 1))[:, None]  # the bridge ends at r_t
     previous_close = np.concatenate([[0.0], np.cumsum(returns)[:-1]])
     path = previous_close[:, None] + np.cumsum(moves, axis=1)  # (days, steps + 1) log price
-    index = pd.MultiIndex.from_arrays(
-        [pd.bdate_range("2000-01-03", periods=days).astype("datetime64[ns]"), [ticker] * days],
-        names=["date", "ticker"],
-    )
-    columns = {
-        "open": 100 * np.exp(path[:, 0]),
-        "high": 100 * np.exp(path.max(axis=1)),
-        "low": 100 * np.exp(path.min(axis=1)),
-        "close": 100 * np.exp(path[:, -1]),
-        "volume": rng.integers(1000, 10_000, days),
-    }
-    return pd.DataFrame(columns, index=index), pd.Series(variance[1:], index=index, name="variance")
+    prices = _daily_bars(path, ticker, rng)
+    return prices, pd.Series(variance[1:], index=prices.index, name="variance")
 
 
 def keep_features(prepared: Prepared, names: Sequence[str]) -> Prepared:
@@ -445,3 +424,21 @@ def planted_memory(
         test_loss=loss,
         importance=importance,
     )
+
+
+def _daily_bars(path: np.ndarray, ticker: str, rng: np.random.Generator) -> pd.DataFrame:
+    """Daily OHLCV of ``ticker`` from an intraday log-price path (days, steps + 1) that starts
+    at the open and ends at the close, on business days from 2000-01-03."""
+    days = len(path)
+    index = pd.MultiIndex.from_arrays(
+        [pd.bdate_range("2000-01-03", periods=days).astype("datetime64[ns]"), [ticker] * days],
+        names=["date", "ticker"],
+    )
+    columns = {
+        "open": 100 * np.exp(path[:, 0]),
+        "high": 100 * np.exp(path.max(axis=1)),
+        "low": 100 * np.exp(path.min(axis=1)),
+        "close": 100 * np.exp(path[:, -1]),
+        "volume": rng.integers(1000, 10_000, days),
+    }
+    return pd.DataFrame(columns, index=index)

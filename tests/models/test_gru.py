@@ -142,3 +142,22 @@ def test_the_gate_monitor_and_its_figures_follow_a_gru() -> None:
     again = GateMonitor(batch)
     again.load_state_dict(monitor.state_dict())
     assert again.snapshots[1].spec == monitor.snapshots[1].spec
+
+
+def test_the_recurrent_models_share_their_sequence_output_and_memory_gate_bias() -> None:
+    """Both RNN forecasters: ``forward_sequence``'s last step is ``forward``, and
+    ``forget_bias`` is the memory gate's slice of bias_ih + bias_hh (LSTM: f; GRU: z)."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 4)
+    for model, rnn in ((LSTMForecaster(4, 5, 2), "lstm"), (GRUForecaster(4, 5, 2), "gru")):
+        with torch.no_grad():
+            torch.testing.assert_close(model.forward_sequence(x)[:, -1], model(x))
+        body = getattr(model, rnn)
+        expected = torch.cat(
+            [
+                (getattr(body, f"bias_ih_l{k}") + getattr(body, f"bias_hh_l{k}"))[5:10]
+                for k in range(2)
+            ]
+        )
+        torch.testing.assert_close(model.forget_bias(), expected.detach())
+        assert len(model.gate_biases()) == 4  # bias_ih and bias_hh of two layers

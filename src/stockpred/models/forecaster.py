@@ -131,6 +131,71 @@ class Forecaster(nn.Module):
         return self.head(h_last.to(self.head.weight.dtype)).squeeze(-1)
 
 
+class RecurrentForecaster(Forecaster):
+    """A forecaster whose body is one stacked ``nn.LSTM``/``nn.GRU`` (``rnn``, batch first) read
+    out by ``head`` at the last step: the shape, the weights-only architecture, the forward
+    passes and the gate biases are the same for every such model; a subclass builds ``rnn`` and
+    replays its gates."""
+
+    @property
+    def rnn(self) -> nn.RNNBase:
+        """The recurrent body (its attribute name keeps the state dict's keys: ``lstm.``...)."""
+        raise NotImplementedError
+
+    def architecture(self) -> dict[str, Any]:
+        """The constructor's arguments and ``arch``: with the state dict, all a load needs."""
+        return {
+            "arch": self.arch,
+            "num_features": self.rnn.input_size,
+            "hidden_size": self.rnn.hidden_size,
+            "num_layers": self.rnn.num_layers,
+            "dropout": float(self.rnn.dropout),
+        }
+
+    @property
+    def num_layers(self) -> int:
+        """Stacked recurrent layers."""
+        return self.rnn.num_layers
+
+    @property
+    def hidden_size(self) -> int:
+        """Units per layer."""
+        return self.rnn.hidden_size
+
+    @property
+    def num_features(self) -> int:
+        """Inputs per step."""
+        return self.rnn.input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, F) -> prediction (B,) of the (scaled) target."""
+        out, _ = self.rnn(x)  # (B, T, H), the top layer's hidden states
+        return self.head(out[:, -1]).squeeze(-1)  # (B,)
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, F) -> the prediction at every step (B, T) (the last column is ``forward``'s)."""
+        out, _ = self.rnn(x)  # (B, T, H)
+        return self.head(out).squeeze(-1)  # (B, T)
+
+    def gate_biases(self) -> list[nn.Parameter]:
+        """The gate bias vectors (``bias_ih``/``bias_hh`` of every layer, every gate's slice)."""
+        return [p for name, p in self.rnn.named_parameters() if name.startswith("bias_")]
+
+    def forget_bias(self) -> torch.Tensor:
+        """(layers * hidden,) the effective bias (both biases added) of every unit's memory
+        gate (LSTM: forget f; GRU: update z), the one that sets its memory timescale."""
+        assert self.gate_spec is not None, "a recurrent forecaster declares its gates"
+        hidden = self.rnn.hidden_size
+        gate = self.gate_spec.names.index(self.gate_spec.memory)
+        rows = slice(gate * hidden, (gate + 1) * hidden)
+        return torch.cat(
+            [
+                (getattr(self.rnn, f"bias_ih_l{k}") + getattr(self.rnn, f"bias_hh_l{k}"))[rows]
+                for k in range(self.rnn.num_layers)
+            ]
+        ).detach()
+
+
 def find_forecaster(module: nn.Module) -> Forecaster:
     """The one ``Forecaster`` in ``module`` (itself, or e.g. a LightningModule's ``model``)."""
     found = [m for m in module.modules() if isinstance(m, Forecaster)]

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from stockpred.models.forecaster import (
-    Forecaster,
     GateActivations,
     GateSpec,
+    RecurrentForecaster,
     ablation_mask,
     replay_input,
 )
@@ -36,7 +36,7 @@ GRU_GATES = GateSpec(
 )
 
 
-class GRUForecaster(Forecaster):
+class GRUForecaster(RecurrentForecaster):
     """Stacked ``nn.GRU`` over a window of features, a linear head on the last hidden state."""
 
     arch = "gru"
@@ -60,57 +60,10 @@ class GRUForecaster(Forecaster):
         """The untrained GRU of a ``ModelConfig`` (PyTorch's init: chrono is LSTM-only)."""
         return cls(num_features, config.hidden_size, config.num_layers, config.dropout)
 
-    def architecture(self) -> dict[str, Any]:
-        """The constructor's arguments and ``arch``: with the state dict, all a load needs."""
-        return {
-            "arch": self.arch,
-            "num_features": self.gru.input_size,
-            "hidden_size": self.gru.hidden_size,
-            "num_layers": self.gru.num_layers,
-            "dropout": float(self.gru.dropout),
-        }
-
     @property
-    def num_layers(self) -> int:
-        """Stacked GRU layers."""
-        return self.gru.num_layers
-
-    @property
-    def hidden_size(self) -> int:
-        """Units per layer."""
-        return self.gru.hidden_size
-
-    @property
-    def num_features(self) -> int:
-        """Inputs per step."""
-        return self.gru.input_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, F) -> prediction (B,) of the (scaled) target."""
-        out, _ = self.gru(x)  # (B, T, H), the top layer's hidden states
-        return self.head(out[:, -1]).squeeze(-1)  # (B,)
-
-    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, F) -> the prediction at every step (B, T) (the last column is ``forward``'s)."""
-        out, _ = self.gru(x)  # (B, T, H)
-        return self.head(out).squeeze(-1)  # (B, T)
-
-    def gate_biases(self) -> list[nn.Parameter]:
-        """The gate bias vectors (``bias_ih``/``bias_hh`` of every layer: r, z, n slices)."""
-        return [p for name, p in self.gru.named_parameters() if name.startswith("bias_")]
-
-    def forget_bias(self) -> torch.Tensor:
-        """(layers * hidden,) the effective update-gate bias of every unit (both biases added):
-        the memory gate's, the one that sets a unit's memory timescale."""
-        hidden = self.gru.hidden_size
-        return torch.cat(
-            [
-                (getattr(self.gru, f"bias_ih_l{k}") + getattr(self.gru, f"bias_hh_l{k}"))[
-                    hidden : 2 * hidden
-                ]
-                for k in range(self.gru.num_layers)
-            ]
-        ).detach()
+    def rnn(self) -> nn.GRU:
+        """The stacked ``nn.GRU``."""
+        return self.gru
 
     def gate_activations(
         self, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None

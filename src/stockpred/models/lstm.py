@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from stockpred.models.forecaster import (
-    Forecaster,
     GateActivations,
     GateSpec,
+    RecurrentForecaster,
     ablation_mask,
     replay_input,
 )
@@ -40,7 +40,7 @@ LSTM_GATES = GateSpec(
 )
 
 
-class LSTMForecaster(Forecaster):
+class LSTMForecaster(RecurrentForecaster):
     """Stacked ``nn.LSTM`` over a window of features, a linear head on the last hidden state."""
 
     arch = "lstm"
@@ -88,63 +88,16 @@ class LSTMForecaster(Forecaster):
             chrono_max=config.chrono_max or config.window,
         )
 
-    def architecture(self) -> dict[str, Any]:
-        """The constructor's arguments and ``arch``: with the state dict, all a load needs."""
-        return {
-            "arch": self.arch,
-            "num_features": self.lstm.input_size,
-            "hidden_size": self.lstm.hidden_size,
-            "num_layers": self.lstm.num_layers,
-            "dropout": float(self.lstm.dropout),
-        }
-
     @property
-    def num_layers(self) -> int:
-        """Stacked LSTM layers."""
-        return self.lstm.num_layers
-
-    @property
-    def hidden_size(self) -> int:
-        """Units per layer."""
-        return self.lstm.hidden_size
-
-    @property
-    def num_features(self) -> int:
-        """Inputs per step."""
-        return self.lstm.input_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, F) -> prediction (B,) of the (scaled) target."""
-        out, _ = self.lstm(x)  # (B, T, H), the top layer's hidden states
-        return self.head(out[:, -1]).squeeze(-1)  # (B,)
+    def rnn(self) -> nn.LSTM:
+        """The stacked ``nn.LSTM``."""
+        return self.lstm
 
     def gate_activations(
         self, x: torch.Tensor, ablate: Mapping[int, torch.Tensor] | None = None
     ) -> GateActivations:
         """The exact replay of the LSTM's gates (``lstm_gate_activations``)."""
         return lstm_gate_activations(self.lstm, x, ablate)
-
-    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, F) -> the prediction at every step (B, T) (the last column is ``forward``'s)."""
-        out, _ = self.lstm(x)  # (B, T, H)
-        return self.head(out).squeeze(-1)  # (B, T)
-
-    def gate_biases(self) -> list[nn.Parameter]:
-        """The gate bias vectors (``bias_ih``/``bias_hh`` of every layer: i, f, g, o slices)."""
-        return [p for name, p in self.lstm.named_parameters() if name.startswith("bias_")]
-
-    def forget_bias(self) -> torch.Tensor:
-        """(layers * hidden,) the effective forget-gate bias of every unit (both biases added),
-        the one that sets a unit's memory timescale."""
-        hidden = self.lstm.hidden_size
-        return torch.cat(
-            [
-                (getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}"))[
-                    hidden : 2 * hidden
-                ]
-                for k in range(self.lstm.num_layers)
-            ]
-        ).detach()
 
 
 @torch.no_grad()
