@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -29,11 +29,13 @@ from pytorch_lightning.loggers import Logger
 from torch import nn
 
 import stockpred.training.devices as devices
-from stockpred.config import ModelConfig, TrainConfig
 from stockpred.models import Forecaster, build_model
 from stockpred.training.lightning_internals import quiet_lightning_notices, trainer_strategy
 from stockpred.training.module import LitForecaster
 from stockpred.windows import WindowDataset
+
+if TYPE_CHECKING:  # the config (pydantic) is not imported by a bare GPU check
+    from stockpred.config import ModelConfig, TrainConfig
 
 # Lightning's hints that do not apply to an in-memory dataset served by single gathers.
 for _pattern in (
