@@ -114,6 +114,18 @@ def test_a_run_logs_the_memory_it_uses_and_what_memory_could_earn(
     assert sorted(m.step for m in history) == [0, 1]
     files = {f.path for f in tracking.client().list_artifacts(result.run_id, "memory")}
     assert {"memory/memory.png", "memory/value.png", "memory/curves.parquet"} <= files
+    # the kept weights' measures equal what the kept epoch logged (the last epoch may differ)
+    best = int(metrics["train/best_epoch"])
+    assert metrics["memory/kept/epoch"] == metrics["gates/kept/epoch"] == best
+    for kept, per_epoch in (
+        ("memory/kept/k90", "memory/k90"),
+        ("memory/kept/saliency_tau", "memory/saliency_tau"),
+        ("gates/kept/l0/timescale/median", "gates/l0/timescale/median"),
+    ):
+        at_best = {
+            m.step: m.value for m in tracking.client().get_metric_history(result.run_id, per_epoch)
+        }[best]
+        assert metrics[kept] == pytest.approx(at_best, rel=1e-5), kept
 
 
 def test_an_unknown_feature_is_refused_before_a_run_exists(tiny_config: PipelineConfig) -> None:

@@ -243,3 +243,18 @@ def test_the_diagnostic_batch_is_spread_evenly_and_fixed() -> None:
 
 def test_pl_is_lightning() -> None:  # the callback is a real Lightning callback
     assert isinstance(GateMonitor(torch.zeros(1, 2, 2)), pl.Callback)
+
+
+def test_the_kept_timescales_are_those_of_the_model_passed_and_its_snapshot_is_kept() -> None:
+    lam = 0.9  # every forget gate exactly lam: every unit's timescale -1 / ln lam
+    net = LSTMForecaster(1, hidden_size=4, num_layers=1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.lstm.bias_ih_l0[4:8] = math.log(lam / (1 - lam))  # PyTorch's gate order: i, f, g, o
+    monitor = GateMonitor(torch.randn(8, 20, 1))
+    kept = monitor.kept(net, epoch=5)
+    assert kept["gates/kept/epoch"] == 5
+    assert kept["gates/kept/l0/timescale/median"] == pytest.approx(-1 / math.log(lam), rel=1e-4)
+    assert kept["gates/kept/l0/timescale/share_gt_5"] == 1.0
+    assert 5 in monitor.snapshots

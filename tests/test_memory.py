@@ -142,6 +142,16 @@ def test_the_monitor_logs_untrained_and_every_epoch_memory(tmp_path: object) -> 
     np.testing.assert_array_equal(restored.profiles[1].saliency, monitor.profiles[1].saliency)
 
 
+@pytest.mark.parametrize("lam", [0.8, 0.95])
+def test_the_kept_measures_are_those_of_the_model_passed_not_the_last_epoch(lam: float) -> None:
+    x = torch.randn(64, 60, 1, generator=torch.Generator().manual_seed(2))
+    monitor = MemoryMonitor(x, x[:, -1, 0], mse)
+    kept = monitor.kept(ewma_lstm(lam), epoch=3)
+    assert kept["memory/kept/epoch"] == 3
+    assert kept["memory/kept/saliency_tau"] == pytest.approx(-1 / math.log(lam), rel=0.05)
+    assert kept["memory/kept/k90"] == memory_profile(ewma_lstm(lam), x, x[:, -1, 0], mse).k90
+
+
 def test_the_memory_value_curve_finds_the_planted_timescale_on_training_rows_only() -> None:
     rng = np.random.default_rng(6)
     daily = rng.lognormal(0.0, 1.0, 3000)

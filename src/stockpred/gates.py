@@ -282,6 +282,20 @@ class GateMonitor(Callback):
         if last not in self.snapshots:  # the weights are still the last epoch's here
             self.snapshots[last] = snapshot(self._replay(), last, self.sample_index)
 
+    def kept(self, model: Forecaster, epoch: int) -> dict[str, float]:
+        """The memory-gate timescales of the model training kept (its best epoch's weights,
+        ``epoch``) as ``gates/kept/l{layer}/timescale/median`` ... (the per-epoch keys end at the
+        last epoch); its snapshot joins ``snapshots`` so its tables and figures are logged too."""
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            acts = model.gate_activations(self.batch.to(device))
+        if epoch not in self.snapshots:
+            self.snapshots[epoch] = snapshot(acts, epoch, self.sample_index)
+        out = {"gates/kept/epoch": float(epoch)}
+        for layer, taus in enumerate(unit_timescales(acts)):
+            out.update(timescale_summary(taus, f"gates/kept/l{layer}/timescale"))
+        return out
+
     def rank_zero_state(self) -> dict[str, Any]:
         """What rank 0 collected, for the main process after a ``ddp_spawn``/``ddp_fork`` fit
         (its workers' callbacks are copies; ``stockpred.train`` sends this back)."""

@@ -207,6 +207,21 @@ class MemoryMonitor(Callback):
         self.profiles[epoch] = profile
         return profile
 
+    def kept(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """Both measures of the model training kept (its best epoch's weights, ``epoch``) as
+        ``memory/kept/k90`` ...: the per-epoch keys end at the last epoch, which early stopping
+        may not keep."""
+        network = network_of(model)
+        device = next(network.parameters()).device
+        was_training = network.training
+        network.eval()
+        try:
+            x, y = self.batch.to(device), self.target.to(device)
+            profile = memory_profile(network, x, y, self.loss, epoch)
+        finally:
+            network.train(was_training)
+        return {**profile.metrics("memory/kept"), "memory/kept/epoch": float(epoch)}
+
     def rank_zero_state(self) -> dict[str, Any]:
         """What rank 0 collected, for the main process after a spawned DDP fit."""
         return self.state_dict()

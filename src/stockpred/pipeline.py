@@ -355,6 +355,13 @@ def train_model(ctx: RunContext, prepared: Prepared) -> FitResult:
         checkpoint_dir=str(ctx.checkpoints) if ctx.checkpoints else None,
         resume_from=str(resume_from) if resume_from else None,
     )
+    kept: dict[str, float] = {}  # the diagnostics of the weights training kept
+    if diagnostics is not None:
+        kept.update(diagnostics.monitor.kept(fitted.model, fitted.best_epoch))
+    if memory is not None:
+        kept.update(memory.kept(fitted.model, fitted.best_epoch))
+    if kept:
+        tracking.log_metrics(ctx.run_id, kept)
     if diagnostics is not None:
         price_path, label = diagnostics.window(prepared)
         for artifact_file, item in gate_artifacts(diagnostics.monitor, price_path, label):

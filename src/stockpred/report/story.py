@@ -405,13 +405,22 @@ def _ratio_histogram(ratios: np.ndarray, label: str, reference: str) -> Figure:
 
 
 def network_memory(metrics: Mapping[str, float]) -> dict[int, float]:
-    """Per layer, the median unit's memory timescale tau at the last epoch (days)."""
+    """Per layer, the median unit's memory timescale tau (days) of the weights training kept
+    (``gates/kept/...``; runs from before it was logged: the last epoch's)."""
+    prefix = "gates/kept/l" if "gates/kept/l0/timescale/median" in metrics else "gates/l"
     out = {}
     layer = 0
-    while f"gates/l{layer}/timescale/median" in metrics:
-        out[layer] = float(metrics[f"gates/l{layer}/timescale/median"])
+    while f"{prefix}{layer}/timescale/median" in metrics:
+        out[layer] = float(metrics[f"{prefix}{layer}/timescale/median"])
         layer += 1
     return out
+
+
+def kept_memory(metrics: Mapping[str, float], name: str) -> float | None:
+    """``memory/kept/<name>`` (the weights training kept), else the last epoch's
+    ``memory/<name>`` (runs from before the kept epoch's measures were logged)."""
+    value = metrics.get(f"memory/kept/{name}", metrics.get(f"memory/{name}"))
+    return None if value is None else float(value)
 
 
 def memory_html(
@@ -473,15 +482,15 @@ def memory_by_use_html(metrics: Mapping[str, float], config: PipelineConfig) -> 
     """How long the forecast's memory is by use (saliency decay, truncation), set beside the
     gates' median tau (the divergence said when they disagree by more than 2x), what memory can
     earn on the training data, and where the memory lives (inputs or cell)."""
-    tau = metrics.get("memory/saliency_tau")
-    k90 = metrics.get("memory/k90")
+    tau = kept_memory(metrics, "saliency_tau")
+    k90 = kept_memory(metrics, "k90")
     if tau is None or k90 is None:
         return (
             "<p>This run did not measure memory by use (<code>gates.memory</code> off, or it "
             "was trained before the measure existed).</p>"
         )
     untrained = metrics.get("memory/untrained/saliency_tau", math.nan)
-    k5 = metrics.get("memory/truncation_k5")
+    k5 = kept_memory(metrics, "truncation_k5")
     parts = [
         f"<p><b>By use, the forecast looks back about {tau:.1f} trading days</b>: its "
         "sensitivity to an input (mean |∂ forecast / ∂ input|) decays by a factor e every "
